@@ -1,0 +1,5 @@
+"""Subcommands. Each module has ``register(subparsers)`` that adds its parser and sets ``handler``."""
+
+from . import list_cmd, run_cmd
+
+COMMANDS = [run_cmd, list_cmd]

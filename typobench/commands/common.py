@@ -1,0 +1,55 @@
+"""Options shared by every command that loads a model and a data set."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..heads import HEAD_KINDS
+from ..run import DEFAULT_DATASET, DEFAULT_MODEL, RunConfig
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def add_model_data_options(parser: argparse.ArgumentParser) -> None:
+    model = parser.add_argument_group("model")
+    model.add_argument("--model", default=DEFAULT_MODEL,
+                       help="built-in name, open_clip NAME or NAME:TAG (ViT-B-32:openai), or hf-hub:org/repo "
+                            f"(default: {DEFAULT_MODEL}; see `typobench list models`)")
+    model.add_argument("--pretrained", default=None,
+                       help="open_clip pretrained tag or a local checkpoint (.safetensors/.pt) for --model NAME")
+    model.add_argument("--head", choices=HEAD_KINDS, default="zeroshot",
+                       help="zero-shot prompts or a logistic-regression linear probe on the train split")
+    model.add_argument("--probe-train-limit", type=positive_int, default=None,
+                       help="train the linear probe on a stratified subset of this many train images")
+
+    data = parser.add_argument_group("data")
+    data.add_argument("--dataset", default=DEFAULT_DATASET,
+                      help=f"data set name (default: {DEFAULT_DATASET}, bundled; see `typobench list datasets`)")
+    data.add_argument("--data-root", default=None, help="where the data set lives on disk")
+    data.add_argument("--split", default="test", help="split to evaluate (default: test)")
+    data.add_argument("--download", action="store_true", help="allow torchvision to download cifar10/cifar100")
+    data.add_argument("--classnames", dest="classnames_file", default=None,
+                      help="text file with one class name per line (folder data sets)")
+    data.add_argument("--limit", type=positive_int, default=None,
+                      help="evaluate a deterministic class-stratified subset of N images")
+
+    runtime = parser.add_argument_group("runtime")
+    runtime.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps")
+    runtime.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
+                         help="autocast precision (weights stay fp32)")
+    runtime.add_argument("--batch-size", type=positive_int, default=64)
+    runtime.add_argument("--workers", type=int, default=0, help="data loader worker processes")
+    runtime.add_argument("--seed", type=int, default=0, help="seed for subsets, placements and attacks")
+    runtime.add_argument("--cache-dir", default=None,
+                         help="cache for zero-shot weights and probe features (default: $TYPOBENCH_CACHE "
+                              "or ~/.cache/typobench)")
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    fields = RunConfig.__dataclass_fields__
+    return RunConfig(**{name: getattr(args, name) for name in fields if hasattr(args, name)})

@@ -1,0 +1,58 @@
+"""``typobench list models|datasets``: what can be run."""
+
+from __future__ import annotations
+
+import argparse
+
+import open_clip
+
+from ..data import dataset_entry, list_datasets
+from ..errors import unknown_name_error
+from ..models import list_builtin_models
+from ..models.builtin import get_builtin_model
+
+TOPICS = ("models", "datasets")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("list", help="list built-in and open_clip models, data sets",
+                                   description="List what typobench can run.")
+    parser.add_argument("topic", choices=TOPICS)
+    parser.add_argument("--name", default=None, help="only this model (shows its pretrained tags)")
+    parser.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    if args.topic == "models":
+        print_models(args.name)
+    else:
+        print_datasets()
+    return 0
+
+
+def print_models(only: str | None = None) -> None:
+    builtins = list_builtin_models()
+    tags: dict[str, list[str]] = {}
+    for name, tag in open_clip.list_pretrained():
+        tags.setdefault(name, []).append(tag)
+    architectures = [m for m in open_clip.list_models() if not m.startswith("typobench-")]
+    if only is not None:
+        if only not in builtins and only not in architectures:
+            raise unknown_name_error("model", only, builtins + architectures, "typobench list models")
+        builtins = [only] if only in builtins else []
+        architectures = [only] if only in architectures else []
+    if builtins:
+        print("built-in (offline):")
+        for name in builtins:
+            print(f"  {name:<24} {get_builtin_model(name).description}")
+    if architectures:
+        print("open_clip (NAME or NAME:TAG; tags download through open_clip's cache):")
+        for name in architectures:
+            print(f"  {name:<34} {', '.join(tags.get(name, [])) or '(no pretrained tags: random init)'}")
+
+
+def print_datasets() -> None:
+    for name in list_datasets():
+        entry = dataset_entry(name)
+        print(f"  {name:<16} {entry.description}")
+        print(f"  {'':<16} {entry.how_to_get}")

@@ -1,0 +1,38 @@
+"""Data sets for typobench: a registry of named image classification data sets.
+
+>>> from typobench.data import list_datasets, load_dataset
+>>> ds = load_dataset("cifar10-sample", transform=preprocess_without_normalize)  # doctest: +SKIP
+>>> pixels, label, index = ds[0]  # doctest: +SKIP
+
+Every data set yields ``(pixels in [0, 1], label, index)``, carries its class names, zero-shot
+templates and stable per-item ``sample_ids``, and can be cut down with :func:`stratified_subset`.
+"""
+
+from __future__ import annotations
+
+from .base import ImageDataset, ImageReadError, PixelTransform, read_rgb
+from .classnames import CIFAR10_CLASSNAMES, CIFAR100_CLASSNAMES, imagenet_classnames, imagenet_wnids
+from .registry import DatasetEntry, dataset_entry, list_datasets, load_dataset, register_dataset
+from .sampling import sample_hash, stratified_subset
+from .templates import CIFAR_TEMPLATES, GENERIC_TEMPLATES, openai_imagenet_templates
+
+__all__ = [
+    "CIFAR10_CLASSNAMES",
+    "CIFAR100_CLASSNAMES",
+    "CIFAR_TEMPLATES",
+    "GENERIC_TEMPLATES",
+    "DatasetEntry",
+    "ImageDataset",
+    "ImageReadError",
+    "PixelTransform",
+    "dataset_entry",
+    "imagenet_classnames",
+    "imagenet_wnids",
+    "list_datasets",
+    "load_dataset",
+    "openai_imagenet_templates",
+    "read_rgb",
+    "register_dataset",
+    "sample_hash",
+    "stratified_subset",
+]

@@ -1,0 +1,104 @@
+"""The batch loop: stream the data set once, run every stage on each batch, record predictions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+from torch import Tensor
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from .data import ImageDataset
+from .errors import UsageError
+from .resume import BatchStore
+from .stages import Batch, RunContext, Stage, StageOutput, score
+
+
+def batch_plan(n: int, batch_size: int) -> list[list[int]]:
+    """Item indices of every batch, in order: fixed for a given n and batch size."""
+    return [list(range(start, min(start + batch_size, n))) for start in range(0, n, batch_size)]
+
+
+def check_stage_sources(stages: Sequence[Stage]) -> None:
+    """Every stage must read from ``clean`` or an earlier stage."""
+    seen = {"clean"}
+    for stage in stages:
+        if stage.source not in seen:
+            raise UsageError(f"stage '{stage.name}' reads from '{stage.source}', which is not an earlier stage; "
+                             f"use one of: {', '.join(sorted(seen))}")
+        if stage.name in seen and stage.name != "clean":
+            raise UsageError(f"stage name '{stage.name}' is used twice: give each stage a unique name")
+        seen.add(stage.name)
+
+
+def prediction_rows(stage: Stage, batch: Batch, logits: Tensor, output: StageOutput) -> pd.DataFrame:
+    """One row per sample: id, label, prediction, top-5, probability of the label, stage columns."""
+    probs = logits.softmax(dim=-1)
+    k = min(5, logits.shape[1])
+    top = logits.topk(k, dim=-1).indices.cpu()
+    labels = batch.labels.cpu()
+    frame = pd.DataFrame({
+        "stage": stage.name,
+        "sample_id": batch.sample_ids,
+        "index": batch.indices,
+        "label": labels.numpy(),
+        "pred": top[:, 0].numpy(),
+        "top5": [" ".join(map(str, row.tolist())) for row in top],
+        "p_label": probs.gather(1, batch.labels.view(-1, 1)).squeeze(1).cpu().numpy(),
+    })
+    if output.targets is not None:
+        frame["target"] = output.targets.cpu().numpy()
+    for column, values in output.columns.items():
+        frame[column] = values
+    return frame
+
+
+def run_stages_on_batch(stages: Sequence[Stage], batch: Batch, ctx: RunContext) -> pd.DataFrame:
+    images = {"clean": batch.images}
+    frames = []
+    for stage in stages:
+        output = stage.apply(images[stage.source], batch, ctx)
+        images[stage.name] = output.images
+        logits = score(ctx.classifier, output.images, ctx.runtime)
+        frames.append(prediction_rows(stage, batch, logits, output))
+    return pd.concat(frames, ignore_index=True)
+
+
+def evaluate(
+    dataset: ImageDataset,
+    stages: Sequence[Stage],
+    ctx: RunContext,
+    store: BatchStore,
+    *,
+    batch_size: int,
+    workers: int = 0,
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Predictions of every stage on every item of ``dataset`` (long format, one row per sample and stage).
+
+    Finished batches are saved in ``store`` as they complete; batches already there are skipped.
+    """
+    check_stage_sources(stages)
+    plan = batch_plan(len(dataset), batch_size)
+    done = store.open()
+    todo = [i for i in range(len(plan)) if i not in done]
+    loader = DataLoader(dataset, batch_sampler=[plan[i] for i in todo], num_workers=workers)
+    device = ctx.runtime.device
+    bar = tqdm(total=len(dataset), initial=sum(len(plan[i]) for i in done), desc="evaluate", unit="img",
+               disable=not progress, mininterval=1.0)
+    for batch_no, (images, labels, indices) in zip(todo, loader):
+        indices = indices.tolist()
+        batch = Batch(
+            images=images.to(device, non_blocking=True),
+            labels=labels.to(device, non_blocking=True).long(),
+            indices=indices,
+            sample_ids=[dataset.sample_ids[i] for i in indices],
+        )
+        store.save(batch_no, run_stages_on_batch(stages, batch, ctx))
+        bar.update(len(indices))
+    bar.close()
+    return store.load_all()
+
+
+__all__ = ["batch_plan", "check_stage_sources", "evaluate", "prediction_rows", "run_stages_on_batch"]

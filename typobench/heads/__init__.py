@@ -1,0 +1,17 @@
+"""Classifier heads on top of the image tower: zero-shot and linear probe."""
+
+from .linear_probe import DEFAULT_WEIGHT_DECAYS, LinearProbeHead, ProbeReport, fit_logistic_regression, train_linear_probe
+from .zeroshot import ZeroShotHead, zeroshot_class_embeddings
+
+HEAD_KINDS = ("zeroshot", "linear-probe")
+
+__all__ = [
+    "DEFAULT_WEIGHT_DECAYS",
+    "HEAD_KINDS",
+    "LinearProbeHead",
+    "ProbeReport",
+    "ZeroShotHead",
+    "fit_logistic_regression",
+    "train_linear_probe",
+    "zeroshot_class_embeddings",
+]

@@ -1,0 +1,68 @@
+"""Build a head for a loaded model, reusing the on-disk cache keyed by content."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from torch import nn
+
+from ..cache import TensorCache, content_key
+from ..classifier import ImageClassifier
+from ..data import ImageDataset, sample_hash
+from ..features import extract_features, features_cache_key
+from ..models import LoadedModel
+from ..runtime import Runtime
+from .linear_probe import train_linear_probe
+from .zeroshot import ZeroShotHead, zeroshot_class_embeddings
+
+
+def build_zeroshot_head(
+    loaded: LoadedModel, classnames: Sequence[str], templates: Sequence[str], cache: TensorCache
+) -> tuple[ZeroShotHead, dict[str, Any]]:
+    """Class embeddings from cache when model weights, class names, templates and code all match."""
+    key = content_key(kind="zeroshot", model=loaded.fingerprint(), classnames=list(classnames), templates=list(templates))
+    hit = cache.load("zeroshot", key)
+    if hit is not None:
+        embeddings = hit["class_embeddings"].to(loaded.device)
+    else:
+        embeddings = zeroshot_class_embeddings(loaded.model, loaded.tokenizer, classnames, templates)
+        cache.save("zeroshot", key, {"class_embeddings": embeddings})
+    head = ZeroShotHead.from_clip(loaded.model, embeddings)
+    info = {
+        "kind": "zeroshot",
+        "templates": list(templates),
+        "logit_scale": head.logit_scale,
+        "logit_bias": head.logit_bias,
+        "cache_key": key,
+        "cached": hit is not None,
+    }
+    return head, info
+
+
+def build_linear_probe_head(
+    loaded: LoadedModel,
+    train_set: ImageDataset,
+    runtime: Runtime,
+    cache: TensorCache,
+    *,
+    batch_size: int,
+    workers: int,
+    seed: int,
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Fit a logistic-regression probe on (cached) clean features of ``train_set``."""
+    extractor = ImageClassifier(loaded.model, loaded.mean, loaded.std, nn.Identity()).to(runtime.device)
+    key = features_cache_key(loaded.fingerprint(), train_set, repr(loaded.pixel_transform()))
+    features, labels = extract_features(
+        extractor, train_set, runtime, key=key, cache=cache, batch_size=batch_size, workers=workers,
+        desc="probe features",
+    )
+    head, report = train_linear_probe(features, labels, len(train_set.classnames), seed=seed)
+    info = {
+        "kind": "linear-probe",
+        **report.to_dict(),
+        "train_split": train_set.split,
+        "train_sample_hash": sample_hash(train_set.sample_ids),
+        "features_cache_key": key,
+    }
+    return head.to(runtime.device), info

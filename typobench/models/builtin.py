@@ -1,0 +1,64 @@
+"""Models that ship with typobench: open_clip configs (and, for trained ones, weights) in the package.
+
+They are registered with open_clip on import, so they go through exactly the same
+``open_clip.create_model`` code path as ``ViT-B-32`` or ``RN50``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import open_clip
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+
+# Registering the folder makes ``typobench-*`` names visible to open_clip.list_models().
+open_clip.add_model_config(CONFIG_DIR)
+
+
+@dataclass(frozen=True)
+class BuiltinModel:
+    """A model shipped with the package.
+
+    ``weights`` is a safetensors file inside the package, or None for a random model
+    initialised from ``seed`` (a test model whose scores are at chance by construction).
+    """
+
+    name: str
+    open_clip_name: str
+    description: str
+    weights: Path | None = None
+    seed: int = 0
+
+    @property
+    def random_init(self) -> bool:
+        return self.weights is None
+
+
+_BUILTINS: dict[str, BuiltinModel] = {}
+
+
+def register_builtin(model: BuiltinModel) -> None:
+    _BUILTINS[model.name] = model
+
+
+def list_builtin_models() -> list[str]:
+    return sorted(_BUILTINS)
+
+
+def get_builtin_model(name: str) -> BuiltinModel | None:
+    return _BUILTINS.get(name)
+
+
+register_builtin(BuiltinModel(
+    name="tiny-rn",
+    open_clip_name="typobench-tiny-rn",
+    description="random-init ModifiedResNet (RN50 family), layers [1,1,1,1] width 8, 64 px; for tests",
+))
+register_builtin(BuiltinModel(
+    name="tiny-vit",
+    open_clip_name="typobench-tiny-vit",
+    description="random-init ViT, 2 layers width 64 patch 8, 32 px; for tests",
+))

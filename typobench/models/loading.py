@@ -1,0 +1,246 @@
+"""One entry point for every model: open_clip names and tags, local checkpoints, hf-hub, built-ins."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import open_clip
+import torch
+from torch import nn
+from torchvision import transforms as T
+
+from ..errors import UsageError, unknown_name_error
+from .builtin import get_builtin_model, list_builtin_models
+
+HF_HUB_PREFIX = "hf-hub:"
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt", ".npz")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A parsed model specification.
+
+    ``name`` is an open_clip architecture, a built-in name, or ``hf-hub:org/repo``;
+    ``pretrained`` is an open_clip tag, a local checkpoint path, or None.
+    """
+
+    name: str
+    pretrained: str | None = None
+
+    @property
+    def is_hub(self) -> bool:
+        return self.name.startswith(HF_HUB_PREFIX)
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}:{self.pretrained}" if self.pretrained else self.name
+
+
+def parse_model_spec(spec: str, pretrained: str | None = None) -> ModelSpec:
+    """Split ``NAME:TAG`` (but not ``hf-hub:org/repo``) into a :class:`ModelSpec`."""
+    if spec.startswith(HF_HUB_PREFIX):
+        if pretrained:
+            raise UsageError(f"--pretrained '{pretrained}' cannot be combined with '{spec}': hf-hub models bring their own weights")
+        return ModelSpec(spec)
+    name, sep, tag = spec.partition(":")
+    if sep and pretrained:
+        raise UsageError(f"model '{spec}' already names a tag; drop --pretrained '{pretrained}' or the ':{tag}' suffix")
+    return ModelSpec(name, tag if sep else pretrained)
+
+
+@dataclass
+class LoadedModel:
+    """An open_clip model in eval mode, with what is needed to feed it [0,1] pixels and text.
+
+    ``mean``/``std`` are the normalisation of this pretrained tag (they differ between OpenAI,
+    SigLIP, ...); the classifier applies them inside ``forward``, never the data pipeline.
+    """
+
+    spec: ModelSpec
+    model: nn.Module
+    tokenizer: Callable[..., torch.Tensor]
+    image_size: tuple[int, int]
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    preprocess_cfg: dict[str, Any]
+    checkpoint_sha256: str | None
+    random_init: bool
+    _fingerprint: str | None = field(default=None, repr=False)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def pixel_transform(self) -> Callable:
+        """PIL image -> [3,H,W] float in [0,1]: the model's own resize/crop, without Normalize."""
+        cfg = self.preprocess_cfg
+        full = open_clip.image_transform(
+            self.image_size, is_train=False, mean=cfg.get("mean"), std=cfg.get("std"),
+            resize_mode=cfg.get("resize_mode"), interpolation=cfg.get("interpolation"),
+            fill_color=cfg.get("fill_color", 0),
+        )
+        return T.Compose([t for t in full.transforms if not isinstance(t, T.Normalize)])
+
+    def fingerprint(self) -> str:
+        """sha256 over every weight tensor: the identity of the model for cache keys."""
+        if self._fingerprint is None:
+            digest = hashlib.sha256()
+            for key, tensor in sorted(self.model.state_dict().items()):
+                digest.update(key.encode())
+                digest.update(str(tuple(tensor.shape)).encode())
+                digest.update(str(tensor.dtype).encode())
+                digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+            self._fingerprint = digest.hexdigest()
+        return self._fingerprint
+
+    def describe(self) -> dict[str, Any]:
+        """The model's identity for results.json."""
+        return {
+            "name": self.spec.name,
+            "pretrained": self.spec.pretrained,
+            "label": self.spec.label,
+            "checkpoint_sha256": self.checkpoint_sha256,
+            "random_init": self.random_init,
+            "image_size": list(self.image_size),
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "weights_sha256": self.fingerprint(),
+        }
+
+
+def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def list_model_names() -> list[str]:
+    """Built-in models first, then every open_clip architecture."""
+    return list_builtin_models() + [m for m in open_clip.list_models() if not m.startswith("typobench-")]
+
+
+def _looks_like_path(value: str) -> bool:
+    return value.endswith(CHECKPOINT_SUFFIXES) or "/" in value or "\\" in value or Path(value).exists()
+
+
+def _validate(spec: ModelSpec) -> None:
+    """Fail early, in one line, on a name or tag that open_clip does not know (no download attempted)."""
+    if spec.is_hub or get_builtin_model(spec.name):
+        return
+    if spec.name not in open_clip.list_models():
+        raise unknown_name_error("model", spec.name, list_model_names(), "typobench list models")
+    tag = spec.pretrained
+    if tag is None:
+        return
+    if _looks_like_path(tag):
+        if not Path(tag).is_file():
+            raise UsageError(f"checkpoint '{tag}' not found: pass an existing .safetensors/.pt file or an open_clip tag")
+        return
+    tags = open_clip.list_pretrained_tags_by_model(spec.name)
+    if tag not in tags:
+        raise unknown_name_error(f"pretrained tag for {spec.name}", tag, tags, f"typobench list models --name {spec.name}")
+
+
+def _tag_preprocess(spec: ModelSpec) -> dict[str, Any] | None:
+    """The preprocessing (mean, std, ...) registered for an open_clip tag, without downloading."""
+    if spec.is_hub or spec.pretrained is None or _looks_like_path(spec.pretrained):
+        return None
+    cfg = open_clip.get_pretrained_cfg(spec.name, spec.pretrained)
+    keys = ("mean", "std", "interpolation", "resize_mode", "fill_color")
+    return {k: cfg[k] for k in keys if k in cfg} or None
+
+
+def load_model(
+    spec: str | ModelSpec,
+    pretrained: str | None = None,
+    *,
+    device: str | torch.device = "cpu",
+    seed: int = 0,
+    cache_dir: str | None = None,
+) -> LoadedModel:
+    """Load any open_clip model, ready for [0,1] pixels, in eval mode on ``device``.
+
+    ``spec`` is ``NAME:TAG`` (``ViT-B-32:openai``), ``NAME`` with ``pretrained`` a tag or a local
+    checkpoint, ``hf-hub:org/repo``, or a built-in name (``list_builtin_models()``). Weights are
+    kept in fp32; reduced precision is applied with autocast at run time. Downloads go through
+    open_clip's own cache (``cache_dir``).
+    """
+    if isinstance(spec, str):
+        spec = parse_model_spec(spec, pretrained)
+    _validate(spec)
+    builtin = get_builtin_model(spec.name)
+    if builtin is not None:
+        model, checkpoint = _create_builtin(builtin, seed)
+    else:
+        model, checkpoint = _create_open_clip(spec, seed, cache_dir)
+    model = model.to(device).eval()
+    tokenizer = open_clip.get_tokenizer(builtin.open_clip_name if builtin else spec.name)
+    cfg = dict(getattr(model.visual, "preprocess_cfg", {}))
+    size = cfg.get("size", getattr(model.visual, "image_size", 224))
+    size = (size, size) if isinstance(size, int) else tuple(size)
+    return LoadedModel(
+        spec=spec,
+        model=model,
+        tokenizer=tokenizer,
+        image_size=size,
+        mean=_triple(cfg.get("mean", open_clip.OPENAI_DATASET_MEAN)),
+        std=_triple(cfg.get("std", open_clip.OPENAI_DATASET_STD)),
+        preprocess_cfg=cfg,
+        checkpoint_sha256=file_sha256(checkpoint) if checkpoint else None,
+        random_init=checkpoint is None and (builtin is not None or spec.pretrained is None) and not spec.is_hub,
+    )
+
+
+def _triple(value: Any) -> tuple[float, float, float]:
+    values = tuple(float(v) for v in (value if isinstance(value, (list, tuple)) else (value,) * 3))
+    return values  # type: ignore[return-value]
+
+
+@contextmanager
+def _quiet_open_clip() -> Iterator[None]:
+    """Silence open_clip's "initialized randomly" warning: built-ins say so in their own results."""
+    root = logging.getLogger()
+    previous = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(previous)
+
+
+def _create_builtin(builtin, seed: int) -> tuple[nn.Module, Path | None]:
+    # A seeded, forked RNG makes random test models identical across runs without
+    # disturbing the caller's global random state.
+    with torch.random.fork_rng(devices=[]), _quiet_open_clip():
+        torch.manual_seed(seed if builtin.random_init else builtin.seed)
+        model = open_clip.create_model(builtin.open_clip_name, pretrained=None)
+    if builtin.weights is None:
+        return model, None
+    from safetensors.torch import load_file
+
+    state = {k: v.float() for k, v in load_file(str(builtin.weights)).items()}
+    model.load_state_dict(state, strict=True)
+    return model, builtin.weights
+
+
+def _create_open_clip(spec: ModelSpec, seed: int, cache_dir: str | None) -> tuple[nn.Module, Path | None]:
+    checkpoint = Path(spec.pretrained) if spec.pretrained and _looks_like_path(spec.pretrained) else None
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        # open_clip loads local checkpoints with torch.load(weights_only=True) or safetensors:
+        # nothing is unpickled. Tags and hf-hub download through open_clip's own cache.
+        model = open_clip.create_model(
+            spec.name,
+            pretrained=spec.pretrained,
+            cache_dir=cache_dir,
+            force_preprocess_cfg=_tag_preprocess(spec),
+            weights_only=True,
+        )
+    return model, checkpoint

@@ -1,0 +1,38 @@
+"""Human-readable summaries printed by the CLI."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def format_rate(value: float | None, ci: list[float] | None = None) -> str:
+    if value is None:
+        return "-"
+    text = f"{100 * value:5.1f}%"
+    return f"{text} [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]" if ci else text
+
+
+def stage_table(stages: list[dict[str, Any]]) -> str:
+    """A fixed-width table: stage, accuracy with 95% CI, n, targeted success with CI."""
+    header = f"{'stage':<28} {'accuracy [95% CI]':<24} {'n':>6}  {'targeted success [95% CI]':<26}"
+    lines = [header, "-" * len(header)]
+    for stage in stages:
+        targeted = stage.get("targeted_success")
+        target_text = format_rate(targeted["value"], targeted["ci95"]) if targeted else ""
+        lines.append(f"{stage['name']:<28} {format_rate(stage['accuracy'], stage['ci95']):<24} "
+                     f"{stage['n']:>6}  {target_text:<26}")
+    return "\n".join(lines)
+
+
+def print_run_summary(outcome) -> None:
+    results = outcome.results
+    model = results["model"]
+    data = results["dataset"]
+    print(f"model   {model['label']}" + ("  (RANDOM WEIGHTS: a test model, scores at chance)" if model["random_init"] else ""))
+    print(f"data    {data['name']} {data['split']}  n={data['n']}  sample {data['sample_hash'][:12]}")
+    print(f"head    {results['head']['kind']}")
+    print()
+    print(stage_table(results["stages"]))
+    print()
+    state = "already complete, nothing re-run" if outcome.resumed_complete else "written"
+    print(f"results {outcome.out_dir}/results.json ({state})")

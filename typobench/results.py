@@ -1,0 +1,119 @@
+"""results.json and predictions.csv: the record of a run that leaderboards and scripts trust.
+
+Both files are written atomically (temporary file, then rename): a reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .atomic import write_json_atomic, write_text_atomic
+from .metrics import per_class_accuracy, rate
+
+SCHEMA_VERSION = 1
+RESULTS_FILE = "results.json"
+PREDICTIONS_FILE = "predictions.csv"
+
+
+def stage_metrics(frame: pd.DataFrame, classnames: Sequence[str], *, clean: pd.DataFrame | None = None) -> dict[str, Any]:
+    """Accuracy with its Wilson CI (and targeted success when the stage has targets) for one stage.
+
+    Targeted success counts only eligible samples: a real target (>= 0) that differs from the
+    label and that the clean image was not already predicted as.
+    """
+    labels = frame["label"].to_numpy()
+    preds = frame["pred"].to_numpy()
+    accuracy = rate(preds == labels)
+    metrics: dict[str, Any] = {
+        "accuracy": accuracy["value"],
+        "ci95": accuracy["ci95"],
+        "n": accuracy["n"],
+        "per_class": per_class_accuracy(labels, preds, classnames),
+    }
+    if "target" in frame.columns:
+        targets = frame["target"].to_numpy()
+        eligible = (targets >= 0) & (targets != labels)
+        if clean is not None:
+            clean_pred = clean.set_index("sample_id").loc[frame["sample_id"], "pred"].to_numpy()
+            eligible &= clean_pred != targets
+        metrics["targeted_success"] = rate(preds[eligible] == targets[eligible])
+    return metrics
+
+
+def summarise_stages(predictions: pd.DataFrame, stage_info: Sequence[dict], classnames: Sequence[str]) -> list[dict]:
+    """One entry per stage, in run order: its description merged with its metrics."""
+    clean = predictions[predictions["stage"] == "clean"]
+    clean = clean if len(clean) else None
+    out = []
+    for info in stage_info:
+        frame = predictions[predictions["stage"] == info["name"]]
+        out.append({**info, **stage_metrics(frame, classnames, clean=clean)})
+    return out
+
+
+def environment() -> dict[str, Any]:
+    """Versions of everything that affects the numbers."""
+    import open_clip
+    import torch
+
+    from . import __version__
+
+    return {
+        "typobench": __version__,
+        "open_clip": open_clip.__version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "git_commit": git_commit(),
+    }
+
+
+def git_commit() -> str | None:
+    """The commit of the typobench checkout, when it is one (None for an installed wheel)."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None
+    return out.stdout.strip() or None
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def write_results(out_dir: Path, results: dict[str, Any], predictions: pd.DataFrame) -> None:
+    """Write predictions first, results.json last: results.json present means the run finished."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out_dir / PREDICTIONS_FILE, predictions.to_csv(index=False))
+    write_json_atomic(out_dir / RESULTS_FILE, _jsonable({"schema_version": SCHEMA_VERSION, **results}))
+
+
+def read_results(run_dir: str | Path) -> dict[str, Any]:
+    return json.loads((Path(run_dir) / RESULTS_FILE).read_text())
+
+
+def read_predictions(run_dir: str | Path) -> pd.DataFrame:
+    return pd.read_csv(Path(run_dir) / PREDICTIONS_FILE, keep_default_na=False)

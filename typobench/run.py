@@ -1,0 +1,161 @@
+"""``typobench run``: load a model, a data set and a head, run the stages, write the results."""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .cache import TensorCache, content_key, default_cache_dir
+from .classifier import ImageClassifier
+from .data import ImageDataset, load_dataset, sample_hash, stratified_subset
+from .errors import UsageError
+from .evaluation import evaluate
+from .heads import HEAD_KINDS
+from .heads.build import build_linear_probe_head, build_zeroshot_head
+from .models import LoadedModel, load_model
+from .resume import BatchStore
+from .results import RESULTS_FILE, environment, read_results, summarise_stages, utc_now, write_results
+from .runtime import Runtime
+from .stages import CleanStage, RunContext, Stage
+
+DEFAULT_MODEL = "tiny-rn"
+DEFAULT_DATASET = "cifar10-sample"
+
+# Options that change where or how fast a run happens, but not its numbers.
+_NON_SEMANTIC = ("out", "workers", "cache_dir", "device", "overwrite")
+
+
+@dataclass
+class RunConfig:
+    """Every option of a run. The resolved config is recorded in results.json."""
+
+    model: str = DEFAULT_MODEL
+    pretrained: str | None = None
+    dataset: str = DEFAULT_DATASET
+    data_root: str | None = None
+    split: str = "test"
+    download: bool = False
+    classnames_file: str | None = None
+    head: str = "zeroshot"
+    limit: int | None = None
+    probe_train_limit: int | None = None
+    batch_size: int = 64
+    workers: int = 0
+    device: str = "auto"
+    precision: str = "fp32"
+    seed: int = 0
+    out: str | None = None
+    cache_dir: str | None = None
+    overwrite: bool = False
+
+    def validate(self) -> None:
+        if self.head not in HEAD_KINDS:
+            raise UsageError(f"--head '{self.head}' is unknown: use one of {', '.join(HEAD_KINDS)}")
+        for option in ("batch_size", "limit", "probe_train_limit"):
+            value = getattr(self, option)
+            if value is not None and value < 1:
+                raise UsageError(f"--{option.replace('_', '-')} must be a positive integer, got {value}")
+        if self.workers < 0:
+            raise UsageError(f"--workers must be >= 0, got {self.workers}")
+
+    def semantic(self) -> dict[str, Any]:
+        """The options that determine the numbers (used for the resume guard)."""
+        return {k: v for k, v in asdict(self).items() if k not in _NON_SEMANTIC}
+
+
+@dataclass
+class RunOutcome:
+    out_dir: Path
+    results: dict[str, Any]
+    predictions: pd.DataFrame | None = None
+    resumed_complete: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+def limit_dataset(dataset: ImageDataset, limit: int | None, seed: int) -> ImageDataset:
+    """A deterministic class-stratified subset of ``limit`` items (all items when limit is None)."""
+    if limit is None or limit >= len(dataset):
+        return dataset
+    return dataset.subset(stratified_subset(dataset.labels, limit, seed))
+
+
+def default_out_dir(config: RunConfig, config_hash: str) -> Path:
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{config.model}-{config.dataset}-{config.head}")
+    return Path("runs") / f"{slug}-{config_hash[:10]}"
+
+
+def build_classifier(config: RunConfig, loaded: LoadedModel, dataset: ImageDataset, runtime: Runtime,
+                     cache: TensorCache) -> tuple[ImageClassifier, dict[str, Any]]:
+    """The head the config asks for, on top of the loaded image tower, in eval mode."""
+    if config.head == "zeroshot":
+        head, info = build_zeroshot_head(loaded, dataset.classnames, dataset.templates, cache)
+    else:
+        train_set = load_dataset(config.dataset, root=config.data_root, split="train",
+                                 transform=loaded.pixel_transform(), download=config.download,
+                                 classnames_file=config.classnames_file)
+        train_set = limit_dataset(train_set, config.probe_train_limit, config.seed)
+        head, info = build_linear_probe_head(loaded, train_set, runtime, cache, batch_size=config.batch_size,
+                                             workers=config.workers, seed=config.seed)
+    classifier = ImageClassifier(loaded.model, loaded.mean, loaded.std, head).to(runtime.device).eval()
+    return classifier, info
+
+
+def execute(config: RunConfig, stages: list[Stage] | None = None, *, progress: bool = True,
+            extra_results: dict[str, Any] | None = None) -> RunOutcome:
+    """Run ``stages`` (default: only ``clean``) and write results.json and predictions.csv."""
+    config.validate()
+    started = time.perf_counter()
+    stages = stages if stages is not None else [CleanStage()]
+    runtime = Runtime.create(config.device, config.precision)
+    loaded = load_model(config.model, config.pretrained, device=runtime.device, seed=config.seed)
+    dataset = load_dataset(config.dataset, root=config.data_root, split=config.split,
+                           transform=loaded.pixel_transform(), download=config.download,
+                           classnames_file=config.classnames_file)
+    dataset = limit_dataset(dataset, config.limit, config.seed)
+    stage_info = [stage.describe() for stage in stages]
+    config_hash = content_key(config=config.semantic(), model=loaded.fingerprint(),
+                              samples=sample_hash(dataset.sample_ids), stages=stage_info,
+                              extra=extra_results or {})
+    out_dir = Path(config.out) if config.out else default_out_dir(config, config_hash)
+    if (finished := _finished_run(out_dir, config_hash, config.overwrite)) is not None:
+        return RunOutcome(out_dir, finished, resumed_complete=True)
+
+    cache = TensorCache(config.cache_dir or default_cache_dir())
+    classifier, head_info = build_classifier(config, loaded, dataset, runtime, cache)
+    ctx = RunContext(classifier=classifier, classnames=list(dataset.classnames), runtime=runtime, seed=config.seed)
+    store = BatchStore(out_dir, config_hash)
+    predictions = evaluate(dataset, stages, ctx, store, batch_size=config.batch_size, workers=config.workers,
+                           progress=progress)
+    results = {
+        "created": utc_now(),
+        "versions": environment(),
+        "config_hash": config_hash,
+        "seed": config.seed,
+        "config": {**{k: v for k, v in vars(config).items()}, "device_resolved": str(runtime.device)},
+        "model": loaded.describe(),
+        "dataset": {**dataset.describe(), "n": len(dataset), "limit": config.limit,
+                    "sample_hash": sample_hash(dataset.sample_ids), "classnames": list(dataset.classnames)},
+        "head": head_info,
+        "stages": summarise_stages(predictions, stage_info, dataset.classnames),
+        **(extra_results or {}),
+        "elapsed_s": round(time.perf_counter() - started, 3),
+    }
+    write_results(out_dir, results, predictions)
+    store.clear()
+    return RunOutcome(out_dir, results, predictions)
+
+
+def _finished_run(out_dir: Path, config_hash: str, overwrite: bool) -> dict[str, Any] | None:
+    """The results of an identical finished run in ``out_dir``, if there is one."""
+    if not (out_dir / RESULTS_FILE).exists() or overwrite:
+        return None
+    previous = read_results(out_dir)
+    if previous.get("config_hash") == config_hash:
+        return previous
+    raise UsageError(f"{out_dir} already holds results of a different configuration: "
+                     "pass another --out, or --overwrite to replace them")

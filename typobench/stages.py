@@ -1,0 +1,86 @@
+"""Stages: what is done to a batch of images before it is scored.
+
+A run is a list of stages. Each stage reads the images produced by its ``source`` stage
+(``"clean"`` by default), transforms them, and is scored on its own; chaining sources gives
+alternations (sticker -> PGD -> sticker -> ...). Stages add per-sample columns (e.g. the
+attack text, its placement, a target class) that go to predictions.csv.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from .runtime import Runtime
+
+
+@dataclass
+class Batch:
+    """One batch of clean data: ``images`` [N,3,H,W] in [0,1] and ``labels`` [N] on the run's device."""
+
+    images: Tensor
+    labels: Tensor
+    indices: list[int]
+    sample_ids: list[str]
+
+
+@dataclass
+class RunContext:
+    """What every stage may use; built once per run."""
+
+    classifier: nn.Module
+    classnames: list[str]
+    runtime: Runtime
+    seed: int
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class StageOutput:
+    """Transformed images [N,3,H,W]; optional targets [N] (class the attack aims for, -1 = none)
+    and per-sample columns for predictions.csv (lists of length N)."""
+
+    images: Tensor
+    targets: Tensor | None = None
+    columns: dict[str, list] = field(default_factory=dict)
+
+
+class Stage(ABC):
+    """A named transformation of the images of its ``source`` stage."""
+
+    kind: str = "stage"
+
+    def __init__(self, name: str, source: str = "clean"):
+        self.name = name
+        self.source = source
+
+    @abstractmethod
+    def apply(self, images: Tensor, batch: Batch, ctx: RunContext) -> StageOutput:
+        """Return the stage's images for ``batch``, starting from ``images`` (the source's output)."""
+
+    def describe(self) -> dict[str, Any]:
+        """Every parameter of the stage, for results.json."""
+        return {"name": self.name, "kind": self.kind, "source": self.source}
+
+
+class CleanStage(Stage):
+    """The unmodified images: the reference every attack is compared with."""
+
+    kind = "clean"
+
+    def __init__(self, name: str = "clean"):
+        super().__init__(name, source="clean")
+
+    def apply(self, images: Tensor, batch: Batch, ctx: RunContext) -> StageOutput:
+        return StageOutput(images=images)
+
+
+@torch.no_grad()
+def score(classifier: nn.Module, images: Tensor, runtime: Runtime) -> Tensor:
+    """Logits [N,C] in float32."""
+    with runtime.autocast():
+        return classifier(images).float()
