@@ -22,7 +22,7 @@ from typobench.data import (
 )
 from typobench.errors import UsageError
 
-ALL = {"cifar10", "cifar100", "cifar10-jpeg", "cifar10-sample", "imagenet", "imagenet-sample", "folder"}
+ALL = {"cifar10", "cifar100", "cifar10-jpeg", "cifar10-sample", "imagenet", "imagenet-sample", "folder", "materzynska", "paint", "rta100", "scam"}
 
 
 def to_tensor(image: Image.Image) -> torch.Tensor:

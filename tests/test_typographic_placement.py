@@ -27,6 +27,12 @@ def test_derive_seed_is_pinned():
     assert derive_seed(0, 5) == derive_seed(0, "5")
 
 
+def test_random_positions_are_pinned():
+    # Pinned: placements come from SHA-256, not a library RNG, so they survive torch/numpy upgrades.
+    assert create_placement("random").place((8, 16), (224, 224), "img-0", seed=0).positions == ((87, 22),)
+    assert create_placement("random_off_center", n=2).place((8, 16), (64, 64), "img-0", seed=0).positions == ((12, 8), (2, 2))
+
+
 def test_sample_generator_is_independent_of_global_rng_state():
     torch.manual_seed(1)
     a = torch.rand(3, generator=sample_generator(7, "x"))
@@ -154,3 +160,37 @@ def test_bad_parameter_raises_usage_error_naming_it(name, params, match):
 def test_bad_sizes_raise_usage_error():
     with pytest.raises(UsageError, match="patch_size"):
         create_placement("random").place((0, 5), (32, 32), "a")
+
+
+@pytest.mark.parametrize("fraction", [0.0, 0.25, 0.5, 0.7])
+@pytest.mark.parametrize("patch", [(3, 4), (2, 7), (5, 1)])
+def test_off_center_support_is_exactly_the_allowed_set(fraction, patch):
+    # Brute force: every in-image position whose box misses the centre box.
+    height, width = 12, 14
+    h, w = patch
+    box = center_box((height, width), fraction)
+    allowed = {
+        (x, y)
+        for x in range(width - w + 1)
+        for y in range(height - h + 1)
+        if not boxes_overlap((x, y, x + w, y + h), box)
+    }
+    policy = create_placement("random_off_center", center_fraction=fraction, n=10)
+    if not allowed:
+        with pytest.raises(UsageError, match="centre box"):
+            policy.place(patch, (height, width), sample_id=0)
+        return
+    drawn = {p for i in range(600) for p in policy.place(patch, (height, width), sample_id=i).positions}
+    assert drawn == allowed  # 6000 draws over <= 168 positions: every allowed one shows up
+
+
+def test_random_support_is_every_in_image_position():
+    policy = create_placement("random", n=10)
+    drawn = {p for i in range(300) for p in policy.place((3, 5), (8, 9), sample_id=i).positions}
+    assert drawn == {(x, y) for x in range(5) for y in range(6)}
+
+
+def test_patch_larger_than_image_is_centred_by_random_placement():
+    record = create_placement("random").place((10, 40), (32, 32), sample_id="a")
+    (x, y), = record.positions
+    assert x == -4 and 0 <= y <= 22 and record.clipped

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pandas as pd
+import torch
 from torch import Tensor
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
@@ -21,12 +22,13 @@ def batch_plan(n: int, batch_size: int) -> list[list[int]]:
 
 
 def check_stage_sources(stages: Sequence[Stage]) -> None:
-    """Every stage must read from ``clean`` or an earlier stage."""
+    """Every stage must read only from ``clean`` or earlier stages."""
     seen = {"clean"}
     for stage in stages:
-        if stage.source not in seen:
-            raise UsageError(f"stage '{stage.name}' reads from '{stage.source}', which is not an earlier stage; "
-                             f"use one of: {', '.join(sorted(seen))}")
+        for needed in stage.requires():
+            if needed not in seen:
+                raise UsageError(f"stage '{stage.name}' reads from '{needed}', which is not an earlier stage; "
+                                 f"use one of: {', '.join(sorted(seen))}")
         if stage.name in seen and stage.name != "clean":
             raise UsageError(f"stage name '{stage.name}' is used twice: give each stage a unique name")
         seen.add(stage.name)
@@ -47,22 +49,29 @@ def prediction_rows(stage: Stage, batch: Batch, logits: Tensor, output: StageOut
         "top5": [" ".join(map(str, row.tolist())) for row in top],
         "p_label": probs.gather(1, batch.labels.view(-1, 1)).squeeze(1).cpu().numpy(),
     })
-    if output.targets is not None:
-        frame["target"] = output.targets.cpu().numpy()
+    # -1 = no target; every stage has the column so the long table stays numeric.
+    frame["target"] = -1 if output.targets is None else output.targets.cpu().numpy()
     for column, values in output.columns.items():
         frame[column] = values
     return frame
 
 
 def run_stages_on_batch(stages: Sequence[Stage], batch: Batch, ctx: RunContext) -> pd.DataFrame:
-    images = {"clean": batch.images}
     frames = []
     for stage in stages:
-        output = stage.apply(images[stage.source], batch, ctx)
-        images[stage.name] = output.images
+        source = batch.outputs[stage.source].images if stage.source in batch.outputs else batch.images
+        output = stage.apply(source, batch, ctx)
+        batch.outputs[stage.name] = output
         logits = score(ctx.classifier, output.images, ctx.runtime)
         frames.append(prediction_rows(stage, batch, logits, output))
     return pd.concat(frames, ignore_index=True)
+
+
+def _text_targets(dataset: ImageDataset, indices: list[int], device: torch.device) -> torch.Tensor | None:
+    written = getattr(dataset, "text_targets", None)
+    if written is None:
+        return None
+    return torch.tensor([written[i] for i in indices], device=device)
 
 
 def evaluate(
@@ -74,13 +83,16 @@ def evaluate(
     batch_size: int,
     workers: int = 0,
     progress: bool = True,
+    examples: int = 6,
 ) -> pd.DataFrame:
     """Predictions of every stage on every item of ``dataset`` (long format, one row per sample and stage).
 
     Finished batches are saved in ``store`` as they complete; batches already there are skipped.
+    ``examples`` samples spread evenly over the data set are kept through every stage for a picture.
     """
     check_stage_sources(stages)
     plan = batch_plan(len(dataset), batch_size)
+    example_positions = {round(i * (len(dataset) - 1) / max(examples - 1, 1)) for i in range(examples)}
     done = store.open()
     todo = [i for i in range(len(plan)) if i not in done]
     loader = DataLoader(dataset, batch_sampler=[plan[i] for i in todo], num_workers=workers)
@@ -94,8 +106,14 @@ def evaluate(
             labels=labels.to(device, non_blocking=True).long(),
             indices=indices,
             sample_ids=[dataset.sample_ids[i] for i in indices],
+            text_targets=_text_targets(dataset, indices, device),
         )
-        store.save(batch_no, run_stages_on_batch(stages, batch, ctx))
+        frame = run_stages_on_batch(stages, batch, ctx)
+        keep = [row for row, i in enumerate(indices) if i in example_positions]
+        if keep:
+            store.save_examples(batch_no, {name: out.images[keep] for name, out in batch.outputs.items()},
+                                [batch.sample_ids[row] for row in keep])
+        store.save(batch_no, frame)
         bar.update(len(indices))
     bar.close()
     return store.load_all()

@@ -39,13 +39,17 @@ def stage_metrics(frame: pd.DataFrame, classnames: Sequence[str], *, clean: pd.D
         "n": accuracy["n"],
         "per_class": per_class_accuracy(labels, preds, classnames),
     }
-    if "target" in frame.columns:
-        targets = frame["target"].to_numpy()
+    targets = pd.to_numeric(frame["target"], errors="coerce").fillna(-1).astype(int).to_numpy() \
+        if "target" in frame.columns else np.full(len(frame), -1)
+    if (targets >= 0).any():
         eligible = (targets >= 0) & (targets != labels)
         if clean is not None:
             clean_pred = clean.set_index("sample_id").loc[frame["sample_id"], "pred"].to_numpy()
             eligible &= clean_pred != targets
         metrics["targeted_success"] = rate(preds[eligible] == targets[eligible])
+    fractions = pd.to_numeric(frame.get("pixel_fraction", pd.Series(dtype=float)), errors="coerce").dropna()
+    if len(fractions):
+        metrics["pixel_fraction_mean"] = float(fractions.mean())
     return metrics
 
 
@@ -56,7 +60,8 @@ def summarise_stages(predictions: pd.DataFrame, stage_info: Sequence[dict], clas
     out = []
     for info in stage_info:
         frame = predictions[predictions["stage"] == info["name"]]
-        out.append({**info, **stage_metrics(frame, classnames, clean=clean)})
+        reference = clean if info["name"] != "clean" else None
+        out.append({**info, **stage_metrics(frame, classnames, clean=reference)})
     return out
 
 

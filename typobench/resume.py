@@ -8,7 +8,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from .atomic import write_json_atomic, write_text_atomic
+from safetensors import safe_open
+from safetensors.torch import save_file
+import torch
+from torch import Tensor
+
+from .atomic import save_atomic, write_json_atomic, write_text_atomic
 from .errors import UsageError
 
 
@@ -46,6 +51,23 @@ class BatchStore:
     def load_meta(self, name: str) -> dict | None:
         path = self.dir / f"{name}.json"
         return json.loads(path.read_text()) if path.exists() else None
+
+    def save_examples(self, batch_no: int, tensors: dict[str, Tensor], sample_ids: list[str]) -> None:
+        """Images [K,3,H,W] of a few samples of one batch through every stage, for the picture."""
+        contiguous = {k: v.detach().float().cpu().contiguous() for k, v in tensors.items()}
+        save_atomic(self.dir / f"examples-{batch_no:06d}.safetensors",
+                    lambda tmp: save_file(contiguous, str(tmp), metadata={"sample_ids": json.dumps(sample_ids)}))
+
+    def load_examples(self) -> tuple[dict[str, Tensor], list[str]]:
+        """All saved example images, concatenated in batch order: ({stage: [K,3,H,W]}, sample ids)."""
+        images: dict[str, list[Tensor]] = {}
+        sample_ids: list[str] = []
+        for path in sorted(self.dir.glob("examples-*.safetensors")):
+            with safe_open(str(path), framework="pt") as handle:
+                sample_ids += json.loads(handle.metadata()["sample_ids"])
+                for key in handle.keys():
+                    images.setdefault(key, []).append(handle.get_tensor(key))
+        return {k: torch.cat(v) for k, v in images.items()}, sample_ids
 
     def load_all(self) -> pd.DataFrame:
         parts = sorted(self.dir.glob("batch-*.csv"))

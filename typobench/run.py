@@ -18,13 +18,16 @@ from .evaluation import evaluate
 from .heads import HEAD_KINDS
 from .heads.build import build_linear_probe_head, build_zeroshot_head
 from .models import LoadedModel, load_model
+from .pictures import save_example_grid, save_stage_accuracy
 from .resume import BatchStore
 from .results import RESULTS_FILE, environment, read_results, summarise_stages, utc_now, write_results
 from .runtime import Runtime
-from .stages import CleanStage, RunContext, Stage
+from .stages import CleanStage, RunContext
+from .suites import load_suite
 
 DEFAULT_MODEL = "tiny-rn"
 DEFAULT_DATASET = "cifar10-sample"
+DEFAULT_SUITE = "default"
 
 # Options that change where or how fast a run happens, but not its numbers.
 _NON_SEMANTIC = ("out", "workers", "cache_dir", "device", "overwrite")
@@ -42,6 +45,7 @@ class RunConfig:
     download: bool = False
     classnames_file: str | None = None
     head: str = "zeroshot"
+    suite: str | None = DEFAULT_SUITE
     limit: int | None = None
     probe_train_limit: int | None = None
     batch_size: int = 64
@@ -105,22 +109,24 @@ def build_classifier(config: RunConfig, loaded: LoadedModel, dataset: ImageDatas
     return classifier, info
 
 
-def execute(config: RunConfig, stages: list[Stage] | None = None, *, progress: bool = True,
-            extra_results: dict[str, Any] | None = None) -> RunOutcome:
-    """Run ``stages`` (default: only ``clean``) and write results.json and predictions.csv."""
+def execute(config: RunConfig, *, progress: bool = True) -> RunOutcome:
+    """Run the config's suite (only ``clean`` when ``suite`` is None) and write the results."""
     config.validate()
     started = time.perf_counter()
-    stages = stages if stages is not None else [CleanStage()]
+    suite = load_suite(config.suite) if config.suite else None
+    stages = suite.stages if suite else [CleanStage()]
     runtime = Runtime.create(config.device, config.precision)
     loaded = load_model(config.model, config.pretrained, device=runtime.device, seed=config.seed)
     dataset = load_dataset(config.dataset, root=config.data_root, split=config.split,
                            transform=loaded.pixel_transform(), download=config.download,
                            classnames_file=config.classnames_file)
     dataset = limit_dataset(dataset, config.limit, config.seed)
+    if suite:
+        suite.check(dataset.classnames)
     stage_info = [stage.describe() for stage in stages]
     config_hash = content_key(config=config.semantic(), model=loaded.fingerprint(),
                               samples=sample_hash(dataset.sample_ids), stages=stage_info,
-                              extra=extra_results or {})
+                              suite=suite.sha256 if suite else None)
     out_dir = Path(config.out) if config.out else default_out_dir(config, config_hash)
     if (finished := _finished_run(out_dir, config_hash, config.overwrite)) is not None:
         return RunOutcome(out_dir, finished, resumed_complete=True)
@@ -141,13 +147,26 @@ def execute(config: RunConfig, stages: list[Stage] | None = None, *, progress: b
         "dataset": {**dataset.describe(), "n": len(dataset), "limit": config.limit,
                     "sample_hash": sample_hash(dataset.sample_ids), "classnames": list(dataset.classnames)},
         "head": head_info,
+        "suite": suite.describe() if suite else None,
         "stages": summarise_stages(predictions, stage_info, dataset.classnames),
-        **(extra_results or {}),
         "elapsed_s": round(time.perf_counter() - started, 3),
     }
+    save_pictures(out_dir, store, results, predictions)
     write_results(out_dir, results, predictions)
     store.clear()
     return RunOutcome(out_dir, results, predictions)
+
+
+def save_pictures(out_dir: Path, store: BatchStore, results: dict[str, Any], predictions: pd.DataFrame) -> None:
+    """examples.png (a few images through every stage) and stages.png (accuracy per stage)."""
+    examples, sample_ids = store.load_examples()
+    examples = {stage["name"]: examples[stage["name"]] for stage in results["stages"] if stage["name"] in examples}
+    classnames = results["dataset"]["classnames"]
+    if sample_ids:
+        save_example_grid(out_dir / "examples.png", examples, sample_ids, predictions, classnames)
+    title = f"{results['model']['label']} on {results['dataset']['name']} ({results['head']['kind']})"
+    save_stage_accuracy(out_dir / "stages.png", results["stages"], title=title)
+    results["pictures"] = ["examples.png", "stages.png"] if sample_ids else ["stages.png"]
 
 
 def _finished_run(out_dir: Path, config_hash: str, overwrite: bool) -> dict[str, Any] | None:

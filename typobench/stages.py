@@ -20,12 +20,19 @@ from .runtime import Runtime
 
 @dataclass
 class Batch:
-    """One batch of clean data: ``images`` [N,3,H,W] in [0,1] and ``labels`` [N] on the run's device."""
+    """One batch of clean data: ``images`` [N,3,H,W] in [0,1] and ``labels`` [N] on the run's device.
+
+    ``text_targets`` [N] is the class of the word already written in each image (real-world
+    typographic data sets; -1 where none), or None. ``outputs`` collects each finished stage's
+    output for this batch, so later stages can reuse an earlier stage's mask, targets or images.
+    """
 
     images: Tensor
     labels: Tensor
     indices: list[int]
     sample_ids: list[str]
+    text_targets: Tensor | None = None
+    outputs: dict[str, "StageOutput"] = field(default_factory=dict)
 
 
 @dataclass
@@ -41,11 +48,13 @@ class RunContext:
 
 @dataclass
 class StageOutput:
-    """Transformed images [N,3,H,W]; optional targets [N] (class the attack aims for, -1 = none)
-    and per-sample columns for predictions.csv (lists of length N)."""
+    """Transformed images [N,3,H,W]; optional targets [N] (class the attack aims for, -1 = none),
+    an optional mask [N,1,H,W] (bool: the pixels the stage wrote, e.g. a sticker), and per-sample
+    columns for predictions.csv (lists of length N)."""
 
     images: Tensor
     targets: Tensor | None = None
+    mask: Tensor | None = None
     columns: dict[str, list] = field(default_factory=dict)
 
 
@@ -57,6 +66,13 @@ class Stage(ABC):
     def __init__(self, name: str, source: str = "clean"):
         self.name = name
         self.source = source
+
+    def requires(self) -> list[str]:
+        """Earlier stages whose outputs this stage reads (its source, masks, targets)."""
+        return [self.source]
+
+    def check(self, classnames: list[str], where: str) -> None:
+        """Raise ``UsageError`` if the stage cannot run on a data set with these classes."""
 
     @abstractmethod
     def apply(self, images: Tensor, batch: Batch, ctx: RunContext) -> StageOutput:
@@ -76,7 +92,9 @@ class CleanStage(Stage):
         super().__init__(name, source="clean")
 
     def apply(self, images: Tensor, batch: Batch, ctx: RunContext) -> StageOutput:
-        return StageOutput(images=images)
+        # On real-world typographic data the clean image already carries a written word:
+        # its class is the target, so "picking the written word" is scored like an attack.
+        return StageOutput(images=images, targets=batch.text_targets)
 
 
 @torch.no_grad()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..heads import HEAD_KINDS
-from ..run import DEFAULT_DATASET, DEFAULT_MODEL, RunConfig
+from ..run import DEFAULT_DATASET, DEFAULT_MODEL, DEFAULT_SUITE, RunConfig
 
 
 def positive_int(text: str) -> int:
@@ -24,6 +24,9 @@ def add_model_data_options(parser: argparse.ArgumentParser) -> None:
                        help="open_clip pretrained tag or a local checkpoint (.safetensors/.pt) for --model NAME")
     model.add_argument("--head", choices=HEAD_KINDS, default="zeroshot",
                        help="zero-shot prompts or a logistic-regression linear probe on the train split")
+    model.add_argument("--suite", default=DEFAULT_SUITE,
+                       help=f"attack suite: a name from `typobench list suites` or a .toml path "
+                            f"(default: {DEFAULT_SUITE}); 'none' for the clean stage only")
     model.add_argument("--probe-train-limit", type=positive_int, default=None,
                        help="train the linear probe on a stratified subset of this many train images")
 
@@ -52,4 +55,7 @@ def add_model_data_options(parser: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:
     fields = RunConfig.__dataclass_fields__
-    return RunConfig(**{name: getattr(args, name) for name in fields if hasattr(args, name)})
+    values = {name: getattr(args, name) for name in fields if hasattr(args, name)}
+    if values.get("suite") == "none":
+        values["suite"] = None
+    return RunConfig(**values)

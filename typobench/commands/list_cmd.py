@@ -10,12 +10,13 @@ from ..data import dataset_entry, list_datasets
 from ..errors import unknown_name_error
 from ..models import list_builtin_models
 from ..models.builtin import get_builtin_model
+from ..suites import list_suites, load_suite, suites_dir
 
-TOPICS = ("models", "datasets")
+TOPICS = ("models", "datasets", "suites")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("list", help="list built-in and open_clip models, data sets",
+    parser = subparsers.add_parser("list", help="list models, data sets and attack suites",
                                    description="List what typobench can run.")
     parser.add_argument("topic", choices=TOPICS)
     parser.add_argument("--name", default=None, help="only this model (shows its pretrained tags)")
@@ -25,8 +26,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def handle(args: argparse.Namespace) -> int:
     if args.topic == "models":
         print_models(args.name)
-    else:
+    elif args.topic == "datasets":
         print_datasets()
+    else:
+        print_suites()
     return 0
 
 
@@ -49,6 +52,13 @@ def print_models(only: str | None = None) -> None:
         print("open_clip (NAME or NAME:TAG; tags download through open_clip's cache):")
         for name in architectures:
             print(f"  {name:<34} {', '.join(tags.get(name, [])) or '(no pretrained tags: random init)'}")
+
+
+def print_suites() -> None:
+    print(f"attack suites in {suites_dir()} (run one with `typobench run --suite NAME`):")
+    for name in list_suites():
+        suite = load_suite(name)
+        print(f"  {name:<22} {len(suite.stages):>2} stages  {suite.description.splitlines()[0][:100]}")
 
 
 def print_datasets() -> None:

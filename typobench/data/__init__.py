@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from .base import ImageDataset, ImageReadError, PixelTransform, read_rgb
 from .classnames import CIFAR10_CLASSNAMES, CIFAR100_CLASSNAMES, imagenet_classnames, imagenet_wnids
+from . import realworld  # noqa: F401  (registers materzynska, paint, rta100, scam)
 from .registry import DatasetEntry, dataset_entry, list_datasets, load_dataset, register_dataset
 from .sampling import sample_hash, stratified_subset
 from .templates import CIFAR_TEMPLATES, GENERIC_TEMPLATES, openai_imagenet_templates

@@ -91,6 +91,8 @@ class ImageDataset(Dataset):
         labels: label of each item, in item order.
         sample_ids: a stable, unique id per item (e.g. ``"test/cat/0001.jpg"``), in item order.
         root: the data root it was loaded from, or ``None`` for bundled data.
+        text_targets: for typographic-attack data sets, the class index of the word written in each
+            image (``-1`` where none), in item order; ``None`` for ordinary data sets.
 
     ``ds[i]`` returns ``(pixels, label, i)`` where ``pixels = transform(image)``; ``i`` is the position in
     *this* data set (so it indexes ``labels`` and ``sample_ids`` even after :meth:`subset`).
@@ -110,9 +112,16 @@ class ImageDataset(Dataset):
         root: str | os.PathLike | None = None,
         source_indices: Sequence[int] | None = None,
         extra: dict[str, Any] | None = None,
+        text_targets: Sequence[int] | None = None,
     ) -> None:
         if len(labels) != len(sample_ids):
             raise ValueError(f"{len(labels)} labels but {len(sample_ids)} sample ids")
+        if text_targets is not None:
+            if len(text_targets) != len(labels):
+                raise ValueError(f"{len(text_targets)} text targets but {len(labels)} labels")
+            bad = [t for t in text_targets if not -1 <= int(t) < len(classnames)]
+            if bad:
+                raise ValueError(f"text target {bad[0]} out of range for {len(classnames)} classes (-1 = no text)")
         if source_indices is not None and len(source_indices) != len(labels):
             raise ValueError(f"{len(source_indices)} source indices but {len(labels)} labels")
         self.name = name
@@ -127,6 +136,8 @@ class ImageDataset(Dataset):
         # Position in this data set -> index understood by the loader; identity unless this is a subset.
         self._source = list(range(len(self.labels))) if source_indices is None else [int(j) for j in source_indices]
         self.extra = dict(extra or {})
+        # Class index of the word written in each image (-1 where none); None for ordinary data sets.
+        self.text_targets: list[int] | None = None if text_targets is None else [int(t) for t in text_targets]
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -159,6 +170,7 @@ class ImageDataset(Dataset):
             root=self.root,
             source_indices=[self._source[i] for i in indices],
             extra=self.extra,
+            text_targets=None if self.text_targets is None else [self.text_targets[i] for i in indices],
         )
 
     def with_transform(self, transform: PixelTransform) -> ImageDataset:
@@ -175,19 +187,26 @@ class ImageDataset(Dataset):
             root=self.root,
             source_indices=self._source,
             extra=self.extra,
+            text_targets=self.text_targets,
         )
 
     def describe(self) -> dict[str, Any]:
-        """What was evaluated, for ``results.json``: name, split, n, root, classes and the ids' hash."""
-        return {
+        """What was evaluated, for ``results.json``: name, split, n, root, classes and the ids' hash.
+
+        ``has_text_targets`` appears (always ``True``) only for data sets that carry :attr:`text_targets`.
+        """
+        info: dict[str, Any] = {
             "name": self.name,
             "split": self.split,
             "n": len(self),
             "root": self.root,
             "num_classes": len(self.classnames),
             "sample_hash": sample_hash(self.sample_ids),
-            **self.extra,
         }
+        if self.text_targets is not None:
+            info["has_text_targets"] = True
+        info.update(self.extra)
+        return info
 
     def __repr__(self) -> str:
         return f"ImageDataset(name={self.name!r}, split={self.split!r}, n={len(self)}, classes={len(self.classnames)})"

@@ -27,9 +27,14 @@ def _check_patch(patch: torch.Tensor) -> None:
         raise UsageError(f"a patch must be an RGBA tensor [4, h, w], got {shape}")
 
 
-# One placed copy after clipping: image index, patch slot, then the visible box in canvas
-# coordinates (x0, y0, x1, y1) and its origin inside the patch (px, py).
-_Paste = tuple[int, int, int, int, int, int, int, int]
+# How a step draws its copy. PASTE: nothing drawn there yet, copy the patch. OCCLUDE: an
+# earlier copy lies below but this patch is fully opaque (and needs no gradient), so "over" is
+# a plain copy. BLEND: "over" compositing onto what lies below.
+_PASTE, _OCCLUDE, _BLEND = 0, 1, 2
+
+# One drawing step: image index, patch slot, the visible box in canvas coordinates (x0, y0, x1,
+# y1), its origin inside the patch (px, py), and the mode above.
+_Step = tuple[int, int, int, int, int, int, int, int, int]
 
 
 def build_canvas(
@@ -47,10 +52,8 @@ def build_canvas(
     outside part is clipped). The canvas is straight RGBA; pixels no patch touches are all zero.
     Gradients flow back to the patches.
 
-    Copies are split into layers in which no two copies of one image overlap. A layer is pasted
-    by one custom autograd op (slice copies forward, slice sums backward: no per-copy autograd
-    node, whose backward would copy the whole canvas once per copy); layers are then combined
-    with one vectorised "over". Usually there is a single layer.
+    Cost is one slice copy per copy (an "over" blend on the copy's box where it overlaps an
+    earlier one), never a full-canvas op per copy, forward or backward.
     """
     height, width = (int(v) for v in image_size)
     if device is None:
@@ -62,72 +65,100 @@ def build_canvas(
     # and a host-to-device copy per copy would dominate on GPU.
     slots: dict[int, int] = {}
     patches: list[torch.Tensor] = []
-    layers: list[list[_Paste]] = [[]]
+    opaque: list[bool] = []
+    steps: list[_Step] = []
     for image_index, items in enumerate(placements):
-        drawn: list[tuple[int, int, int, int, int]] = []  # visible boxes of this image + their layer
+        drawn: list[tuple[int, int, int, int]] = []  # visible boxes already on this image
         for patch, (x, y) in items:
             slot = slots.get(id(patch))
             if slot is None:
                 _check_patch(patch)
                 slot = slots[id(patch)] = len(patches)
                 patches.append(patch)
-            h, w = int(patch.shape[1]), int(patch.shape[2])
+                opaque.append(not patch.requires_grad and bool(patch[3].min() >= 1))
             x, y = int(x), int(y)
-            x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + w, width), min(y + h, height)
+            x0, y0 = max(x, 0), max(y, 0)
+            x1, y1 = min(x + int(patch.shape[2]), width), min(y + int(patch.shape[1]), height)
             if x0 >= x1 or y0 >= y1:
                 continue  # wholly outside the image
-            # Above every earlier copy it overlaps, so drawing order is kept.
-            layer = 1 + max((l for bx0, by0, bx1, by1, l in drawn if x0 < bx1 and bx0 < x1 and y0 < by1 and by0 < y1), default=-1)
-            drawn.append((x0, y0, x1, y1, layer))
-            if layer == len(layers):
-                layers.append([])
-            layers[layer].append((image_index, slot, x0, y0, x1, y1, x0 - x, y0 - y))
+            if not any(x0 < bx1 and bx0 < x1 and y0 < by1 and by0 < y1 for bx0, by0, bx1, by1 in drawn):
+                mode = _PASTE
+            else:
+                mode = _OCCLUDE if opaque[slot] else _BLEND
+            drawn.append((x0, y0, x1, y1))
+            steps.append((image_index, slot, x0, y0, x1, y1, x0 - x, y0 - y, mode))
 
-    converted = [p.to(device=device, dtype=dtype) for p in patches]
     shape = (len(placements), 4, height, width)
-    canvas = _PasteLayer.apply(shape, layers[0], *converted) if converted else torch.zeros(shape, device=device, dtype=dtype)
-    for pastes in layers[1:]:
-        canvas = _over(_PasteLayer.apply(shape, pastes, *converted), canvas)
-    return canvas
+    if not steps:
+        return torch.zeros(shape, device=device, dtype=dtype)
+    converted = [p.to(device=device, dtype=dtype) for p in patches]
+    return _DrawCopies.apply(shape, steps, *converted)
 
 
-class _PasteLayer(torch.autograd.Function):
-    """Paste non-overlapping patch copies onto a zero canvas; linear in the patches."""
+class _DrawCopies(torch.autograd.Function):
+    """Draw patch copies onto a zero canvas in order, with a hand-rolled region-local backward.
+
+    Plain autograd would record one in-place slice write per copy, and each such node's backward
+    clones the whole canvas gradient: O(copies x canvas). Here backward walks the steps in
+    reverse, touching only each copy's box.
+    """
 
     @staticmethod
-    def forward(ctx, shape: tuple[int, int, int, int], pastes: list[_Paste], *patches: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx, shape: tuple[int, int, int, int], steps: list[_Step], *patches: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         canvas = torch.zeros(shape, device=patches[0].device, dtype=patches[0].dtype)
-        for image, slot, x0, y0, x1, y1, px, py in pastes:
-            canvas[image, :, y0:y1, x0:x1] = patches[slot][:, py : py + y1 - y0, px : px + x1 - x0]
-        ctx.pastes = pastes
-        ctx.patch_shapes = [p.shape for p in patches]
+        below: list[torch.Tensor] = []  # canvas content under each blended copy, for backward
+        for image, slot, x0, y0, x1, y1, px, py, mode in steps:
+            patch = patches[slot]
+            if px or py or y1 - y0 != patch.shape[1] or x1 - x0 != patch.shape[2]:
+                patch = patch[:, py : py + y1 - y0, px : px + x1 - x0]  # clipped at the border
+            if mode == _BLEND:
+                bottom = canvas[image, :, y0:y1, x0:x1].clone()
+                below.append(bottom)
+                patch = _over(patch, bottom)
+            # One indexed assignment, not view-then-copy_: this loop runs once per copy.
+            canvas[image, :, y0:y1, x0:x1] = patch
+        ctx.steps, ctx.below = steps, below
+        ctx.save_for_backward(*patches)
         return canvas
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+        patches = ctx.saved_tensors
         needs = ctx.needs_input_grad[2:]
-        grads = [grad.new_zeros(shape) if need else None for shape, need in zip(ctx.patch_shapes, needs)]
-        for image, slot, x0, y0, x1, y1, px, py in ctx.pastes:
-            target = grads[slot]
-            if target is not None:
-                target[:, py : py + y1 - y0, px : px + x1 - x0] += grad[image, :, y0:y1, x0:x1]
+        grads = [torch.zeros_like(p) if need else None for p, need in zip(patches, needs)]
+        grad = grad.clone()  # rewritten in place as gradient flows to what lay below each copy
+        below = list(ctx.below)
+        for image, slot, x0, y0, x1, y1, px, py, mode in reversed(ctx.steps):
+            g_out = grad[image, :, y0:y1, x0:x1]
+            patch_box = (slice(None), slice(py, py + y1 - y0), slice(px, px + x1 - x0))
+            if mode == _BLEND:
+                bottom = below.pop().requires_grad_(True)
+                with torch.enable_grad():
+                    piece = patches[slot][patch_box].detach().requires_grad_(True)
+                    g_piece, g_bottom = torch.autograd.grad(_over(piece, bottom), (piece, bottom), g_out)
+                g_out.copy_(g_bottom)
+            elif mode == _OCCLUDE:
+                g_piece = g_out.clone()
+                g_out.zero_()  # what lies below is hidden: no gradient reaches it
+            else:
+                g_piece = g_out  # nothing earlier lies below
+            if grads[slot] is not None:
+                grads[slot][patch_box] += g_piece
         return (None, None, *grads)
 
 
 def _over(top: torch.Tensor, bottom: torch.Tensor) -> torch.Tensor:
-    """Straight-alpha "over" of canvases ``[N, 4, H, W]``: ``top`` drawn onto ``bottom``.
-
-    Exact where either side is transparent (the other side comes through untouched).
-    """
-    top_a, bottom_a = top[:, 3:4], bottom[:, 3:4]
-    out_a = top_a + bottom_a * (1 - top_a)
-    premult = top[:, :3] * top_a + bottom[:, :3] * bottom_a * (1 - top_a)
-    # where() on the denominator (not on the quotient) keeps the backward pass free of 0/0 NaNs.
-    safe_a = torch.where(out_a > 0, out_a, torch.ones_like(out_a))
-    blended = premult / safe_a
-    out_rgb = torch.where(top_a == 0, bottom[:, :3], torch.where(bottom_a == 0, top[:, :3], blended))
-    return torch.cat([out_rgb, out_a], dim=1)
+    """Straight-alpha "over": ``top`` drawn onto ``bottom``, both ``[4, h, w]`` RGBA."""
+    top_a, bottom_a = top[3:4], bottom[3:4]
+    w_bottom = bottom_a * (1 - top_a)  # how much of the bottom shows through
+    out_a = top_a + w_bottom
+    premult = torch.addcmul(bottom[:3] * w_bottom, top[:3], top_a)
+    # where() on the denominator, not the quotient, keeps the backward pass free of 0/0 NaNs.
+    rgb = premult / torch.where(out_a > 0, out_a, 1.0)
+    # A transparent top (glyph margins over another copy) lets the bottom through bit-exactly.
+    rgb = torch.where(top_a == 0, bottom[:3], rgb)
+    return torch.cat([rgb, out_a], dim=0)
 
 
 def canvas_from_records(

@@ -5,8 +5,10 @@ Coordinates are pixels, ``x`` along the width and ``y`` along the height; a patc
 partly outside the image (compositing clips); the built-in policies keep patches inside whenever
 the patch fits.
 
-Random policies are reproducible per sample: their generator is seeded from a hash of
-``(seed, sample_id)``, so a sample gets the same position whatever batch or order it runs in.
+Random policies are reproducible per sample: they draw from ``SampleStream(seed, sample_id)``,
+uniform integers made from SHA-256 of ``(seed, sample_id, counter)``. A sample therefore gets the
+same position whatever batch or order it runs in, and, unlike ``torch.randint`` or numpy's
+``Generator.integers`` (whose algorithms may change between releases), on any library version.
 """
 
 from __future__ import annotations
@@ -53,6 +55,32 @@ def sample_generator(seed: int, sample_id: str | int, stream: str = "placement")
 def sample_rng(seed: int, sample_id: str | int, stream: str = "placement") -> np.random.Generator:
     """A numpy ``Generator`` seeded from ``derive_seed(seed, sample_id, stream)``."""
     return np.random.default_rng(derive_seed(seed, sample_id, stream))
+
+
+class SampleStream:
+    """Uniform random integers for one sample: SHA-256 of ``(stream, seed, sample_id, counter)``.
+
+    Pure Python and version-stable (see the module docstring), and cheap enough to build one per
+    sample (a few microseconds, against tens for seeding a ``torch.Generator``).
+    """
+
+    def __init__(self, seed: int, sample_id: str | int, stream: str = "placement") -> None:
+        self._key = f"{stream}\x1f{int(seed)}\x1f{sample_id}\x1f".encode()
+        self._counter = 0
+        self._words: list[int] = []
+
+    def _next_word(self) -> int:
+        if not self._words:
+            digest = hashlib.sha256(self._key + self._counter.to_bytes(8, "little")).digest()
+            self._counter += 1
+            self._words = [int.from_bytes(digest[i : i + 8], "little") for i in range(24, -1, -8)]
+        return self._words.pop()
+
+    def integer(self, n: int) -> int:
+        """Uniform in ``[0, n)``. Multiply-shift of a 64-bit word: bias below ``n / 2**64``."""
+        if n < 1:
+            raise ValueError(f"need n >= 1, got {n}")
+        return (self._next_word() * n) >> 64
 
 
 # -- records --------------------------------------------------------------------------------
@@ -160,18 +188,18 @@ class Placement(ABC):
         """Check and normalise parameters; raise ``UsageError`` naming the bad one."""
 
     @abstractmethod
-    def _positions(self, patch: Size, image: Size, generator: torch.Generator | None) -> tuple[list[Position], dict[str, Any]]:
+    def _positions(self, patch: Size, image: Size, stream: SampleStream | None) -> tuple[list[Position], dict[str, Any]]:
         """Positions plus extra fields for the record."""
 
     def place(self, patch_size: Sequence[int], image_size: Sequence[int], sample_id: str | int, seed: int = 0) -> PlacementRecord:
         """Positions for one sample's patch of ``patch_size=(h, w)`` in an image of ``image_size=(H, W)``.
 
-        Randomised policies draw from ``sample_generator(seed, sample_id)``, so the result depends
+        Randomised policies draw from ``SampleStream(seed, sample_id)``, so the result depends
         only on ``(policy params, sizes, seed, sample_id)``.
         """
         patch, image = _size(patch_size, "patch_size"), _size(image_size, "image_size")
-        generator = sample_generator(seed, sample_id) if self.randomised else None
-        positions, extras = self._positions(patch, image, generator)
+        stream = SampleStream(seed, sample_id) if self.randomised else None
+        positions, extras = self._positions(patch, image, stream)
         return PlacementRecord(
             policy=self.name,
             positions=tuple((int(x), int(y)) for x, y in positions),
@@ -202,7 +230,7 @@ class FixedPlacement(Placement):
     def _validate(self, params: dict[str, Any]) -> dict[str, Any]:
         return {"x": _check_coordinate(params["x"], "x"), "y": _check_coordinate(params["y"], "y")}
 
-    def _positions(self, patch: Size, image: Size, generator: torch.Generator | None) -> tuple[list[Position], dict[str, Any]]:
+    def _positions(self, patch: Size, image: Size, stream: SampleStream | None) -> tuple[list[Position], dict[str, Any]]:
         (h, w), (height, width) = patch, image
         x = _resolve_coordinate(self.params["x"], w, width)
         y = _resolve_coordinate(self.params["y"], h, height)
@@ -261,7 +289,7 @@ class CopiesPlacement(Placement):
                 raise UsageError(f"a {cols}x{rows} grid holds {cols * rows} copies, fewer than n={n}: raise cols or rows")
         return {"n": n, "cols": cols, "rows": rows, "positions": None}
 
-    def _positions(self, patch: Size, image: Size, generator: torch.Generator | None) -> tuple[list[Position], dict[str, Any]]:
+    def _positions(self, patch: Size, image: Size, stream: SampleStream | None) -> tuple[list[Position], dict[str, Any]]:
         (h, w), (height, width) = patch, image
         if self.params["positions"] is not None:
             return [(_resolve_coordinate(x, w, width), _resolve_coordinate(y, h, height)) for x, y in self.params["positions"]], {}
@@ -288,17 +316,18 @@ class RandomPlacement(Placement):
     def _validate(self, params: dict[str, Any]) -> dict[str, Any]:
         return {"n": _positive_int(params["n"], "n")}
 
-    def _positions(self, patch: Size, image: Size, generator: torch.Generator | None) -> tuple[list[Position], dict[str, Any]]:
+    def _positions(self, patch: Size, image: Size, stream: SampleStream | None) -> tuple[list[Position], dict[str, Any]]:
         (h, w), (height, width) = patch, image
         n = self.params["n"]
 
-        def draw(patch_len: int, image_len: int) -> list[int]:
-            if patch_len >= image_len:
-                return [(image_len - patch_len) // 2] * n
-            return torch.randint(0, image_len - patch_len + 1, (n,), generator=generator).tolist()
+        assert stream is not None
 
-        xs, ys = draw(w, width), draw(h, height)
-        return list(zip(xs, ys)), {}
+        def draw(patch_len: int, image_len: int) -> int:
+            if patch_len >= image_len:
+                return (image_len - patch_len) // 2
+            return stream.integer(image_len - patch_len + 1)
+
+        return [(draw(w, width), draw(h, height)) for _ in range(n)], {}
 
 
 def center_box(image_size: Sequence[int], center_fraction: float) -> tuple[int, int, int, int]:
@@ -327,26 +356,68 @@ class RandomOffCenterPlacement(Placement):
             raise UsageError(f"center_fraction must be in [0, 1), got {fraction!r}")
         return {"n": _positive_int(params["n"], "n"), "center_fraction": float(fraction)}
 
-    def _positions(self, patch: Size, image: Size, generator: torch.Generator | None) -> tuple[list[Position], dict[str, Any]]:
+    def _positions(self, patch: Size, image: Size, stream: SampleStream | None) -> tuple[list[Position], dict[str, Any]]:
+        assert stream is not None
         (h, w), (height, width) = patch, image
-        x0, y0, x1, y1 = center_box(image, self.params["center_fraction"])
+        box = center_box(image, self.params["center_fraction"])
         if h > height or w > width:
             raise UsageError(f"a {h}x{w} text patch does not fit a {height}x{width} image: reduce the text size")
-        xs = torch.arange(width - w + 1)
-        ys = torch.arange(height - h + 1)
-        # Two axis-aligned boxes are disjoint iff they are separated along x or along y.
-        clear_x = (xs + w <= x0) | (xs >= x1)
-        clear_y = (ys + h <= y0) | (ys >= y1)
-        allowed = clear_y[:, None] | clear_x[None, :]
-        candidates = allowed.nonzero()  # [K, 2] as (y, x)
-        if len(candidates) == 0:
+        xs, ys = _AxisSplit(width - w + 1, w, box[0], box[2]), _AxisSplit(height - h + 1, h, box[1], box[3])
+        if box[0] == box[2] or box[1] == box[3]:
+            xs, ys = _AxisSplit(width - w + 1, w, 0, 0), _AxisSplit(height - h + 1, h, 0, 0)  # empty box
+        # Allowed = clear of the box along y (any x), or not clear along y but clear along x.
+        # Counting the two disjoint parts lets one uniform index pick a position exactly.
+        part_y = ys.n_clear * xs.n
+        total = part_y + (ys.n - ys.n_clear) * xs.n_clear
+        if total == 0:
             raise UsageError(
                 f"a {h}x{w} text patch cannot avoid the centre box of a {height}x{width} image "
                 f"(center_fraction={self.params['center_fraction']}): reduce the text size or center_fraction"
             )
-        picks = torch.randint(0, len(candidates), (self.params["n"],), generator=generator)
-        positions = [(int(candidates[i, 1]), int(candidates[i, 0])) for i in picks.tolist()]
-        return positions, {"center_box": [x0, y0, x1, y1]}
+        positions = []
+        for _ in range(self.params["n"]):
+            k = stream.integer(total)
+            if k < part_y:
+                positions.append((k % xs.n, ys.clear(k // xs.n)))
+            else:
+                k -= part_y
+                positions.append((xs.clear(k % xs.n_clear), ys.blocked(k // xs.n_clear)))
+        return positions, {"center_box": list(box)}
+
+
+@dataclass(frozen=True)
+class _AxisSplit:
+    """Along one axis: the ``n`` start positions ``0..n-1`` of a patch of length ``length``,
+    split into those clear of the box span ``[lo, hi)`` (before or after it) and those not."""
+
+    n: int
+    length: int
+    lo: int
+    hi: int
+
+    @property
+    def _n_before(self) -> int:  # starts s with s + length <= lo
+        return max(0, min(self.n, self.lo - self.length + 1))
+
+    @property
+    def _first_after(self) -> int:  # first start s >= hi
+        return max(self.hi, self._n_before)
+
+    @property
+    def n_clear(self) -> int:
+        if self.hi <= self.lo:
+            return self.n  # empty box: everything is clear
+        return self._n_before + max(0, self.n - self._first_after)
+
+    def clear(self, k: int) -> int:
+        """The ``k``-th clear start, in increasing order."""
+        if self.hi <= self.lo:
+            return k
+        return k if k < self._n_before else self._first_after + (k - self._n_before)
+
+    def blocked(self, k: int) -> int:
+        """The ``k``-th start that overlaps the box span (a contiguous run after the clear ones before it)."""
+        return self._n_before + k
 
 
 _PLACEMENTS: dict[str, type[Placement]] = {
@@ -367,5 +438,7 @@ def create_placement(name: str, **params: Any) -> Placement:
 
 
 def boxes_overlap(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:
-    """Whether boxes ``(x0, y0, x1, y1)`` with exclusive ends share any pixel."""
+    """Whether boxes ``(x0, y0, x1, y1)`` with exclusive ends share any pixel (an empty box shares none)."""
+    if a[0] >= a[2] or a[1] >= a[3] or b[0] >= b[2] or b[1] >= b[3]:
+        return False
     return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
