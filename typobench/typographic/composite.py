@@ -154,10 +154,13 @@ def _over(top: torch.Tensor, bottom: torch.Tensor) -> torch.Tensor:
     w_bottom = bottom_a * (1 - top_a)  # how much of the bottom shows through
     out_a = top_a + w_bottom
     premult = torch.addcmul(bottom[:3] * w_bottom, top[:3], top_a)
-    # where() on the denominator, not the quotient, keeps the backward pass free of 0/0 NaNs.
-    rgb = premult / torch.where(out_a > 0, out_a, 1.0)
-    # A transparent top (glyph margins over another copy) lets the bottom through bit-exactly.
-    rgb = torch.where(top_a == 0, bottom[:3], rgb)
+    # Where both are transparent the colour is 0/0; take the top's colour, the limit as its alpha
+    # rises from 0 (what a paste onto an empty canvas gives), so d(rgb * alpha)/d(alpha) is right.
+    # where() on the denominator too, not only the quotient: no 0/0 NaN in the backward pass.
+    # (No where(top_a == 0, bottom, ...) shortcut for bit-exactness: it would zero the gradient
+    # with respect to the top's alpha exactly where an attack starts from a transparent pixel.)
+    visible = out_a > 0
+    rgb = torch.where(visible, premult / torch.where(visible, out_a, 1.0), top[:3])
     return torch.cat([rgb, out_a], dim=0)
 
 

@@ -1,0 +1,127 @@
+"""``typobench stroop``: Goh et al.'s Stroop test -- is a colour word classified by its ink or by the word?"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from ..cache import TensorCache, default_cache_dir
+from ..models import load_model
+from ..results import environment, utc_now
+from ..run import DEFAULT_MODEL
+from ..runtime import Runtime
+from ..stroop import (
+    DEFAULT_BACKGROUND,
+    DEFAULT_NEUTRAL,
+    DEFAULT_PALETTE,
+    DEFAULT_SIZES,
+    GOH_PROMPT,
+    check_prompts,
+    default_stroop_out_dir,
+    hex_colour,
+    metrics_table,
+    run_stroop,
+    stroop_config_hash,
+    stroop_design,
+    write_stroop_outputs,
+)
+from .common import positive_int
+
+_DEFAULT_PALETTE_TEXT = ",".join(f"{name}={hex_colour(rgb)}" for name, rgb in DEFAULT_PALETTE.items())
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "stroop",
+        help="Stroop test: colour words in another ink, classified zero-shot by ink colour",
+        description="Goh et al.'s Stroop stimuli: every palette colour as ink x every colour word (all palette "
+                    "colours but black) plus a neutral word, centred on a plain background at the model's input "
+                    "size, classified zero-shot by ink colour. Reports congruent and incongruent accuracy, the rate "
+                    "at which an incongruent stimulus is named by its word, and neutral-word accuracy, per prompt.",
+        epilog="example: typobench stroop --model ViT-B-32:openai --prompt \"my favorite word, written in the color {}\" "
+               "--prompt \"a photo of the color {}\"",
+    )
+    model = parser.add_argument_group("model")
+    model.add_argument("--model", default=DEFAULT_MODEL,
+                       help="built-in name, open_clip NAME or NAME:TAG (ViT-B-32:openai), or hf-hub:org/repo "
+                            f"(default: {DEFAULT_MODEL}; see `typobench list models`)")
+    model.add_argument("--pretrained", default=None,
+                       help="open_clip pretrained tag or a local checkpoint (.safetensors/.pt) for --model NAME")
+
+    stimuli = parser.add_argument_group("stimuli and prompts")
+    stimuli.add_argument("--prompt", dest="prompts", action="append", default=None, metavar="TEMPLATE",
+                         help=f"zero-shot prompt with {{}} for the colour name; repeat for several, each reported "
+                              f"separately (default: \"{GOH_PROMPT}\")")
+    stimuli.add_argument("--palette", default=None, metavar="NAME=#RRGGBB,...",
+                         help="ink colours and class names, in order; a bare NAME uses the default ink or a "
+                              f"PIL colour name (default: {_DEFAULT_PALETTE_TEXT})")
+    stimuli.add_argument("--words", default=None, metavar="NAME,...",
+                         help="colour words to write, each a palette name (default: every palette colour but black)")
+    stimuli.add_argument("--neutral", default=DEFAULT_NEUTRAL,
+                         help=f"neutral word that names no colour (default: {DEFAULT_NEUTRAL})")
+    stimuli.add_argument("--fonts", nargs="+", default=None, metavar="FONT",
+                         help="fonts (registry names or .ttf paths; space or comma separated); every font x size "
+                              "is a full stimulus set (default: sans)")
+    stimuli.add_argument("--sizes", nargs="+", default=None, metavar="SIZE",
+                         help="font sizes: a fraction of the image side (0.18) or pixels (14) "
+                              f"(default: {', '.join(str(s) for s in DEFAULT_SIZES)})")
+    stimuli.add_argument("--background", default=DEFAULT_BACKGROUND,
+                         help=f"background colour, a name or #rrggbb (default: {DEFAULT_BACKGROUND})")
+
+    runtime = parser.add_argument_group("runtime")
+    runtime.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps")
+    runtime.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
+                         help="autocast precision (weights stay fp32)")
+    runtime.add_argument("--batch-size", type=positive_int, default=64)
+    runtime.add_argument("--seed", type=int, default=0, help="seed for random-init models")
+    runtime.add_argument("--cache-dir", default=None,
+                         help="cache for zero-shot weights (default: $TYPOBENCH_CACHE or ~/.cache/typobench)")
+    parser.add_argument("--out", default=None,
+                        help="output folder (default: runs/stroop-<model>-<hash>); stroop.json, stroop.csv, "
+                             "stroop_<i>.png per prompt")
+    parser.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    runtime = Runtime.create(args.device, args.precision)
+    # Validate the cheap things before loading a model.
+    prompts = check_prompts(args.prompts)
+    words = [w for w in args.words.split(",") if w.strip()] if args.words else None
+    design_options = dict(palette=args.palette, words=words, neutral=args.neutral, fonts=args.fonts,
+                          sizes=args.sizes, background=args.background)
+    stroop_design(**design_options)
+
+    loaded = load_model(args.model, args.pretrained, device=runtime.device, seed=args.seed)
+    cache = TensorCache(args.cache_dir or default_cache_dir())
+    result = run_stroop(loaded, prompts, **design_options, cache=cache, runtime=runtime, batch_size=args.batch_size)
+
+    config_hash = stroop_config_hash(result, {"precision": args.precision})
+    out_dir = Path(args.out) if args.out else default_stroop_out_dir(loaded.spec.label, config_hash)
+    config = {k: v for k, v in vars(args).items() if k != "handler"}
+    extra = {
+        "created": utc_now(),
+        "versions": environment(),
+        "config_hash": config_hash,
+        "config": {**config, "device_resolved": str(runtime.device)},
+        "elapsed_s": round(time.perf_counter() - started, 3),
+    }
+    files = write_stroop_outputs(result, out_dir, extra)
+
+    model = result.model or {}
+    counts = result.to_dict()["counts"]
+    design = result.design
+    print(f"model   {model.get('label')}" + ("  (RANDOM WEIGHTS: a test model, scores at chance)" if model.get("random_init") else ""))
+    print(f"stimuli {len(result.stimuli)} per prompt: {len(design.palette)} inks x {len(design.columns)} words, "
+          f"{len(design.fonts)} font(s) x {len(design.sizes)} size(s), {result.image_size[1]}x{result.image_size[0]} "
+          f"on {hex_colour(design.background)}  ({counts['congruent']} congruent, {counts['incongruent']} incongruent, "
+          f"{counts['neutral']} neutral)")
+    print()
+    print(metrics_table(result))
+    print()
+    print(f"results {files['json']}")
+    print(f"        {files['csv']}")
+    for i in range(len(result.prompts)):
+        print(f"        {files[f'png_{i}']}")
+    return 0
