@@ -9,7 +9,6 @@ the forward rate of the smallest model the benchmark evaluates. Prints figures o
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 from collections.abc import Callable
 

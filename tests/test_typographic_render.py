@@ -13,6 +13,7 @@ import torch
 from typobench.errors import UsageError
 from typobench.typographic import (
     TextStyle,
+    clear_render_cache,
     list_font_families,
     list_fonts,
     render_cache_info,
@@ -106,6 +107,7 @@ def test_style_canonicalises_colours_and_equal_styles_are_equal():
         ({"text": "  "}, "empty"),
         ({"text": "cat", "fill": "not-a-colour"}, "fill"),
         ({"text": "cat", "fill": (300, 0, 0)}, "fill"),
+        ({"text": "cat", "box": "#ff000080"}, "opacity"),
         ({"text": "cat", "opacity": 1.5}, "opacity"),
         ({"text": "cat", "size": 0}, "size"),
         ({"text": "cat", "size": 1.5}, "size"),
@@ -202,3 +204,22 @@ def test_render_cache_returns_same_object_without_rerendering():
     # a different image side that resolves to a different font size renders anew
     assert render_patch(style, 128) is not first
     assert render_cache_info().misses == misses + 1
+
+
+def test_render_cache_keys_on_resolved_pixels():
+    # Sizes drawn per sample as fractions: those rounding to one font size share one render.
+    a = render_patch(TextStyle("shared", size=0.25), 64)
+    misses = render_cache_info().misses
+    assert render_patch(TextStyle("shared", size=0.2501), 64) is a
+    assert render_patch(TextStyle("shared", size=16), 64) is a
+    assert render_cache_info().misses == misses
+    assert render_patch(TextStyle("shared", size=17), 64) is not a
+
+
+def test_clear_render_cache_forces_a_fresh_render():
+    style = TextStyle("fresh", size=10)
+    first = render_patch(style, 64)
+    clear_render_cache()
+    assert render_cache_info().currsize == 0
+    second = render_patch(style, 64)
+    assert second is not first and torch.equal(second, first)

@@ -62,3 +62,10 @@ register_builtin(BuiltinModel(
     open_clip_name="typobench-tiny-vit",
     description="random-init ViT, 2 layers width 64 patch 8, 32 px; for tests",
 ))
+register_builtin(BuiltinModel(
+    name="toyclip",
+    open_clip_name="typobench-toyclip",
+    description="toyclip: ModifiedResNet CLIP trained here on CIFAR-10 photos with written words and colours, 64 px "
+                "(model card: typobench/models/TOYCLIP_CARD.md)",
+    weights=WEIGHTS_DIR / "toyclip.safetensors",
+))

@@ -31,6 +31,7 @@ from typobench.typographic.fonts import (
 from typobench.typographic.placement import (
     Placement,
     PlacementRecord,
+    SampleStream,
     center_box,
     create_placement,
     default_grid,
@@ -40,6 +41,7 @@ from typobench.typographic.placement import (
     sample_rng,
 )
 from typobench.typographic.render import (
+    RenderCacheInfo,
     TextStyle,
     clear_render_cache,
     parse_color,
@@ -52,6 +54,8 @@ __all__ = [
     "FontSpec",
     "Placement",
     "PlacementRecord",
+    "RenderCacheInfo",
+    "SampleStream",
     "TextStyle",
     "alpha_coverage",
     "apply_patches",

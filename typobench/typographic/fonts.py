@@ -136,6 +136,13 @@ def resolve_font(name: str | os.PathLike) -> FontSpec:
     canonical = _ALIASES.get(key.lower(), key.lower())
     if canonical not in _BUILTIN_FONTS:
         raise unknown_name_error("font", key, list_fonts(), _HOW_TO_LIST)
+    return _resolve_builtin(canonical)
+
+
+@functools.lru_cache(maxsize=None)
+def _resolve_builtin(canonical: str) -> FontSpec:
+    # Cached: every TextStyle resolves its font, and matplotlib's bundled files do not change
+    # while the process runs.
     file_name, family = _BUILTIN_FONTS[canonical]
     path = matplotlib_font_dir() / file_name
     if not path.is_file():

@@ -13,6 +13,7 @@ same position whatever batch or order it runs in, and, unlike ``torch.randint`` 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 from abc import ABC, abstractmethod
@@ -182,6 +183,7 @@ class Placement(ABC):
         self._given = frozenset(params)  # lets _validate tell "n=8 given" from "n left at default"
         merged = {**self.defaults, **params}
         self.params: dict[str, Any] = self._validate(merged)
+        self._record_params = self.to_dict()["params"]  # JSON-ready, computed once, not per sample
 
     @abstractmethod
     def _validate(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -202,12 +204,12 @@ class Placement(ABC):
         positions, extras = self._positions(patch, image, stream)
         return PlacementRecord(
             policy=self.name,
-            positions=tuple((int(x), int(y)) for x, y in positions),
+            positions=tuple([(int(x), int(y)) for x, y in positions]),
             patch_size=patch,
             image_size=image,
             seed=int(seed),
             sample_id=str(sample_id),
-            params=self.to_dict()["params"],
+            params=dict(self._record_params),
             extras=extras,
         )
 
@@ -362,9 +364,9 @@ class RandomOffCenterPlacement(Placement):
         box = center_box(image, self.params["center_fraction"])
         if h > height or w > width:
             raise UsageError(f"a {h}x{w} text patch does not fit a {height}x{width} image: reduce the text size")
-        xs, ys = _AxisSplit(width - w + 1, w, box[0], box[2]), _AxisSplit(height - h + 1, h, box[1], box[3])
-        if box[0] == box[2] or box[1] == box[3]:
-            xs, ys = _AxisSplit(width - w + 1, w, 0, 0), _AxisSplit(height - h + 1, h, 0, 0)  # empty box
+        empty = box[0] == box[2] or box[1] == box[3]  # a zero-area box blocks nothing
+        xs = _axis_split(width - w + 1, w, box[0], box[0] if empty else box[2])
+        ys = _axis_split(height - h + 1, h, box[1], box[1] if empty else box[3])
         # Allowed = clear of the box along y (any x), or not clear along y but clear along x.
         # Counting the two disjoint parts lets one uniform index pick a position exactly.
         part_y = ys.n_clear * xs.n
@@ -387,37 +389,31 @@ class RandomOffCenterPlacement(Placement):
 
 @dataclass(frozen=True)
 class _AxisSplit:
-    """Along one axis: the ``n`` start positions ``0..n-1`` of a patch of length ``length``,
-    split into those clear of the box span ``[lo, hi)`` (before or after it) and those not."""
+    """Along one axis: the ``n`` start positions ``0..n-1`` of a patch, split into those clear of
+    the box span (``n_before`` before it, then from ``first_after`` on) and a blocked run between."""
 
     n: int
-    length: int
-    lo: int
-    hi: int
-
-    @property
-    def _n_before(self) -> int:  # starts s with s + length <= lo
-        return max(0, min(self.n, self.lo - self.length + 1))
-
-    @property
-    def _first_after(self) -> int:  # first start s >= hi
-        return max(self.hi, self._n_before)
-
-    @property
-    def n_clear(self) -> int:
-        if self.hi <= self.lo:
-            return self.n  # empty box: everything is clear
-        return self._n_before + max(0, self.n - self._first_after)
+    n_before: int
+    first_after: int
+    n_clear: int
 
     def clear(self, k: int) -> int:
         """The ``k``-th clear start, in increasing order."""
-        if self.hi <= self.lo:
-            return k
-        return k if k < self._n_before else self._first_after + (k - self._n_before)
+        return k if k < self.n_before else self.first_after + (k - self.n_before)
 
     def blocked(self, k: int) -> int:
-        """The ``k``-th start that overlaps the box span (a contiguous run after the clear ones before it)."""
-        return self._n_before + k
+        """The ``k``-th start whose patch overlaps the box span."""
+        return self.n_before + k
+
+
+@functools.lru_cache(maxsize=4096)
+def _axis_split(n: int, length: int, lo: int, hi: int) -> _AxisSplit:
+    """Split starts ``0..n-1`` of a patch of ``length`` against the box span ``[lo, hi)`` (cached: same sizes recur)."""
+    if hi <= lo:
+        return _AxisSplit(n, n, n, n)  # empty box: everything is clear
+    n_before = max(0, min(n, lo - length + 1))  # starts s with s + length <= lo
+    first_after = max(hi, n_before)  # first start s >= hi
+    return _AxisSplit(n, n_before, first_after, n_before + max(0, n - first_after))
 
 
 _PLACEMENTS: dict[str, type[Placement]] = {

@@ -1,4 +1,4 @@
-"""Render text into an RGBA patch tensor, cached per style and resolved size.
+"""Render text into an RGBA patch tensor, cached per style and resolved pixel size.
 
 A patch is a float32 tensor ``[4, h, w]`` in ``[0, 1]``: channels 0-2 are straight (not
 premultiplied) RGB, channel 3 is alpha. Anti-aliasing comes from FreeType's grey-level glyph
@@ -14,8 +14,10 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any, NamedTuple, Union
 
 import numpy as np
 import torch
@@ -42,6 +44,8 @@ def parse_color(value: Any, what: str = "colour") -> RGB:
             rgb = ImageColor.getrgb(value)
         except ValueError:
             raise UsageError(f"{what} '{value}' is not a colour: use a name like 'red', a hex code like '#ff0000' or an (r, g, b) tuple") from None
+        if len(rgb) == 4:
+            raise UsageError(f"{what} '{value}' has an alpha component: give an opaque colour and set opacity instead")
         return (int(rgb[0]), int(rgb[1]), int(rgb[2]))
     if isinstance(value, (tuple, list)) and len(value) == 3:
         channels = []
@@ -206,22 +210,76 @@ def render_patch(style: TextStyle, image_side: int) -> torch.Tensor:
     """
     if not isinstance(style, TextStyle):
         raise UsageError(f"render_patch needs a TextStyle, got {type(style).__name__}")
-    return _render_cached(style, style.resolve_size(int(image_side)))
+    return _CACHE.get(style, style.resolve_size(int(image_side)))
 
 
-def render_cache_info() -> functools._CacheInfo:
+class RenderCacheInfo(NamedTuple):
+    hits: int
+    misses: int  # = number of actual renders
+    maxsize: int
+    currsize: int
+
+
+def render_cache_info() -> RenderCacheInfo:
     """Hits/misses of the render cache; ``misses`` counts actual renders."""
-    return _render_cached.cache_info()
+    return _CACHE.info()
 
 
 def clear_render_cache() -> None:
-    _render_cached.cache_clear()
+    _CACHE.clear()
 
 
-@functools.lru_cache(maxsize=RENDER_CACHE_SIZE)
-def _render_cached(style: TextStyle, font_px: int) -> torch.Tensor:
-    patch = torch.from_numpy(_render_numpy(style, font_px))
-    return patch
+class _RenderCache:
+    """LRU cache of rendered patches keyed by what the pixels depend on.
+
+    The key uses resolved pixel sizes, not the style as written: styles whose fractional sizes
+    round to the same font size (common when sizes are drawn per sample) share one render.
+    """
+
+    def __init__(self, maxsize: int) -> None:
+        self.maxsize = maxsize
+        self._data: OrderedDict[tuple, torch.Tensor] = OrderedDict()
+        self._lock = threading.Lock()
+        self._hits = self._misses = 0
+
+    @staticmethod
+    def key(style: TextStyle, font_px: int) -> tuple:
+        multiline = "\n" in style.text
+        return (
+            style.text, style.font, font_px, style.fill, style.stroke, style.stroke_px(font_px),
+            style.box, style.padding_px(font_px), style.opacity, style.rotation,
+            style.align if multiline else None,
+            round(style.line_spacing * font_px) if multiline else None,
+        )  # fmt: skip
+
+    def get(self, style: TextStyle, font_px: int) -> torch.Tensor:
+        key = self.key(style, font_px)
+        with self._lock:
+            patch = self._data.get(key)
+            if patch is not None:
+                self._data.move_to_end(key)
+                self._hits += 1
+                return patch
+        rendered = torch.from_numpy(_render_numpy(style, font_px))  # outside the lock: slow
+        with self._lock:
+            self._misses += 1
+            patch = self._data.setdefault(key, rendered)  # a racing thread's render wins if first
+            self._data.move_to_end(key)
+            while len(self._data) > self.maxsize:
+                self._data.popitem(last=False)
+        return patch
+
+    def info(self) -> RenderCacheInfo:
+        with self._lock:
+            return RenderCacheInfo(self._hits, self._misses, self.maxsize, len(self._data))
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+            self._hits = self._misses = 0
+
+
+_CACHE = _RenderCache(RENDER_CACHE_SIZE)
 
 
 def _render_numpy(style: TextStyle, font_px: int) -> np.ndarray:

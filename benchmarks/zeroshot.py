@@ -1,0 +1,252 @@
+"""Benchmark: zero-shot evaluation images/second vs. a bare loop that only calls the image tower.
+
+The bare loop runs ``model.encode_image(normalize(x))`` under ``no_grad`` on the same preprocessed
+batches: the limit the harness can reach. Images are decoded and preprocessed once, up front, so data
+loading is warm (excluded) for both sides. Target: the harness at >= 0.9 of the bare loop.
+
+Rows (all on the same in-memory images, timed interleaved so they see the same machine load):
+
+* ``evaluate()``: the harness's whole batch loop with a ``CleanStage`` (DataLoader over the in-memory
+  data set, per-batch prediction rows, the per-batch CSV store, example images, reading the rows back);
+* ``run_stages_on_batch``: its per-batch core (``score`` + prediction rows) on pre-collated batches;
+* ``bare encode_image``: the limit.
+
+    python benchmarks/zeroshot.py --images 1000 --batch-size 64
+    python benchmarks/zeroshot.py --model tiny-vit --profile
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import pstats
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+
+TARGET = 0.9
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="tiny-rn", help="built-in or open_clip name (NAME or NAME:TAG)")
+    parser.add_argument("--pretrained", default=None, help="open_clip tag or local checkpoint")
+    parser.add_argument("--dataset", default="cifar10-sample")
+    parser.add_argument("--data-root", default=None)
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--images", type=int, default=512, help="images preloaded into memory")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=5, help="timed passes over the images per row")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--profile", action="store_true", help="cProfile one evaluate() pass and print the top entries")
+    args = parser.parse_args(argv)
+    for name in ("images", "batch_size", "repeats"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1")
+    return args
+
+
+def ratio(harness_rate: float, bare_rate: float) -> float:
+    """Harness throughput as a fraction of the bare loop's (1.0 = no overhead)."""
+    return harness_rate / bare_rate
+
+
+def verdict(value: float, target: float = TARGET) -> str:
+    mark = "MET" if value >= target else "MISSED"
+    return f"{mark}: harness at {value:.3f} of the bare loop (target >= {target:.2f})"
+
+
+def rates(seconds: Sequence[float], items: int) -> tuple[float, float]:
+    """(median, best) items/second over timed repeats of ``items`` items each."""
+    return items / statistics.median(seconds), items / min(seconds)
+
+
+def loadavg() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "n/a"
+
+
+def timed_interleaved(fns: dict[str, Callable[[], object]], repeats: int, device: torch.device) -> dict[str, list[float]]:
+    """Seconds per call of every fn, one warm-up each, then ``repeats`` rounds in rotating order."""
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    for fn in fns.values():
+        fn()
+    sync()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    names = list(fns)
+    for r in range(repeats):
+        for name in names[r % len(names):] + names[: r % len(names)]:
+            sync()
+            start = time.perf_counter()
+            fns[name]()
+            sync()
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
+class TensorLoader:
+    """An ImageDataset loader that hands back preprocessed tensors (data loading already done)."""
+
+    def __init__(self, tensors: torch.Tensor):
+        self.tensors = tensors
+
+    def __call__(self, index: int) -> torch.Tensor:
+        return self.tensors[index]
+
+
+def _identity(x):  # noqa: ANN001, ANN202 - picklable pass-through transform
+    return x
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    from typobench.cache import TensorCache
+    from typobench.data import ImageDataset, load_dataset
+    from typobench.evaluation import batch_plan, evaluate, run_stages_on_batch
+    from typobench.models import load_model
+    from typobench.resume import BatchStore
+    from typobench.run import RunConfig, build_classifier, limit_dataset
+    from typobench.runtime import Runtime
+    from typobench.stages import Batch, CleanStage, RunContext
+
+    runtime = Runtime.create(args.device, args.precision)
+    device = runtime.device
+    loaded = load_model(args.model, args.pretrained, device=device, seed=args.seed)
+    source = load_dataset(args.dataset, root=args.data_root, split=args.split, transform=loaded.pixel_transform())
+    source = limit_dataset(source, args.images, args.seed)
+    n = len(source)
+
+    start = time.perf_counter()
+    pixels = torch.stack([source[i][0] for i in range(n)])  # decoded + preprocessed once: warm data
+    preload_s = time.perf_counter() - start
+    memory = ImageDataset(name=source.name, split=source.split, classnames=source.classnames,
+                          templates=source.templates, labels=source.labels, sample_ids=source.sample_ids,
+                          loader=TensorLoader(pixels), transform=_identity, text_targets=source.text_targets)
+
+    tmp = tempfile.TemporaryDirectory(prefix="typobench-bench-")
+    config = RunConfig(model=args.model, pretrained=args.pretrained, dataset=args.dataset, head="zeroshot")
+    classifier, _ = build_classifier(config, loaded, memory, runtime, TensorCache(Path(tmp.name) / "cache"))
+    ctx = RunContext(classifier=classifier, classnames=list(memory.classnames), runtime=runtime, seed=args.seed)
+    stages = [CleanStage()]
+
+    plan = batch_plan(n, args.batch_size)
+    labels = torch.tensor(memory.labels)
+    batches = [(pixels[idx].to(device), labels[idx].to(device), idx) for idx in plan]
+    mean = torch.tensor(loaded.mean, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(loaded.std, device=device).view(1, 3, 1, 1)
+    tower = loaded.model
+
+    stores: list[BatchStore] = []
+
+    def harness_evaluate() -> object:
+        # A fresh run folder per pass (a finished batch would be skipped); they are deleted untimed.
+        store = BatchStore(Path(tmp.name) / f"run-{len(stores)}", "bench")
+        stores.append(store)
+        return evaluate(memory, stages, ctx, store, batch_size=args.batch_size, workers=0, progress=False)
+
+    def harness_per_batch() -> object:
+        frames = []
+        for images, y, idx in batches:
+            batch = Batch(images=images, labels=y, indices=idx, sample_ids=[memory.sample_ids[i] for i in idx])
+            frames.append(run_stages_on_batch(stages, batch, ctx))
+        return frames
+
+    def bare() -> object:
+        out = None
+        with torch.no_grad(), runtime.autocast():
+            for images, _, _ in batches:
+                out = tower.encode_image((images - mean) / std)
+        return out
+
+    fns = {"evaluate()": harness_evaluate, "run_stages_on_batch": harness_per_batch, "bare encode_image": bare}
+    load_before = loadavg()
+    times = timed_interleaved(fns, args.repeats, device)
+    load_after = loadavg()
+
+    bare_median, bare_best = rates(times["bare encode_image"], n)
+    print(f"model={args.model} device={device} precision={args.precision} torch={torch.__version__} "
+          f"threads={torch.get_num_threads()} cpus={_cpus()}")
+    print(f"data: {n} images of {args.dataset} preloaded as [0,1] tensors {tuple(pixels.shape[1:])} "
+          f"in {preload_s:.2f} s; batch {args.batch_size}; {args.repeats} timed passes per row, interleaved")
+    print(f"load average (1/5/15 min): {load_before} before, {load_after} after")
+    print(f"{'path':<22} {'median img/s':>13} {'best img/s':>11} {'ratio (median)':>15} {'ratio (best)':>13}")
+    for name in fns:
+        median, best = rates(times[name], n)
+        print(f"{name:<22} {median:>13,.0f} {best:>11,.0f} {ratio(median, bare_median):>15.3f} {ratio(best, bare_best):>13.3f}")
+    eval_median, _ = rates(times["evaluate()"], n)
+    print("verdict (evaluate(), medians): " + verdict(ratio(eval_median, bare_median)))
+
+    for store in stores:
+        store.clear()
+
+    if args.profile:
+        profiler = cProfile.Profile()
+        for _ in range(args.repeats):
+            profiler.enable()
+            harness_evaluate()
+            profiler.disable()
+            stores.pop().clear()
+        stats = pstats.Stats(profiler)
+        print(f"\n== cProfile of {args.repeats} evaluate() passes: cumulative seconds per part "
+              "(the profiler inflates Python-heavy parts) ==")
+        for label, seconds, share in breakdown(stats, PROFILE_PARTS):
+            print(f"{label:<52} {seconds:>8.3f} s {share:>6.1%}")
+        stream = io.StringIO()
+        stats.stream = stream
+        stats.sort_stats("tottime").print_stats(15)
+        print("\n== top functions by own time ==")
+        print(stream.getvalue())
+    tmp.cleanup()
+
+
+# (label, file suffix, function name) of the parts of evaluate() worth telling apart.
+PROFILE_PARTS = [
+    ("evaluate() total", "typobench/evaluation.py", "evaluate"),
+    ("  run_stages_on_batch(): the two below + pd.concat", "typobench/evaluation.py", "run_stages_on_batch"),
+    ("    score(): normalise + image tower + head", "typobench/stages.py", "score"),
+    ("    prediction_rows(): pandas frame per batch", "typobench/evaluation.py", "prediction_rows"),
+    ("  BatchStore.save(): CSV per batch", "typobench/resume.py", "save"),
+    ("  BatchStore.save_examples(): safetensors", "typobench/resume.py", "save_examples"),
+    ("  BatchStore.load_all(): read CSVs back", "typobench/resume.py", "load_all"),
+    ("  BatchStore.open()", "typobench/resume.py", "open"),
+    ("  DataLoader: fetch + collate", "torch/utils/data/dataloader.py", "__next__"),
+]
+
+
+def breakdown(stats: pstats.Stats, parts: list[tuple[str, str, str]]) -> list[tuple[str, float, float]]:
+    """Cumulative seconds of each named function in ``stats`` and its share of the first (the total)."""
+    found = []
+    for label, file_suffix, function in parts:
+        seconds = sum(ct for (path, _, name), (_, _, _, ct, _) in stats.stats.items()  # type: ignore[attr-defined]
+                      if name == function and path.replace("\\", "/").endswith(file_suffix))
+        found.append((label, seconds))
+    total = found[0][1] or 1.0
+    return [(label, seconds, seconds / total) for label, seconds in found]
+
+
+def _cpus() -> int:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 0)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,404 @@
+"""toyclip's training mixture: CIFAR-10 photos, photos with written words, words alone, colours.
+
+Every written word is drawn by the project's own renderer (``render_patch``), placed by its placement
+policies and composited by its compositor, exactly as the attack suites do; only the *distribution*
+of words and styles is defined here. A batch is a pure function of ``(seed, step)``: a resumed or
+repeated run sees the same images and captions, whatever the worker or process that made them.
+
+Each sample carries a caption and a *key*, the thing its caption names (``"cat"``, ``"lamp"``,
+``"color:red"``). Captions with different templates but the same key ("a photo of a cat.", "a blurry
+photo of the cat.") describe the same content; the contrastive loss treats every text with an
+image's key as a positive for that image (``loss.py``).
+
+The mixture (fractions are ``MixtureConfig`` fields):
+
+* ``photo``: a CIFAR-10 photo, captioned with its class in one of CLIP's 18 CIFAR templates.
+* ``photo_word``: a photo with one word written on it in a random style (outlined text, a sticker
+  box, or plain ink; the styles of the attack suites are inside this distribution). The word is a
+  class name or another vocabulary word; the caption names the *word* with probability
+  ``word_caption_p`` (web captions often mention visible text), else the photo's class.
+* ``word``: a vocabulary word alone on a plain, gradient or noise background, captioned with it.
+* ``colour_word``: a colour word in coloured ink on a light background, captioned with its ink
+  colour ("a photo of the color blue.") with probability ``ink_caption_p``, else with the word.
+  So Stroop has both the ink and the word to compete, and the prompt decides which is read.
+* ``colour``: a patch of one colour (full frame or a large rectangle), captioned with the colour.
+
+Held out of training entirely: one font family (``HELD_OUT_FONT_FAMILY``, measured by the
+``held-out-font`` suite), the control words of ``attacks/control-word.toml`` (so the control stage
+measures covering pixels, not reading a word the model was taught), and Stroop's neutral word.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import PIL.Image
+import torch
+
+from typobench.data.classnames import CIFAR10_CLASSNAMES
+from typobench.data.templates import CIFAR_TEMPLATES
+from typobench.typographic import (
+    TextStyle,
+    build_canvas,
+    composite,
+    create_placement,
+    list_font_families,
+    render_patch,
+)
+
+IMAGE_SIZE = 64
+
+# Held out of training: the whole DejaVu Serif family (the held-out-font suite writes in serif-bold,
+# the same weight as the suites' sans-bold). The model sees other serif faces (STIX, Computer Modern).
+HELD_OUT_FONT_FAMILY = "dejavu-serif"
+HELD_OUT_FONT = "serif-bold"
+
+# attacks/control-word.toml's control words and Stroop's neutral word: never written or captioned in
+# training (test_toyclip checks that the vocabulary excludes them).
+CONTROL_WORDS = ("table", "cloud", "lamp", "river", "chair", "window", "garden", "pencil", "candle", "ladder")
+STROOP_NEUTRAL = "example"
+
+# Inks with names: the Stroop palette (typobench.stroop.DEFAULT_PALETTE) plus a few more colours.
+COLOURS: dict[str, tuple[int, int, int]] = {
+    "black": (0, 0, 0),
+    "red": (255, 0, 0),
+    "green": (0, 160, 0),
+    "blue": (0, 0, 255),
+    "purple": (128, 0, 128),
+    "orange": (255, 128, 0),
+    "pink": (255, 105, 180),
+    "yellow": (255, 215, 0),
+    "brown": (139, 69, 19),
+    "gray": (128, 128, 128),
+    "white": (255, 255, 255),
+}
+# Colours used as ink for colour words (white ink on a light background would be invisible).
+INK_COLOURS = tuple(c for c in COLOURS if c != "white")
+
+# Words beyond the class names: concrete nouns and a few adjectives. None is a CIFAR-10 class, a
+# control word or the Stroop neutral word.
+OTHER_WORDS: tuple[str, ...] = (
+    "apple", "baby", "bear", "bed", "bee", "bicycle", "bottle", "bowl", "boy", "bridge", "bus",
+    "butterfly", "camel", "castle", "clock", "couch", "crab", "cup", "dolphin", "elephant", "fox",
+    "girl", "house", "keyboard", "lion", "lizard", "man", "mountain", "mouse", "mushroom", "pear",
+    "plate", "rabbit", "road", "rocket", "rose", "sea", "shark", "snail", "snake", "spider",
+    "tiger", "tractor", "train", "tulip", "turtle", "whale", "wolf", "woman", "worm", "book",
+    "phone", "radio", "piano", "guitar", "pizza", "bread", "cake", "coffee", "tea", "milk",
+    "shoe", "hat", "shirt", "key", "door", "wall", "tree", "flower", "grass", "sun", "moon",
+    "star", "rain", "snow", "fire", "water", "stone", "sand", "beach", "city", "street", "park",
+    "school", "hotel", "bank", "shop", "market", "money", "gold", "silver", "music", "game",
+    "ball", "kite", "boat", "bike", "car", "plane", "jet", "taxi", "van", "wheel", "engine",
+    "robot", "computer", "camera", "laptop", "mirror", "basket", "bucket", "knife", "fork",
+    "spoon", "jar", "box", "bag", "toy", "doll", "egg", "fish", "owl", "duck", "goose", "cow",
+    "pig", "sheep", "goat", "monkey", "panda", "zebra", "giraffe", "horn", "bell", "drum",
+    "open", "stop", "exit", "sale", "free", "love", "hello", "yes", "no", "big", "small",
+    "hot", "cold", "new", "old", "happy", "danger", "police", "coca", "pepsi", "ipod", "apple pie",
+)
+COLOUR_WORDS: tuple[str, ...] = tuple(COLOURS)
+VOCABULARY: tuple[str, ...] = tuple(dict.fromkeys((*CIFAR10_CLASSNAMES, *OTHER_WORDS, *COLOUR_WORDS)))
+
+WORD_TEMPLATES: tuple[str, ...] = (
+    "a photo of a {}.",
+    "a photo of the word {}.",
+    "the word {}.",
+    "a sign that says {}.",
+    "the text {}, written in large letters.",
+)
+COLOUR_TEMPLATES: tuple[str, ...] = (
+    "a photo of the color {}.",
+    "the color {}.",
+    "a patch of the color {}.",
+)
+
+KINDS = ("photo", "photo_word", "word", "colour_word", "colour")
+
+
+def training_fonts() -> tuple[str, ...]:
+    """Every built-in font outside the held-out family, sorted."""
+    families = list_font_families()
+    return tuple(sorted(f for family, fonts in families.items() if family != HELD_OUT_FONT_FAMILY for f in fonts))
+
+
+@dataclass(frozen=True)
+class MixtureConfig:
+    """Everything that defines the training distribution (recorded in the recipe JSON)."""
+
+    fractions: dict[str, float] = field(default_factory=lambda: {
+        "photo": 0.45, "photo_word": 0.30, "word": 0.12, "colour_word": 0.08, "colour": 0.05})
+    # photo_word: probability the written word is a CIFAR-10 class name (else another vocabulary word).
+    class_word_p: float = 0.5
+    # photo_word: probability the caption names the written word rather than the photo's class.
+    word_caption_p: float = 0.6
+    # photo_word: probability a word caption uses a word template ("the word {}.") instead of a CIFAR one.
+    word_template_p: float = 0.3
+    # colour_word: probability the caption names the ink colour rather than the word.
+    ink_caption_p: float = 0.5
+    # Font size in pixels at 64 px for words on photos (the suites: 0.14-0.2 of the side = 9-13 px).
+    photo_word_px: tuple[int, int] = (8, 14)
+    word_px: tuple[int, int] = (9, 18)
+    # Weight of sans-bold (the suites' font) among the training fonts; the rest share the remainder.
+    sans_bold_weight: float = 0.2
+    # photo_word styles: outlined text (like the suites' wrong-label/control stages), a sticker box
+    # (like the true-label sticker), or plain ink.
+    style_p: dict[str, float] = field(default_factory=lambda: {"outline": 0.45, "box": 0.3, "plain": 0.25})
+    rotation_p: float = 0.1
+    rotation_max: float = 15.0
+    # Photo augmentation at 32 px before the bicubic upsampling the evaluation also uses.
+    flip_p: float = 0.5
+    shift_px: int = 2
+
+    def __post_init__(self) -> None:
+        if set(self.fractions) != set(KINDS):
+            raise ValueError(f"fractions must name exactly {KINDS}, got {sorted(self.fractions)}")
+        if abs(sum(self.fractions.values()) - 1) > 1e-6:
+            raise ValueError(f"fractions must sum to 1, got {sum(self.fractions.values())}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MixtureConfig:
+        data = dict(data)
+        for key in ("photo_word_px", "word_px"):
+            if key in data:
+                data[key] = tuple(data[key])
+        return cls(**data)
+
+
+@dataclass
+class Batch:
+    images: torch.Tensor  # [B, 3, 64, 64] in [0, 1]
+    captions: list[str]
+    keys: list[str]
+    kinds: list[str]
+    words: list[str | None]  # what is written on each image (None: nothing)
+
+
+class PhotoBank:
+    """CIFAR-10 training photos in memory: uint8 ``[N, 32, 32, 3]`` and labels."""
+
+    def __init__(self, images: np.ndarray, labels: Sequence[int], source: str = "") -> None:
+        if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
+            raise ValueError(f"expected uint8 [N, H, W, 3], got {images.dtype} {images.shape}")
+        self.images = images
+        self.labels = np.asarray(labels, dtype=np.int64)
+        self.source = source
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @classmethod
+    def load(cls, dataset: str = "cifar10-jpeg", root: str | Path | None = None, split: str = "train",
+             download: bool = False, limit: int | None = None) -> PhotoBank:
+        """Decode a CIFAR-10 split (``cifar10-jpeg`` ImageFolder or torchvision ``cifar10``) into memory."""
+        from typobench.data import load_dataset
+
+        ds = load_dataset(dataset, root=root, split=split, transform=lambda im: im, download=download)
+        if list(ds.classnames) != list(CIFAR10_CLASSNAMES):
+            raise ValueError(f"{dataset} classes {ds.classnames[:3]}... are not CIFAR-10's")
+        n = len(ds) if limit is None else min(limit, len(ds))
+        first = np.asarray(ds[0][0].convert("RGB"))
+        images = np.empty((n, *first.shape), dtype=np.uint8)
+        for i in range(n):
+            images[i] = np.asarray(ds[i][0].convert("RGB"))
+        return cls(images, ds.labels[:n], source=f"{dataset}:{split}")
+
+
+def _jitter(rgb: Sequence[int], rng: np.random.Generator, amount: int) -> tuple[int, int, int]:
+    out = np.clip(np.asarray(rgb) + rng.integers(-amount, amount + 1, size=3), 0, 255)
+    return (int(out[0]), int(out[1]), int(out[2]))
+
+
+def _luminance(rgb: Sequence[int]) -> float:
+    return (0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2]) / 255.0
+
+
+def _random_rgb(rng: np.random.Generator) -> tuple[int, int, int]:
+    v = rng.integers(0, 256, size=3)
+    return (int(v[0]), int(v[1]), int(v[2]))
+
+
+def _contrasting(rgb: Sequence[int], rng: np.random.Generator, min_diff: float = 0.35) -> tuple[int, int, int]:
+    """A colour whose luminance differs from ``rgb`` by at least ``min_diff`` (a named one half the time)."""
+    lum = _luminance(rgb)
+    for _ in range(20):
+        if rng.random() < 0.5:
+            cand = COLOURS[list(COLOURS)[int(rng.integers(len(COLOURS)))]]
+        else:
+            cand = _random_rgb(rng)
+        if abs(_luminance(cand) - lum) >= min_diff:
+            return cand
+    return (255, 255, 255) if lum < 0.5 else (0, 0, 0)
+
+
+class Mixture:
+    """Makes training batches: ``mixture.batch(step, batch_size)``, a pure function of (seed, step)."""
+
+    def __init__(self, photos: PhotoBank, config: MixtureConfig | None = None, seed: int = 0) -> None:
+        self.photos = photos
+        self.config = config or MixtureConfig()
+        self.seed = int(seed)
+        self.fonts = training_fonts()
+        weights = np.array([self.config.sans_bold_weight if f == "sans-bold" else 0.0 for f in self.fonts])
+        rest = [i for i, f in enumerate(self.fonts) if f != "sans-bold"]
+        weights[rest] = (1 - weights.sum()) / len(rest)
+        self.font_p = weights / weights.sum()
+        self.kind_p = np.array([self.config.fractions[k] for k in KINDS])
+        self.random_placement = create_placement("random")
+        self.centre_placement = create_placement("fixed", x=0.5, y=0.5)
+        self.classnames = list(CIFAR10_CLASSNAMES)
+        self.other_words = [w for w in VOCABULARY if w not in self.classnames]
+
+    # -- pieces -------------------------------------------------------------------------------
+    def _font(self, rng: np.random.Generator) -> str:
+        return self.fonts[int(rng.choice(len(self.fonts), p=self.font_p))]
+
+    def _photo(self, rng: np.random.Generator) -> tuple[torch.Tensor, int]:
+        index = int(rng.integers(len(self.photos)))
+        image = self.photos.images[index]
+        cfg = self.config
+        if rng.random() < cfg.flip_p:
+            image = image[:, ::-1]
+        if cfg.shift_px:
+            s = cfg.shift_px
+            padded = np.pad(image, ((s, s), (s, s), (0, 0)), mode="reflect")
+            dy, dx = (int(v) for v in rng.integers(0, 2 * s + 1, size=2))
+            image = padded[dy:dy + image.shape[0], dx:dx + image.shape[1]]
+        # The same bicubic upsampling as the model's evaluation transform (PIL, 32 -> 64 px).
+        pil = PIL.Image.fromarray(np.ascontiguousarray(image)).resize((IMAGE_SIZE, IMAGE_SIZE), PIL.Image.BICUBIC)
+        pixels = torch.from_numpy(np.asarray(pil, dtype=np.float32) / 255.0).permute(2, 0, 1)
+        return pixels, int(self.photos.labels[index])
+
+    def _background(self, rng: np.random.Generator, light: bool | None = None) -> tuple[torch.Tensor, tuple[int, int, int]]:
+        """A plain, gradient or smooth-noise background and its mean colour."""
+        if light is None:
+            base = _random_rgb(rng)
+        elif light:
+            base = (255, 255, 255) if rng.random() < 0.5 else tuple(int(v) for v in rng.integers(190, 256, size=3))
+        else:
+            base = tuple(int(v) for v in rng.integers(0, 90, size=3))
+        base_t = torch.tensor(base, dtype=torch.float32).view(3, 1, 1) / 255.0
+        image = base_t.expand(3, IMAGE_SIZE, IMAGE_SIZE).clone()
+        u = rng.random()
+        if u < 0.3:  # gradient towards a nearby colour
+            other = torch.tensor(_jitter(base, rng, 50), dtype=torch.float32).view(3, 1, 1) / 255.0
+            ramp = torch.linspace(0, 1, IMAGE_SIZE).view(1, 1, IMAGE_SIZE) if rng.random() < 0.5 else \
+                torch.linspace(0, 1, IMAGE_SIZE).view(1, IMAGE_SIZE, 1)
+            image = base_t + (other - base_t) * ramp
+            image = image.expand(3, IMAGE_SIZE, IMAGE_SIZE).clone()
+        elif u < 0.6:  # smooth noise texture
+            cells = int(rng.choice([4, 8, 16]))
+            noise = torch.from_numpy(rng.normal(0, 1, size=(1, 3, cells, cells)).astype(np.float32))
+            noise = torch.nn.functional.interpolate(noise, size=(IMAGE_SIZE, IMAGE_SIZE), mode="bilinear", align_corners=False)[0]
+            image = image + noise * float(rng.uniform(0.03, 0.12))
+        return image.clamp(0, 1), base
+
+    def _photo_word_style(self, word: str, rng: np.random.Generator) -> TextStyle:
+        cfg = self.config
+        size = int(rng.integers(cfg.photo_word_px[0], cfg.photo_word_px[1] + 1))
+        kind = list(cfg.style_p)[int(rng.choice(len(cfg.style_p), p=np.array(list(cfg.style_p.values()))))]
+        font = self._font(rng)
+        named = list(COLOURS)
+        rotation = float(rng.uniform(-cfg.rotation_max, cfg.rotation_max)) if rng.random() < cfg.rotation_p else 0.0
+        if kind == "outline":
+            fill = COLOURS[named[int(rng.integers(len(named)))]] if rng.random() < 0.7 else _random_rgb(rng)
+            stroke = _contrasting(fill, rng, 0.25)
+            width = 0.08 if rng.random() < 0.5 else float(rng.uniform(0.05, 0.15))
+            return TextStyle(word, font=font, size=size, fill=fill, stroke=stroke, stroke_width=width, rotation=rotation)
+        if kind == "box":
+            box = (255, 255, 255) if rng.random() < 0.5 else _random_rgb(rng)
+            fill = (0, 0, 0) if box == (255, 255, 255) and rng.random() < 0.6 else _contrasting(box, rng)
+            padding = float(rng.uniform(0.08, 0.25))
+            return TextStyle(word, font=font, size=size, fill=fill, box=box, padding=padding, rotation=rotation)
+        fill = COLOURS[named[int(rng.integers(len(named)))]] if rng.random() < 0.6 else _random_rgb(rng)
+        return TextStyle(word, font=font, size=size, fill=fill, rotation=rotation)
+
+    # -- one batch ----------------------------------------------------------------------------
+    def batch(self, step: int, batch_size: int) -> Batch:
+        rng = np.random.default_rng([self.seed, int(step)])
+        cfg = self.config
+        kinds = [KINDS[int(k)] for k in rng.choice(len(KINDS), size=batch_size, p=self.kind_p)]
+        images = torch.empty(batch_size, 3, IMAGE_SIZE, IMAGE_SIZE)
+        captions: list[str] = []
+        keys: list[str] = []
+        words: list[str | None] = []
+        placements: list[list[tuple[torch.Tensor, tuple[int, int]]]] = []
+        for i, kind in enumerate(kinds):
+            sample_id = f"{step}/{i}"
+            placed: list[tuple[torch.Tensor, tuple[int, int]]] = []
+            word: str | None = None
+            if kind in ("photo", "photo_word"):
+                images[i], label = self._photo(rng)
+                classname = self.classnames[label]
+                key = classname
+                if kind == "photo_word":
+                    pool = self.classnames if rng.random() < cfg.class_word_p else self.other_words
+                    word = pool[int(rng.integers(len(pool)))]
+                    style = self._photo_word_style(word, rng)
+                    patch = render_patch(style, IMAGE_SIZE)
+                    record = self.random_placement.place(patch.shape[-2:], (IMAGE_SIZE, IMAGE_SIZE), sample_id, seed=self.seed)
+                    placed.append((patch, record.positions[0]))
+                    if rng.random() < cfg.word_caption_p:
+                        key = word
+                if key == classname or rng.random() >= cfg.word_template_p:
+                    template = CIFAR_TEMPLATES[int(rng.integers(len(CIFAR_TEMPLATES)))]
+                else:
+                    template = WORD_TEMPLATES[int(rng.integers(len(WORD_TEMPLATES)))]
+                caption = template.format(key)
+            elif kind == "word":
+                word = VOCABULARY[int(rng.integers(len(VOCABULARY)))]
+                light = None if rng.random() < 0.4 else bool(rng.random() < 0.6)
+                images[i], base = self._background(rng, light)
+                fill = _contrasting(base, rng)
+                size = int(rng.integers(cfg.word_px[0], cfg.word_px[1] + 1))
+                style = TextStyle(word, font=self._font(rng), size=size, fill=fill)
+                if rng.random() < 0.3:
+                    style = style.replace(stroke=_contrasting(fill, rng, 0.25), stroke_width=0.08)
+                placed.append(self._place(style, sample_id, rng))
+                key = word
+                caption = WORD_TEMPLATES[int(rng.integers(len(WORD_TEMPLATES)))].format(word)
+            elif kind == "colour_word":
+                word = COLOUR_WORDS[int(rng.integers(len(COLOUR_WORDS)))]
+                ink_name = INK_COLOURS[int(rng.integers(len(INK_COLOURS)))]
+                images[i], _ = self._background(rng, light=True)
+                size = int(rng.integers(cfg.word_px[0], cfg.word_px[1] + 1))
+                style = TextStyle(word, font=self._font(rng), size=size, fill=_jitter(COLOURS[ink_name], rng, 20))
+                placed.append(self._place(style, sample_id, rng))
+                if rng.random() < cfg.ink_caption_p:
+                    key = f"color:{ink_name}"
+                    caption = COLOUR_TEMPLATES[int(rng.integers(len(COLOUR_TEMPLATES)))].format(ink_name)
+                else:
+                    key = word
+                    caption = WORD_TEMPLATES[int(rng.integers(len(WORD_TEMPLATES)))].format(word)
+            else:  # colour
+                name = list(COLOURS)[int(rng.integers(len(COLOURS)))]
+                colour = torch.tensor(_jitter(COLOURS[name], rng, 20), dtype=torch.float32).view(3, 1, 1) / 255.0
+                noise = torch.from_numpy(rng.normal(0, 0.02, size=(3, IMAGE_SIZE, IMAGE_SIZE)).astype(np.float32))
+                if rng.random() < 0.5:
+                    images[i] = (colour + noise).clamp(0, 1)
+                else:
+                    background, _ = self._background(rng, light=name not in ("white", "yellow") and rng.random() < 0.7)
+                    h, w = (int(v) for v in rng.integers(int(0.5 * IMAGE_SIZE), IMAGE_SIZE + 1, size=2))
+                    y, x = int(rng.integers(0, IMAGE_SIZE - h + 1)), int(rng.integers(0, IMAGE_SIZE - w + 1))
+                    background[:, y:y + h, x:x + w] = (colour + noise[:, y:y + h, x:x + w]).clamp(0, 1)
+                    images[i] = background
+                key = f"color:{name}"
+                caption = COLOUR_TEMPLATES[int(rng.integers(len(COLOUR_TEMPLATES)))].format(name)
+            placements.append(placed)
+            captions.append(caption)
+            keys.append(key)
+            words.append(word)
+        if any(placements):
+            images = composite(images, build_canvas(placements, (IMAGE_SIZE, IMAGE_SIZE)))
+        return Batch(images=images, captions=captions, keys=keys, kinds=kinds, words=words)
+
+    def _place(self, style: TextStyle, sample_id: str, rng: np.random.Generator) -> tuple[torch.Tensor, tuple[int, int]]:
+        patch = render_patch(style, IMAGE_SIZE)
+        policy = self.centre_placement if rng.random() < 0.5 else self.random_placement
+        record = policy.place(patch.shape[-2:], (IMAGE_SIZE, IMAGE_SIZE), sample_id, seed=self.seed)
+        return patch, record.positions[0]
