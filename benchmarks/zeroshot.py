@@ -40,7 +40,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--dataset", default="cifar10-sample")
     parser.add_argument("--data-root", default=None)
     parser.add_argument("--split", default="test")
-    parser.add_argument("--images", type=int, default=512, help="images preloaded into memory")
+    parser.add_argument("--images", type=int, default=1000, help="images preloaded into memory")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=5, help="timed passes over the images per row")
     parser.add_argument("--device", default="auto")
@@ -68,6 +68,23 @@ def verdict(value: float, target: float = TARGET) -> str:
 def rates(seconds: Sequence[float], items: int) -> tuple[float, float]:
     """(median, best) items/second over timed repeats of ``items`` items each."""
     return items / statistics.median(seconds), items / min(seconds)
+
+
+def overhead_ms_per_batch(harness_rate: float, bare_rate: float, batch_size: int) -> float:
+    """Extra milliseconds the harness spends per batch over the bare loop (images/s -> ms/batch)."""
+    return 1e3 * batch_size * (1.0 / harness_rate - 1.0 / bare_rate)
+
+
+def contention_note(load: str, threads: int, cpus: int) -> str | None:
+    """A warning when the machine is busy and torch's threads would fight other jobs for the cores."""
+    try:
+        one_minute = float(load.split()[0])
+    except (ValueError, IndexError):
+        return None
+    if threads > 1 and one_minute > max(cpus - 1, 1):
+        return (f"note: load {one_minute:.2f} on {cpus} cpus with {threads} torch threads: other jobs compete for "
+                "the cores and figures can be far off and noisy; try --threads 1")
+    return None
 
 
 def loadavg() -> str:
@@ -192,6 +209,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         median, best = rates(times[name], n)
         print(f"{name:<22} {median:>13,.0f} {best:>11,.0f} {ratio(median, bare_median):>15.3f} {ratio(best, bare_best):>13.3f}")
     eval_median, _ = rates(times["evaluate()"], n)
+    per_batch = overhead_ms_per_batch(eval_median, bare_median, args.batch_size)
+    print(f"harness overhead: {per_batch:.2f} ms per batch of {args.batch_size} "
+          f"(bare loop: {1e3 * args.batch_size / bare_median:.2f} ms per batch)")
+    if note := contention_note(load_before, torch.get_num_threads(), _cpus()):
+        print(note)
     print("verdict (evaluate(), medians): " + verdict(ratio(eval_median, bare_median)))
 
     for store in stores:

@@ -52,8 +52,9 @@ def save_stage_accuracy(path: Path, stages: Sequence[dict], title: str = "") -> 
     names = [s["name"] for s in stages]
     x = range(len(stages))
     acc = [100 * s["accuracy"] for s in stages]
-    lo = [a - 100 * s["ci95"][0] for a, s in zip(acc, stages)]
-    hi = [100 * s["ci95"][1] - a for a, s in zip(acc, stages)]
+    # max(0, .): the Wilson bounds can miss the point estimate by a rounding error at 0% or 100%.
+    lo = [max(0.0, a - 100 * s["ci95"][0]) for a, s in zip(acc, stages)]
+    hi = [max(0.0, 100 * s["ci95"][1] - a) for a, s in zip(acc, stages)]
     fig, ax = plt.subplots(figsize=(max(4.0, 0.7 * len(stages) + 2), 3.6))
     ax.errorbar(x, acc, yerr=[lo, hi], fmt="o-", capsize=3, label="accuracy")
     targeted = [(i, s["targeted_success"]) for i, s in enumerate(stages)

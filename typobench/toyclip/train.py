@@ -19,11 +19,16 @@ Copy ``toyclip.safetensors`` to ``typobench/models/weights/`` to ship it as the 
 
 from __future__ import annotations
 
+import os
+
+# Idle OpenMP threads sleep instead of spinning. Must be set before torch loads its OpenMP runtime; on a
+# shared 2-core machine, spinning threads made a step 3x slower (5 s instead of 1.7 s, measured here).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import argparse
 import hashlib
 import json
 import math
-import os
 import platform
 import sys
 import time
@@ -276,7 +281,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         scheduler.step()
         with torch.no_grad():
             model.logit_scale.clamp_(0, max_scale)
-        losses.append(float(loss))
+        losses.append(loss.item())
         done = step + 1
         if done % args.log_every == 0 or done == args.steps:
             now = time.time()

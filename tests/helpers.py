@@ -1,0 +1,29 @@
+"""Small builders shared by tests (not fixtures: plain functions with explicit arguments)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from typobench.data import ImageDataset
+from typobench.data.base import ArrayLoader
+
+
+def synthetic_dataset(n: int = 40, classes: int = 4, side: int = 32, seed: int = 0, name: str = "synthetic") -> ImageDataset:
+    """An in-memory data set of random uint8 images; class c has a brighter channel c % 3."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % classes
+    images = rng.integers(0, 120, size=(n, side, side, 3), dtype=np.uint8)
+    for i, label in enumerate(labels):
+        images[i, :, :, label % 3] += 120
+    from torchvision.transforms import functional as F
+
+    return ImageDataset(
+        name=name, split="test", classnames=[f"class{c}" for c in range(classes)], templates=["a photo of a {}."],
+        labels=labels.tolist(), sample_ids=[f"s{i:04d}" for i in range(n)], loader=ArrayLoader(images),
+        transform=lambda image: F.to_tensor(image.resize((64, 64))),
+    )
+
+
+def images_batch(n: int = 4, side: int = 64, seed: int = 0) -> torch.Tensor:
+    return torch.rand(n, 3, side, side, generator=torch.Generator().manual_seed(seed))
