@@ -39,8 +39,22 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     write_bytes_atomic(path, text.encode("utf-8"))
 
 
+def to_jsonable(value: Any) -> Any:
+    """Plain JSON types from what results hold: numpy scalars, paths, tuples, non-string keys."""
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if hasattr(value, "item") and getattr(value, "shape", None) == ():  # numpy / torch scalars
+        return value.item()
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    return value
+
+
 def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
-    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False, allow_nan=False) + "\n")
+    """JSON with NaN/inf refused: a results file must parse in every JSON reader."""
+    write_text_atomic(path, json.dumps(to_jsonable(obj), indent=2, sort_keys=False, allow_nan=False) + "\n")
 
 
 def save_atomic(path: str | os.PathLike, writer: Callable[[Path], None]) -> None:

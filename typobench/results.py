@@ -97,23 +97,13 @@ def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, Path):
-        return str(value)
-    return value
 
 
 def write_results(out_dir: Path, results: dict[str, Any], predictions: pd.DataFrame) -> None:
     """Write predictions first, results.json last: results.json present means the run finished."""
     out_dir.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out_dir / PREDICTIONS_FILE, predictions.to_csv(index=False))
-    write_json_atomic(out_dir / RESULTS_FILE, _jsonable({"schema_version": SCHEMA_VERSION, **results}))
+    write_json_atomic(out_dir / RESULTS_FILE, {"schema_version": SCHEMA_VERSION, **results})
 
 
 def read_results(run_dir: str | Path) -> dict[str, Any]:

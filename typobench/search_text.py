@@ -53,7 +53,7 @@ def template_stage(suite: Suite, stage_name: str | None = None) -> TextStage:
         if stage.name == stage_name:
             return stage
     raise unknown_name_error(f"text stage of suite {suite.name}", stage_name, [s.name for s in stages],
-                             f"typobench list suites")
+                             "typobench list suites")
 
 
 @torch.no_grad()

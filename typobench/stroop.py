@@ -735,20 +735,10 @@ def write_stroop_outputs(result: StroopResult, out_dir: str | Path, extra: Mappi
     files["json"] = out_dir / STROOP_JSON
     record = {"schema_version": SCHEMA_VERSION, **dict(extra or {}), **result.to_dict(),
               "files": {"csv": STROOP_CSV, "pictures": [files[f"png_{i}"].name for i in range(len(result.prompts))]}}
-    write_json_atomic(files["json"], _jsonable(record))
+    write_json_atomic(files["json"], record)
     return files
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, Path):
-        return str(value)
-    return value
 
 
 def metrics_table(result: StroopResult) -> str:

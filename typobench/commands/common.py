@@ -15,13 +15,15 @@ def positive_int(text: str) -> int:
     return value
 
 
-def add_model_data_options(parser: argparse.ArgumentParser) -> None:
+def add_model_options(parser: argparse.ArgumentParser, *, heads: bool = True) -> None:
     model = parser.add_argument_group("model")
     model.add_argument("--model", default=DEFAULT_MODEL,
                        help="built-in name, open_clip NAME or NAME:TAG (ViT-B-32:openai), or hf-hub:org/repo "
                             f"(default: {DEFAULT_MODEL}; see `typobench list models`)")
     model.add_argument("--pretrained", default=None,
                        help="open_clip pretrained tag or a local checkpoint (.safetensors/.pt) for --model NAME")
+    if not heads:
+        return
     model.add_argument("--head", choices=HEAD_KINDS, default="zeroshot",
                        help="zero-shot prompts or a logistic-regression linear probe on the train split")
     model.add_argument("--suite", default=DEFAULT_SUITE,
@@ -30,6 +32,8 @@ def add_model_data_options(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--probe-train-limit", type=positive_int, default=None,
                        help="train the linear probe on a stratified subset of this many train images")
 
+
+def add_data_options(parser: argparse.ArgumentParser) -> None:
     data = parser.add_argument_group("data")
     data.add_argument("--dataset", default=DEFAULT_DATASET,
                       help=f"data set name (default: {DEFAULT_DATASET}, bundled; see `typobench list datasets`)")
@@ -41,16 +45,26 @@ def add_model_data_options(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--limit", type=positive_int, default=None,
                       help="evaluate a deterministic class-stratified subset of N images")
 
+
+def add_runtime_options(parser: argparse.ArgumentParser, *, workers: bool = True) -> None:
     runtime = parser.add_argument_group("runtime")
     runtime.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps")
     runtime.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
                          help="autocast precision (weights stay fp32)")
     runtime.add_argument("--batch-size", type=positive_int, default=64)
-    runtime.add_argument("--workers", type=int, default=0, help="data loader worker processes")
-    runtime.add_argument("--seed", type=int, default=0, help="seed for subsets, placements and attacks")
+    if workers:
+        runtime.add_argument("--workers", type=int, default=0, help="data loader worker processes")
+    runtime.add_argument("--seed", type=int, default=0, help="seed for subsets, placements, attacks, random models")
     runtime.add_argument("--cache-dir", default=None,
                          help="cache for zero-shot weights and probe features (default: $TYPOBENCH_CACHE "
                               "or ~/.cache/typobench)")
+
+
+def add_model_data_options(parser: argparse.ArgumentParser) -> None:
+    """Every option of a run: model and head, data, runtime."""
+    add_model_options(parser)
+    add_data_options(parser)
+    add_runtime_options(parser)
 
 
 def config_from_args(args: argparse.Namespace) -> RunConfig:

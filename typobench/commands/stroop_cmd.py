@@ -9,7 +9,6 @@ from pathlib import Path
 from ..cache import TensorCache, default_cache_dir
 from ..models import load_model
 from ..results import environment, utc_now
-from ..run import DEFAULT_MODEL
 from ..runtime import Runtime
 from ..stroop import (
     DEFAULT_BACKGROUND,
@@ -26,7 +25,7 @@ from ..stroop import (
     stroop_design,
     write_stroop_outputs,
 )
-from .common import positive_int
+from .common import add_model_options, add_runtime_options
 
 _DEFAULT_PALETTE_TEXT = ",".join(f"{name}={hex_colour(rgb)}" for name, rgb in DEFAULT_PALETTE.items())
 
@@ -42,12 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog="example: typobench stroop --model ViT-B-32:openai --prompt \"my favorite word, written in the color {}\" "
                "--prompt \"a photo of the color {}\"",
     )
-    model = parser.add_argument_group("model")
-    model.add_argument("--model", default=DEFAULT_MODEL,
-                       help="built-in name, open_clip NAME or NAME:TAG (ViT-B-32:openai), or hf-hub:org/repo "
-                            f"(default: {DEFAULT_MODEL}; see `typobench list models`)")
-    model.add_argument("--pretrained", default=None,
-                       help="open_clip pretrained tag or a local checkpoint (.safetensors/.pt) for --model NAME")
+    add_model_options(parser, heads=False)
 
     stimuli = parser.add_argument_group("stimuli and prompts")
     stimuli.add_argument("--prompt", dest="prompts", action="append", default=None, metavar="TEMPLATE",
@@ -69,14 +63,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     stimuli.add_argument("--background", default=DEFAULT_BACKGROUND,
                          help=f"background colour, a name or #rrggbb (default: {DEFAULT_BACKGROUND})")
 
-    runtime = parser.add_argument_group("runtime")
-    runtime.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps")
-    runtime.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
-                         help="autocast precision (weights stay fp32)")
-    runtime.add_argument("--batch-size", type=positive_int, default=64)
-    runtime.add_argument("--seed", type=int, default=0, help="seed for random-init models")
-    runtime.add_argument("--cache-dir", default=None,
-                         help="cache for zero-shot weights (default: $TYPOBENCH_CACHE or ~/.cache/typobench)")
+    add_runtime_options(parser, workers=False)
     parser.add_argument("--out", default=None,
                         help="output folder (default: runs/stroop-<model>-<hash>); stroop.json, stroop.csv, "
                              "stroop_<i>.png per prompt")
