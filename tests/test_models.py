@@ -118,3 +118,31 @@ def test_list_model_names_has_builtins_and_open_clip():
     names = list_model_names()
     assert names[:2] == ["tiny-rn", "tiny-vit"]
     assert "ViT-B-32" in names and "RN50" in names
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_autocast_precision_changes_compute_dtype_but_not_the_answer(precision):
+    from typobench.runtime import Runtime
+    from typobench.stages import score
+
+    loaded = load_model("tiny-vit")
+    head = torch.nn.Linear(32, 5)
+    classifier = ImageClassifier(loaded.model, loaded.mean, loaded.std, head).eval()
+    pixels = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    runtime = Runtime(torch.device("cpu"), precision)
+    with torch.no_grad(), runtime.autocast():
+        low = classifier.features(pixels)
+    assert low.dtype == {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    full = score(classifier, pixels, Runtime(torch.device("cpu")))
+    reduced = score(classifier, pixels, runtime)
+    assert reduced.dtype == torch.float32
+    assert torch.allclose(full, reduced, atol=0.1)
+
+
+def test_unknown_precision_and_device_are_usage_errors():
+    from typobench.runtime import Runtime
+
+    with pytest.raises(UsageError, match="precision"):
+        Runtime.create("cpu", "fp8")
+    with pytest.raises(UsageError, match="device"):
+        Runtime.create("tpu", "fp32")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pandas as pd
-import pytest
 
 from typobench.cli import main
 from typobench.results import read_predictions, read_results
