@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
+from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor
@@ -34,37 +37,35 @@ def check_stage_sources(stages: Sequence[Stage]) -> None:
         seen.add(stage.name)
 
 
-def prediction_rows(stage: Stage, batch: Batch, logits: Tensor, output: StageOutput) -> pd.DataFrame:
-    """One row per sample: id, label, prediction, top-5, probability of the label, stage columns."""
-    probs = logits.softmax(dim=-1)
+def prediction_rows(stage: Stage, batch: Batch, logits: Tensor, output: StageOutput) -> dict[str, Any]:
+    """Columns of one row per sample: id, label, prediction, top-5, probability of the label, stage columns."""
     k = min(5, logits.shape[1])
-    top = logits.topk(k, dim=-1).indices.cpu()
-    labels = batch.labels.cpu()
-    frame = pd.DataFrame({
-        "stage": stage.name,
+    top = logits.topk(k, dim=-1).indices.cpu().numpy()
+    n = len(batch.sample_ids)
+    columns: dict[str, Any] = {
+        "stage": [stage.name] * n,
         "sample_id": batch.sample_ids,
         "index": batch.indices,
-        "label": labels.numpy(),
-        "pred": top[:, 0].numpy(),
-        "top5": [" ".join(map(str, row.tolist())) for row in top],
-        "p_label": probs.gather(1, batch.labels.view(-1, 1)).squeeze(1).cpu().numpy(),
-    })
-    # -1 = no target; every stage has the column so the long table stays numeric.
-    frame["target"] = -1 if output.targets is None else output.targets.cpu().numpy()
-    for column, values in output.columns.items():
-        frame[column] = values
-    return frame
+        "label": batch.labels.cpu().numpy(),
+        "pred": top[:, 0],
+        "top5": [" ".join(map(str, row)) for row in top.tolist()],
+        "p_label": logits.softmax(dim=-1).gather(1, batch.labels.view(-1, 1)).squeeze(1).cpu().numpy(),
+        # -1 = no target; every stage has the column so the long table stays numeric.
+        "target": np.full(n, -1) if output.targets is None else output.targets.cpu().numpy(),
+    }
+    columns.update(output.columns)
+    return columns
 
 
 def run_stages_on_batch(stages: Sequence[Stage], batch: Batch, ctx: RunContext) -> pd.DataFrame:
-    frames = []
+    rows = []
     for stage in stages:
         source = batch.outputs[stage.source].images if stage.source in batch.outputs else batch.images
         output = stage.apply(source, batch, ctx)
         batch.outputs[stage.name] = output
         logits = score(ctx.classifier, output.images, ctx.runtime)
-        frames.append(prediction_rows(stage, batch, logits, output))
-    return pd.concat(frames, ignore_index=True)
+        rows.append(pd.DataFrame(prediction_rows(stage, batch, logits, output)))
+    return pd.concat(rows, ignore_index=True)
 
 
 def _text_targets(dataset: ImageDataset, indices: list[int], device: torch.device) -> torch.Tensor | None:
@@ -84,10 +85,13 @@ def evaluate(
     workers: int = 0,
     progress: bool = True,
     examples: int = 6,
+    flush_seconds: float = 15.0,
 ) -> pd.DataFrame:
     """Predictions of every stage on every item of ``dataset`` (long format, one row per sample and stage).
 
-    Finished batches are saved in ``store`` as they complete; batches already there are skipped.
+    Finished batches are saved in ``store`` at least every ``flush_seconds`` and whenever the loop
+    stops (an exception or Ctrl-C included); batches already there are skipped. Saving in groups
+    rather than per batch keeps file writes off the hot path of small models.
     ``examples`` samples spread evenly over the data set are kept through every stage for a picture.
     """
     check_stage_sources(stages)
@@ -99,24 +103,36 @@ def evaluate(
     device = ctx.runtime.device
     bar = tqdm(total=len(dataset), initial=sum(len(plan[i]) for i in done), desc="evaluate", unit="img",
                disable=not progress, mininterval=1.0)
-    for batch_no, (images, labels, indices) in zip(todo, loader):
-        indices = indices.tolist()
-        batch = Batch(
-            images=images.to(device, non_blocking=True),
-            labels=labels.to(device, non_blocking=True).long(),
-            indices=indices,
-            sample_ids=[dataset.sample_ids[i] for i in indices],
-            text_targets=_text_targets(dataset, indices, device),
-        )
-        frame = run_stages_on_batch(stages, batch, ctx)
-        keep = [row for row, i in enumerate(indices) if i in example_positions]
-        if keep:
-            store.save_examples(batch_no, {name: out.images[keep] for name, out in batch.outputs.items()},
-                                [batch.sample_ids[row] for row in keep])
-        store.save(batch_no, frame)
-        bar.update(len(indices))
-    bar.close()
-    return store.load_all()
+    pending: dict[int, pd.DataFrame] = {}
+    finished: list[pd.DataFrame] = []
+    last_flush = time.monotonic()
+    try:
+        for batch_no, (images, labels, indices) in zip(todo, loader):
+            indices = indices.tolist()
+            batch = Batch(
+                images=images.to(device, non_blocking=True),
+                labels=labels.to(device, non_blocking=True).long(),
+                indices=indices,
+                sample_ids=[dataset.sample_ids[i] for i in indices],
+                text_targets=_text_targets(dataset, indices, device),
+            )
+            pending[batch_no] = run_stages_on_batch(stages, batch, ctx)
+            keep = [row for row, i in enumerate(indices) if i in example_positions]
+            if keep:
+                store.save_examples(batch_no, {name: out.images[keep] for name, out in batch.outputs.items()},
+                                    [batch.sample_ids[row] for row in keep])
+            if time.monotonic() - last_flush > flush_seconds:
+                finished.append(store.save(pending))
+                pending, last_flush = {}, time.monotonic()
+            bar.update(len(indices))
+    finally:
+        # Whatever happened, finished batches reach the disk before the loop is left.
+        if pending:
+            finished.append(store.save(pending))
+        bar.close()
+    if done:  # resumed: earlier parts are on disk only
+        return store.load_all()
+    return pd.concat(finished, ignore_index=True) if finished else store.load_all()
 
 
 __all__ = ["batch_plan", "check_stage_sources", "evaluate", "prediction_rows", "run_stages_on_batch"]

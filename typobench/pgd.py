@@ -176,7 +176,7 @@ def pgd(
                     best_loss = torch.full_like(obj_d, -math.inf)
                 # Success first, then the objective: a successful iterate is never replaced by a failing one.
                 better = (succ & ~best_succ) | ((succ == best_succ) & (obj_d > best_loss))
-                best_adv = torch.where(better.view(-1, 1, 1, 1), x.detach(), best_adv)
+                best_adv[better] = x.detach()[better]
                 best_loss = torch.where(better, obj_d, best_loss)
                 best_succ = best_succ | succ
                 run_first = torch.where((run_first < 0) & succ, torch.full_like(run_first, k), run_first)
@@ -225,27 +225,33 @@ def _start(x0: Tensor, cfg: PGDConfig, keep: Tensor | None, generator: torch.Gen
 
 
 def _step(x: Tensor, grad: Tensor, x0: Tensor, cfg: PGDConfig, keep: Tensor | None) -> Tensor:
-    """One ascent step from ``x`` along ``grad`` (both ``[N,C,H,W]``), projected back to the ball."""
+    """One ascent step from ``x`` along ``grad`` (both ``[N,C,H,W]``), projected back to the ball.
+
+    ``x`` is a fresh detached iterate owned by the loop and ``grad`` is not reused, so both are
+    updated in place: a step is the hot path of every attack and allocating ~7 full-size tensors
+    per step costs as much as a small model's forward pass.
+    """
     if keep is not None:  # the L2 step length is spent only where pixels may change
-        grad = grad * keep
+        grad = grad.mul_(keep)
     if cfg.norm == "linf":
-        x = x + cfg.step_size * grad.sign()
+        x.add_(grad.sign_(), alpha=cfg.step_size)
         if cfg.bounded:
-            x = x0 + (x - x0).clamp(-cfg.eps, cfg.eps)
+            # x0 + clamp(x - x0): the same arithmetic, bit for bit, as the usual out-of-place form.
+            x = x.sub_(x0).clamp_(-cfg.eps, cfg.eps).add_(x0)
     else:
-        x = x + cfg.step_size * grad / _norms(grad).clamp_min(_tiny(x))
+        x.add_(grad.div_(_norms(grad).clamp_min(_tiny(x))), alpha=cfg.step_size)
         if cfg.bounded:
-            delta = x - x0
+            delta = x.sub_(x0)
             # Scale down only the images outside the ball; clamping to [0,1] below moves every
             # pixel towards x0 (which is in [0,1]), so it cannot leave the ball again.
-            scale = (cfg.eps / _norms(delta).clamp_min(_tiny(x))).clamp(max=1.0)
-            x = x0 + delta * scale
+            scale = (cfg.eps / _norms(delta).clamp_min(_tiny(delta))).clamp(max=1.0)
+            x = delta.mul_(scale).add_(x0)
     return _finish(x, x0, keep)
 
 
 def _finish(x: Tensor, x0: Tensor, keep: Tensor | None) -> Tensor:
-    """Clamp to [0,1] and restore the pixels outside the mask bit for bit."""
-    x = x.clamp(0.0, 1.0)
+    """Clamp to [0,1] (in place) and restore the pixels outside the mask bit for bit."""
+    x = x.clamp_(0.0, 1.0)
     return x if keep is None else torch.where(keep, x, x0)
 
 

@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from safetensors import safe_open
@@ -18,7 +19,8 @@ from .errors import UsageError
 
 
 class BatchStore:
-    """``OUT/.partial/batch-NNNNNN.csv`` per finished batch, guarded by the run's config hash.
+    """``OUT/.partial/part-FIRST-LAST.csv`` per group of finished batches (a ``batch`` column says
+    which), guarded by the run's config hash.
 
     Batches are deterministic (fixed sample order and batch size, per-sample random streams),
     so a resumed run skips finished batches and produces the same predictions.
@@ -40,10 +42,18 @@ class BatchStore:
                 )
         self.dir.mkdir(parents=True, exist_ok=True)
         write_text_atomic(marker, self.config_hash)
-        return {int(p.stem.split("-")[1]) for p in self.dir.glob("batch-*.csv")}
+        done: set[int] = set()
+        for part in self.dir.glob("part-*.csv"):
+            done.update(pd.read_csv(part, usecols=["batch"])["batch"].tolist())
+        return done
 
-    def save(self, batch_no: int, frame: pd.DataFrame) -> None:
-        write_text_atomic(self.dir / f"batch-{batch_no:06d}.csv", frame.to_csv(index=False))
+    def save(self, batches: dict[int, pd.DataFrame]) -> pd.DataFrame:
+        """Write finished batches as one part file; returns their rows (without the ``batch`` column)."""
+        frame = pd.concat(batches.values(), ignore_index=True)
+        numbers = np.repeat(list(batches), [len(f) for f in batches.values()])
+        name = f"part-{min(batches):06d}-{max(batches):06d}.csv"
+        write_text_atomic(self.dir / name, frame.assign(batch=numbers).to_csv(index=False))
+        return frame
 
     def save_meta(self, name: str, payload: dict) -> None:
         write_json_atomic(self.dir / f"{name}.json", payload)
@@ -70,8 +80,10 @@ class BatchStore:
         return {k: torch.cat(v) for k, v in images.items()}, sample_ids
 
     def load_all(self) -> pd.DataFrame:
-        parts = sorted(self.dir.glob("batch-*.csv"))
-        return pd.concat([pd.read_csv(p, keep_default_na=False) for p in parts], ignore_index=True)
+        """Every saved row, in batch order."""
+        frames = [pd.read_csv(p, keep_default_na=False) for p in self.dir.glob("part-*.csv")]
+        frame = pd.concat(frames, ignore_index=True)
+        return frame.sort_values("batch", kind="stable").drop(columns="batch").reset_index(drop=True)
 
     def clear(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
