@@ -76,14 +76,14 @@ def test_zeroshot_timed_interleaved_runs_every_fn(zeroshot):
 
 
 def test_zeroshot_profile_breakdown(zeroshot):
-    class FakeStats:
-        stats = {
+    from types import SimpleNamespace
+
+    fake_stats = SimpleNamespace(stats={
             ("/x/typobench/evaluation.py", 1, "evaluate"): (1, 1, 0.1, 2.0, {}),
             ("/x/typobench/stages.py", 2, "score"): (1, 1, 0.1, 1.5, {}),
             ("/elsewhere/stages.py", 2, "score"): (1, 1, 0.1, 9.0, {}),  # another file: ignored
-        }
-
-    rows = zeroshot.breakdown(FakeStats(), [("total", "typobench/evaluation.py", "evaluate"),
+    })
+    rows = zeroshot.breakdown(fake_stats, [("total", "typobench/evaluation.py", "evaluate"),
                                             ("score", "typobench/stages.py", "score"),
                                             ("missing", "typobench/resume.py", "save")])
     assert rows == [("total", 2.0, 1.0), ("score", 1.5, 0.75), ("missing", 0.0, 0.0)]
