@@ -1,5 +1,85 @@
-"""Placeholder: being written now; replaced by the real command module."""
+"""``typobench leaderboard build|validate``: check entries by re-scoring them; regenerate the tables."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..leaderboard.boards import ENTRIES_DIR, TABLES_DIR, load_boards
+from ..leaderboard.build import build
+from ..leaderboard.validate import entry_files, validate_paths
+
+EXIT_INVALID = 1
 
 
-def register(subparsers) -> None:
-    return None
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "leaderboard",
+        help="validate leaderboard entries (re-scored) and build the tables",
+        description="Leaderboards: one JSON entry per (board, model) under leaderboards/entries/. `validate` checks "
+                    "entries (schema, board protocol, published suite hash, and every stated number re-scored from "
+                    "the entry's own per-sample predictions); `build` validates them all and regenerates Markdown, "
+                    "CSV and HTML tables.",
+    )
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    check = actions.add_parser("validate", help="validate entry files (default: every entry)",
+                               description="Validate entries; prints one line per entry, exits 1 if any is invalid.")
+    check.add_argument("files", nargs="*", metavar="FILE", help=f"entry files (default: <root>/{ENTRIES_DIR}/*/*.json)")
+    check.add_argument("--root", default=None, help="leaderboards folder with boards.toml (default: the checkout's "
+                                                     "leaderboards/)")
+    check.add_argument("--quiet", action="store_true", help="print only invalid entries")
+    check.set_defaults(handler=handle_validate)
+
+    make = actions.add_parser("build", help="validate every entry and regenerate the tables",
+                              description="Validate every entry, then write leaderboards.md, leaderboards.csv, "
+                                          "headline.csv and index.html (sortable, works offline). Writes nothing "
+                                          "when an entry is invalid.")
+    make.add_argument("--root", default=None, help="leaderboards folder with boards.toml (default: the checkout's "
+                                                    "leaderboards/)")
+    make.add_argument("--entries", default=None, help=f"entries folder (default: <root>/{ENTRIES_DIR}/)")
+    make.add_argument("--out", default=None, help=f"tables folder (default: <root>/{TABLES_DIR}/)")
+    make.add_argument("--check", action="store_true",
+                      help="write nothing; exit 1 if the tables on disk differ from a fresh build")
+    make.set_defaults(handler=handle_build)
+
+
+def _report_invalid(invalid: list[tuple[Path, str]]) -> None:
+    for path, message in invalid:
+        print(f"typobench: error: {path}: {message}", file=sys.stderr)
+
+
+def handle_validate(args: argparse.Namespace) -> int:
+    boards = load_boards(args.root)
+    files = [Path(f) for f in args.files] or entry_files((boards.root or Path(".")) / ENTRIES_DIR)
+    if not files:
+        print(f"no entries under {(boards.root or Path('.')) / ENTRIES_DIR}")
+        return 0
+    valid, invalid = validate_paths(files, boards)
+    if not args.quiet:
+        for entry in valid:
+            print(f"ok    {entry.path}  ({entry.board.id}, {entry.model['label']})")
+    _report_invalid(invalid)
+    print(f"{len(valid)} valid, {len(invalid)} invalid" if invalid else f"{len(valid)} entries valid",
+          file=sys.stderr if invalid else sys.stdout)
+    return EXIT_INVALID if invalid else 0
+
+
+def handle_build(args: argparse.Namespace) -> int:
+    outcome = build(args.root, entries_dir=args.entries, out_dir=args.out, check=args.check)
+    if outcome.invalid:
+        _report_invalid(outcome.invalid)
+        print(f"nothing written: {len(outcome.invalid)} invalid entr{'y' if len(outcome.invalid) == 1 else 'ies'}",
+              file=sys.stderr)
+        return EXIT_INVALID
+    if args.check:
+        for path in outcome.stale:
+            print(f"typobench: error: {path} is out of date: run `typobench leaderboard build`", file=sys.stderr)
+        if not outcome.stale:
+            print(f"tables up to date ({len(outcome.entries)} entries)")
+        return EXIT_INVALID if outcome.stale else 0
+    print(f"{len(outcome.entries)} entries valid; wrote:")
+    for path in outcome.files:
+        print(f"  {path}")
+    return 0

@@ -1,5 +1,64 @@
-"""Placeholder: being written now; replaced by the real command module."""
+"""``typobench submit RESULTS_DIR``: turn a finished run into a validated leaderboard entry file."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..errors import UsageError
+from ..leaderboard.boards import ENTRIES_DIR, column_label, load_boards
+from ..leaderboard.entry import default_submitter, entry_from_run, entry_path, write_entry
+from ..leaderboard.render import format_value, unit
+from ..leaderboard.validate import Validator, read_entry
 
 
-def register(subparsers) -> None:
-    return None
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "submit",
+        help="turn a finished run into a leaderboard entry (validated by re-scoring)",
+        description="Build the leaderboard entry of a finished `typobench run` (results.json + predictions.csv) or "
+                    "`typobench stroop` (stroop.json + stroop.csv) folder: the board is the one of the run's data set, "
+                    "suite and head; the entry embeds the per-sample predictions, is validated exactly as "
+                    "`typobench leaderboard validate` does (re-scored), and is written to "
+                    "OUT/<board>/<model>.json, ready for a pull request.",
+        epilog="example: typobench run --model tiny-rn --suite random-wrong-label --limit 200 --out runs/lb/rwl && "
+               "typobench submit runs/lb/rwl --submitter 'Ada Lovelace'",
+    )
+    parser.add_argument("results_dir", metavar="RESULTS_DIR", help="the --out folder of a finished run")
+    parser.add_argument("--submitter", default=None, help="who submits the entry (default: git config user.name)")
+    parser.add_argument("--model-name", default=None,
+                        help="model name on the board (default: NAME:TAG of the run; needed for local checkpoints "
+                             "whose file name is not a good name)")
+    parser.add_argument("--root", default=None, help="leaderboards folder with boards.toml (default: the checkout's "
+                                                      "leaderboards/)")
+    parser.add_argument("--out", default=None, help=f"entries folder (default: <root>/{ENTRIES_DIR}/)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing entry of this model on the board")
+    parser.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    boards = load_boards(args.root)
+    submitter = args.submitter if args.submitter is not None else default_submitter()
+    board, entry = entry_from_run(args.results_dir, boards, submitter=submitter, model_name=args.model_name)
+    out_dir = Path(args.out) if args.out else (boards.root or Path(".")) / ENTRIES_DIR
+    path = entry_path(out_dir, board.id, entry["model"]["label"])
+    try:
+        valid = Validator(boards).validate(entry, path=path)
+    except UsageError as exc:
+        raise UsageError(f"the run in {args.results_dir} is not a valid entry of board {board.id}: {exc}") from None
+    if path.exists() and not args.overwrite:
+        try:
+            same = read_entry(path).get("model", {}).get("weights_sha256") == entry["model"]["weights_sha256"]
+        except UsageError:
+            same = False
+        what = "an entry of these weights" if same else "an entry of other weights under this model name"
+        raise UsageError(f"{path} already holds {what}: pass --overwrite to replace it, or --model-name for another name")
+    write_entry(path, entry)
+    print(f"board   {board.id}: {board.title}")
+    print(f"model   {entry['model']['label']}" + ("  (random weights)" if entry["model"]["random_init"] else ""))
+    for column in board.columns:
+        label = f"{column_label(board, column)} ({unit(column)})"
+        print(f"  {label:<36} {format_value(column, valid.headline[column.key])}")
+    print(f"entry   {path} (validated: every number re-scored from its predictions)")
+    print("next    typobench leaderboard build, then add the entry and leaderboards/tables/ to a pull request")
+    return 0

@@ -1,0 +1,110 @@
+"""Re-scoring: every number of an entry, recomputed from its own per-sample predictions.
+
+The metrics are computed by the very functions a run uses -- ``typobench.results.summarise_stages``
+(accuracy, Wilson CI, targeted success with the clean-prediction eligibility rule) and
+``typobench.stroop.stroop_metrics`` -- on a frame rebuilt from the entry's compact table. Headline
+columns (lift, mean targeted success, ...) are then read off those stage metrics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..results import summarise_stages
+from ..stroop import stroop_metrics
+from .boards import Board, Column
+
+STAGE_METRIC_FIELDS = ("accuracy", "ci95", "n", "targeted_success")
+
+
+def predictions_frame(table: Mapping[str, Any]) -> pd.DataFrame:
+    """The long frame (one row per sample and stage: stage, sample_id, label, pred, target) of a
+    compact predictions table ``{sample_ids, label, stages: {name: {pred, target?}}}``."""
+    sample_ids = list(table["sample_ids"])
+    labels = np.asarray(table["label"], dtype=np.int64)
+    frames = []
+    for name, columns in table["stages"].items():
+        target = columns.get("target")
+        frames.append(pd.DataFrame({
+            "stage": name,
+            "sample_id": sample_ids,
+            "label": labels,
+            "pred": np.asarray(columns["pred"], dtype=np.int64),
+            "target": np.asarray(target, dtype=np.int64) if target is not None else np.full(len(sample_ids), -1),
+        }))
+    return pd.concat(frames, ignore_index=True)
+
+
+def placeholder_classnames(num_classes: int) -> list[str]:
+    """Class names only feed ``per_class``, which entries do not carry: indices stand in for them."""
+    return [str(i) for i in range(num_classes)]
+
+
+def _entry_stage(stage: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields of a stage's metrics that an entry states."""
+    return {key: stage[key] for key in STAGE_METRIC_FIELDS if key in stage}
+
+
+def rescore_suite(table: Mapping[str, Any], num_classes: int) -> list[dict[str, Any]]:
+    """Stage metrics of a suite entry, re-derived with ``summarise_stages``."""
+    frame = predictions_frame(table)
+    stage_info = [{"name": name} for name in table["stages"]]
+    summary = summarise_stages(frame, stage_info, placeholder_classnames(num_classes))
+    return [{"name": s["name"], **_entry_stage(s)} for s in summary]
+
+
+def stroop_kinds(labels: np.ndarray, words: np.ndarray) -> np.ndarray:
+    """congruent (word names the ink), incongruent (word names another colour), neutral (word -1)."""
+    return np.where(words < 0, "neutral", np.where(words == labels, "congruent", "incongruent"))
+
+
+def rescore_stroop(table: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The Stroop rates of a Stroop entry, re-derived with ``stroop_metrics``."""
+    labels = np.asarray(table["label"], dtype=np.int64)
+    words = np.asarray(table["word"], dtype=np.int64)
+    out = []
+    for name, columns in table["stages"].items():
+        pred = np.asarray(columns["pred"], dtype=np.int64)
+        named_word = (pred == words) & (words >= 0)
+        out.append({"name": name, **stroop_metrics(stroop_kinds(labels, words), pred == labels, named_word)})
+    return out
+
+
+def _stage(stages: Sequence[Mapping[str, Any]], name: str | None) -> Mapping[str, Any] | None:
+    return next((s for s in stages if s.get("name") == name), None)
+
+
+def column_value(column: Column, stages: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """``{value, ci95?, n?}`` of one column from (stated or re-scored) stage metrics.
+
+    value is None when the column has nothing to measure (e.g. no eligible targeted sample).
+    """
+    if column.kind == "stroop":
+        metric = (_stage(stages, "stroop") or {}).get(column.metric or "")
+        return dict(metric) if isinstance(metric, Mapping) else {"value": None}
+    if column.kind == "mean_targeted_success":
+        rates = [s["targeted_success"] for s in stages if isinstance(s.get("targeted_success"), Mapping)]
+        values = [r["value"] for r in rates if r.get("value") is not None]
+        return {"value": float(np.mean(values)) if values else None, "stages": len(values)}
+    stage = _stage(stages, column.stage)
+    if stage is None:
+        return {"value": None}
+    if column.kind == "accuracy":
+        return {"value": stage.get("accuracy"), "ci95": stage.get("ci95"), "n": stage.get("n")}
+    if column.kind == "targeted_success":
+        rate = stage.get("targeted_success")
+        return dict(rate) if isinstance(rate, Mapping) else {"value": None}
+    # lift: accuracy of the stage minus clean accuracy on the same samples (percentage points / 100).
+    clean = _stage(stages, "clean")
+    if clean is None or stage.get("accuracy") is None or clean.get("accuracy") is None:
+        return {"value": None}
+    return {"value": stage["accuracy"] - clean["accuracy"], "n": stage.get("n")}
+
+
+def headline_values(board: Board, stages: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Every column of the board, keyed by column key."""
+    return {column.key: column_value(column, stages) for column in board.columns}
