@@ -109,18 +109,33 @@ def build_classifier(config: RunConfig, loaded: LoadedModel, dataset: ImageDatas
     return classifier, info
 
 
-def execute(config: RunConfig, *, progress: bool = True) -> RunOutcome:
-    """Run the config's suite (only ``clean`` when ``suite`` is None) and write the results."""
+def load_inputs(config: RunConfig) -> tuple[Runtime, LoadedModel, ImageDataset]:
+    """Runtime, model and the (limited) data set of a config: what every command loads first."""
     config.validate()
-    started = time.perf_counter()
-    suite = load_suite(config.suite) if config.suite else None
-    stages = suite.stages if suite else [CleanStage()]
     runtime = Runtime.create(config.device, config.precision)
     loaded = load_model(config.model, config.pretrained, device=runtime.device, seed=config.seed)
     dataset = load_dataset(config.dataset, root=config.data_root, split=config.split,
                            transform=loaded.pixel_transform(), download=config.download,
                            classnames_file=config.classnames_file)
-    dataset = limit_dataset(dataset, config.limit, config.seed)
+    return runtime, loaded, limit_dataset(dataset, config.limit, config.seed)
+
+
+def build_context(config: RunConfig, runtime: Runtime, loaded: LoadedModel,
+                  dataset: ImageDataset) -> tuple[RunContext, dict[str, Any]]:
+    """The classifier with the config's head (cached by content), wrapped for stages."""
+    cache = TensorCache(config.cache_dir or default_cache_dir())
+    classifier, head_info = build_classifier(config, loaded, dataset, runtime, cache)
+    ctx = RunContext(classifier=classifier, classnames=list(dataset.classnames), runtime=runtime, seed=config.seed)
+    return ctx, head_info
+
+
+def execute(config: RunConfig, *, progress: bool = True) -> RunOutcome:
+    """Run the config's suite (only ``clean`` when ``suite`` is None) and write the results."""
+    started = time.perf_counter()
+    config.validate()
+    suite = load_suite(config.suite) if config.suite else None
+    stages = suite.stages if suite else [CleanStage()]
+    runtime, loaded, dataset = load_inputs(config)
     if suite:
         suite.check(dataset.classnames)
     stage_info = [stage.describe() for stage in stages]
@@ -131,9 +146,7 @@ def execute(config: RunConfig, *, progress: bool = True) -> RunOutcome:
     if (finished := _finished_run(out_dir, config_hash, config.overwrite)) is not None:
         return RunOutcome(out_dir, finished, resumed_complete=True)
 
-    cache = TensorCache(config.cache_dir or default_cache_dir())
-    classifier, head_info = build_classifier(config, loaded, dataset, runtime, cache)
-    ctx = RunContext(classifier=classifier, classnames=list(dataset.classnames), runtime=runtime, seed=config.seed)
+    ctx, head_info = build_context(config, runtime, loaded, dataset)
     store = BatchStore(out_dir, config_hash)
     predictions = evaluate(dataset, stages, ctx, store, batch_size=config.batch_size, workers=config.workers,
                            progress=progress)

@@ -9,14 +9,11 @@ import torch
 from torch.utils.data import DataLoader
 
 from ..atomic import write_json_atomic, write_text_atomic
-from ..cache import TensorCache, content_key, default_cache_dir
-from ..data import load_dataset, sample_hash
+from ..cache import content_key
+from ..data import sample_hash
 from ..errors import UsageError, unknown_name_error
-from ..models import load_model
-from ..run import build_classifier, limit_dataset
-from ..runtime import Runtime
+from ..run import build_context, load_inputs
 from ..search_text import candidate_texts, rank_for_targets, search_texts, template_stage
-from ..stages import RunContext
 from ..suites import load_suite
 from .common import add_model_data_options, config_from_args
 
@@ -59,20 +56,13 @@ def handle(args: argparse.Namespace) -> int:
         raise UsageError("search-text needs --suite with a text stage to copy the style from")
     stage = template_stage(load_suite(config.suite), args.stage)
     extra_words = _read_words(args.words)
-    runtime = Runtime.create(config.device, config.precision)
-    loaded = load_model(config.model, config.pretrained, device=runtime.device, seed=config.seed)
-    dataset = load_dataset(config.dataset, root=config.data_root, split=config.split,
-                           transform=loaded.pixel_transform(), download=config.download,
-                           classnames_file=config.classnames_file)
-    dataset = limit_dataset(dataset, config.limit, config.seed)
+    runtime, loaded, dataset = load_inputs(config)
     targets = args.target
     for target in targets or []:
         if target not in dataset.classnames:
             raise unknown_name_error(f"target class of {dataset.name}", target, dataset.classnames,
                                      f"the class names of {dataset.name}")
-    cache = TensorCache(config.cache_dir or default_cache_dir())
-    classifier, head_info = build_classifier(config, loaded, dataset, runtime, cache)
-    ctx = RunContext(classifier=classifier, classnames=list(dataset.classnames), runtime=runtime, seed=config.seed)
+    ctx, head_info = build_context(config, runtime, loaded, dataset)
     images, labels = _load_sample(dataset, config.batch_size, config.workers, runtime.device)
     candidates = candidate_texts(dataset.classnames, extra_words)
     keep = None if targets is None else [dataset.classnames.index(t) for t in targets]

@@ -1,0 +1,185 @@
+"""The Python API for attack scripts: the machinery of ``typobench run`` and ``typobench ablate`` as functions.
+
+    import typobench.api as tb
+
+    model = tb.load_model("toyclip")
+    data = tb.load_data("cifar10-sample", model, limit=200)
+    suite = tb.load_suite("random-wrong-label")
+    print(tb.evaluate(model, data, tb.override(suite, {"text.size": 12})))
+    table = tb.sweep(model, data, suite, {"text.size": [8, 12, 16], "placement.copies": [1, 2]}, out="runs/x")
+
+``evaluate`` returns one row per stage (accuracy and targeted success with Wilson 95% intervals and n,
+mean fraction of pixels changed); ``sweep`` one row per grid point x stage, written with its plots to
+``out`` and resumable. Parameter paths are documented in :mod:`typobench.ablation`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from . import ablation
+from .ablation import Bench, SuiteSpec, expand_grid, plot_sweep, run_sweep, stages_frame
+from .data import ImageDataset, load_dataset
+from .errors import UsageError
+from .models import LoadedModel
+from .models import load_model as _load_model
+from .models.builtin import get_builtin_model
+from .run import DEFAULT_DATASET, DEFAULT_MODEL, RunConfig, limit_dataset
+from .runtime import Runtime
+
+
+@dataclass
+class Model:
+    """A loaded model (image tower + text tower) on its device; heads are built per data set and kept."""
+
+    name: str
+    pretrained: str | None
+    loaded: LoadedModel
+    runtime: Runtime
+    seed: int = 0
+    cache_dir: str | None = None
+    _benches: dict[tuple, Bench] = field(default_factory=dict, repr=False)
+
+    @property
+    def label(self) -> str:
+        return str(self.loaded.describe().get("label", self.name))
+
+
+@dataclass
+class Data:
+    """An evaluation data set (already limited) and how it was loaded (the linear probe reloads its train split)."""
+
+    dataset: ImageDataset
+    name: str
+    root: str | None = None
+    split: str = "test"
+    limit: int | None = None
+    seed: int = 0
+    download: bool = False
+    classnames_file: str | None = None
+
+    @property
+    def classnames(self) -> list[str]:
+        return list(self.dataset.classnames)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+
+@dataclass
+class SuiteResult:
+    """``stages``: one row per stage; ``predictions``: one row per sample and stage (as predictions.csv)."""
+
+    stages: pd.DataFrame
+    predictions: pd.DataFrame
+
+
+def load_model(name: str = DEFAULT_MODEL, pretrained: str | None = None, *, device: str = "auto",
+               precision: str = "fp32", seed: int = 0, cache_dir: str | None = None) -> Model:
+    """A model as ``--model``/``--pretrained`` take it: ``toyclip``, ``ViT-B-32:openai``, ``hf-hub:org/repo``, ..."""
+    builtin = get_builtin_model(name)
+    if builtin is not None and builtin.weights is not None and not Path(builtin.weights).is_file():
+        raise UsageError(f"built-in model '{name}' has no weights in this installation ({builtin.weights} is "
+                         "missing): train or install them, or use another model")
+    runtime = Runtime.create(device, precision)
+    loaded = _load_model(name, pretrained, device=runtime.device, seed=seed)
+    return Model(name, pretrained, loaded, runtime, seed, cache_dir)
+
+
+def load_data(name: str = DEFAULT_DATASET, model: Model | None = None, *, root: str | None = None,
+              split: str = "test", limit: int | None = None, seed: int = 0, download: bool = False,
+              classnames_file: str | None = None) -> Data:
+    """A data set through ``model``'s resize/crop (needed: images reach each model at its input size);
+    ``limit`` draws a deterministic class-stratified subset."""
+    if model is None:
+        raise UsageError("load_data needs the model the images are for: load_data(name, model, ...)")
+    if limit is not None and limit < 1:
+        raise UsageError(f"limit must be a positive integer, got {limit}")
+    dataset = load_dataset(name, root=root, split=split, transform=model.loaded.pixel_transform(),
+                           download=download, classnames_file=classnames_file)
+    return Data(limit_dataset(dataset, limit, seed), name, None if root is None else str(root), split, limit, seed,
+                download, classnames_file)
+
+
+def load_suite(name_or_path: str) -> SuiteSpec:
+    """A suite by name (``typobench list suites``) or ``.toml`` path, ready to :func:`override`."""
+    return ablation.load_spec(name_or_path)
+
+
+def suite_from_toml(text: str, source: str = "suite") -> SuiteSpec:
+    """A suite written inline, in the format of ``attacks/*.toml``."""
+    return ablation.spec_from_bytes(text.encode("utf-8"), source)
+
+
+def override(suite: SuiteSpec, params: Mapping[str, Any]) -> SuiteSpec:
+    """The suite with parameters changed by path (``text.size``, ``placement.copies``, ``pgd.eps``,
+    ``STAGE.pgd.steps``, ...); every value is checked like a suite file field."""
+    return ablation.override(suite, params)
+
+
+def parameter_paths(suite: SuiteSpec) -> list[str]:
+    """Every ``GROUP.KEY`` path that changes something in ``suite``."""
+    groups = ablation.parameter_paths(suite)
+    paths = [f"{g}.{k}" for g in groups for k in ablation.GROUPS[g][1]]
+    return paths + (["placement.copies"] if "placement" in groups else [])
+
+
+def _bench(model: Model, data: Data, head: str, batch_size: int, probe_train_limit: int | None) -> Bench:
+    key = (id(data.dataset), head, batch_size, probe_train_limit)
+    if key not in model._benches:
+        config = RunConfig(model=model.name, pretrained=model.pretrained, dataset=data.name, data_root=data.root,
+                           split=data.split, download=data.download, classnames_file=data.classnames_file,
+                           head=head, suite=None, limit=data.limit, probe_train_limit=probe_train_limit,
+                           batch_size=batch_size, device=str(model.runtime.device),
+                           precision=model.runtime.precision, seed=model.seed, cache_dir=model.cache_dir)
+        config.validate()
+        if data.seed != model.seed:
+            raise UsageError(f"the data subset was drawn with seed {data.seed} and the model loaded with seed "
+                             f"{model.seed}: use one seed for both")
+        model._benches[key] = Bench.from_loaded(config, model.runtime, model.loaded, data.dataset)
+    return model._benches[key]
+
+
+def run_suite(model: Model, data: Data, suite: SuiteSpec | str, *, head: str = "zeroshot", batch_size: int = 64,
+              probe_train_limit: int | None = None, out: str | Path | None = None,
+              progress: bool = False) -> SuiteResult:
+    """Every stage of ``suite`` on ``data``: per-stage metrics and per-sample predictions. With ``out``
+    the evaluation is resumable there and a finished one is read back."""
+    spec = load_suite(suite) if isinstance(suite, str) else suite
+    bench = _bench(model, data, head, batch_size, probe_train_limit)
+    result = bench.run_suite(spec.build(), None if out is None else Path(out), progress=progress,
+                             suite_text=None if out is None else spec.text)
+    return SuiteResult(stages_frame(result.stages), result.predictions)
+
+
+def evaluate(model: Model, data: Data, suite: SuiteSpec | str, *, head: str = "zeroshot", batch_size: int = 64,
+             probe_train_limit: int | None = None, out: str | Path | None = None,
+             progress: bool = False) -> pd.DataFrame:
+    """One row per stage: ``stage, kind, source, accuracy, accuracy_ci_lo/hi, n, targeted_success,
+    targeted_ci_lo/hi, targeted_n, pixel_fraction_mean``."""
+    return run_suite(model, data, suite, head=head, batch_size=batch_size, probe_train_limit=probe_train_limit,
+                     out=out, progress=progress).stages
+
+
+def sweep(model: Model, data: Data, suite: SuiteSpec | str,
+          grid: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Any]], *, out: str | Path,
+          head: str = "zeroshot", batch_size: int = 64, probe_train_limit: int | None = None,
+          progress: bool = True, plots: bool = True) -> pd.DataFrame:
+    """``suite`` at every point of ``grid``: ``{path: [values]}`` (every combination) or a list of
+    ``{path: value}`` points. Writes ``ablation.csv``/``.parquet`` and plots to ``out``; a rerun skips
+    finished points. Returns one row per point x stage, with a column per varied parameter."""
+    spec = load_suite(suite) if isinstance(suite, str) else suite
+    points = expand_grid(grid) if isinstance(grid, Mapping) else [dict(p) for p in grid]
+    bench = _bench(model, data, head, batch_size, probe_train_limit)
+    return run_sweep(bench, spec, points, out, progress=progress, plots=plots).table
+
+
+__all__ = [
+    "Data", "Model", "SuiteResult", "SuiteSpec", "evaluate", "expand_grid", "load_data", "load_model", "load_suite",
+    "override", "parameter_paths", "plot_sweep", "run_suite", "suite_from_toml", "sweep",
+]
