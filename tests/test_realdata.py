@@ -10,7 +10,7 @@ from typobench.results import read_predictions, read_results
 
 def run_cli(tmp_path, *args: str) -> dict:
     out = tmp_path / "run"
-    assert main(["run", *args, "--out", str(out), "--cache-dir", str(tmp_path / "cache"), "--quiet"]) == 0
+    assert main(["run", "--model", "tiny-rn", *args, "--out", str(out), "--cache-dir", str(tmp_path / "cache"), "--quiet"]) == 0
     return read_results(out)
 
 
@@ -50,7 +50,7 @@ def test_fort_alternation_on_cifar10_jpeg(tmp_path, cifar10_jpeg_root):
 
 def test_search_text_on_cifar10_jpeg(tmp_path, cifar10_jpeg_root, capsys):
     out = tmp_path / "search"
-    code = main(["search-text", "--dataset", "cifar10-jpeg", "--data-root", str(cifar10_jpeg_root), "--suite",
+    code = main(["search-text", "--model", "tiny-rn", "--dataset", "cifar10-jpeg", "--data-root", str(cifar10_jpeg_root), "--suite",
                  "random-wrong-label", "--target", "cat", "--target", "ship", "--limit", "20", "--out", str(out),
                  "--cache-dir", str(tmp_path / "cache"), "--quiet"])
     assert code == 0

@@ -129,7 +129,7 @@ def test_cli_bad_option_value_exits_2():
 
 
 def test_cli_run_and_list(tmp_path, capsys):
-    assert main(["run", "--limit", "20", "--suite", "none", "--out", str(tmp_path / "r"), "--cache-dir",
+    assert main(["run", "--model", "tiny-rn", "--limit", "20", "--suite", "none", "--out", str(tmp_path / "r"), "--cache-dir",
                  str(tmp_path / "c"), "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "RANDOM WEIGHTS" in out and "clean" in out
