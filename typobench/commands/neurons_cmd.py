@@ -1,5 +1,101 @@
-"""Placeholder: being written now; replaced by the real command module."""
+"""``typobench neurons``: link a finished run's failures to the neurons responsible, and test the blame causally."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..neurons.ablation import ABLATION_MODES
+from ..neurons.analysis import EVENT_KINDS, NeuronsConfig, analyze
+from ..neurons.attribution import RANK_BY
+from .common import positive_int
 
 
-def register(subparsers) -> None:
-    return None
+def _csv_list(choices):
+    def parse(text: str) -> tuple[str, ...]:
+        values = tuple(v.strip() for v in text.split(",") if v.strip())
+        bad = [v for v in values if v not in choices]
+        if bad or not values:
+            raise argparse.ArgumentTypeError(f"expected a comma-separated subset of {', '.join(choices)}, got {text!r}")
+        return values
+    return parse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "neurons",
+        help="blame a run's failures on neurons (gradient x activation) and prove it by ablation",
+        description="Reuse a finished `typobench run` (its attacked images are regenerated exactly, only for the "
+                    "samples needed): attribute every failure's logit difference to neurons (ResNet layer4 channels, "
+                    "ViT last-block MLP units), ablate the top-k blamed neurons against random and activation-matched "
+                    "baselines, and draw a card per blamed neuron (text facet, top images, multimodal test). Writes "
+                    "neurons.json, neurons_blame.csv, neurons_ablation.csv, neurons_cards.csv, neuron_cards/*.png and "
+                    "neurons.md next to the run's results.",
+        epilog="example: typobench neurons --from runs/toyclip-cifar10 --stage random-wrong-label --top-k 10 --draws 5",
+    )
+    parser.add_argument("--from", dest="run_dir", required=True, metavar="RESULTS_DIR",
+                        help="output folder of a finished `typobench run` (holds results.json and predictions.csv)")
+    parser.add_argument("--stage", dest="stages", action="append", default=None, metavar="NAME",
+                        help="attack stage to analyse; repeat for several (default: every attack stage)")
+    parser.add_argument("--top-k", type=positive_int, default=10, help="blamed neurons to ablate (default: 10)")
+    parser.add_argument("--draws", type=positive_int, default=20,
+                        help="draws of each random / activation-matched baseline; the blame beats a baseline when "
+                             "it beats every draw, p = 1/(draws+1) (default: 20)")
+    parser.add_argument("--vocab", default=None, metavar="FILE",
+                        help="word list for the text facet, one word per line (class names are always added; "
+                             "default: a built-in list of 65 words)")
+    parser.add_argument("--out", default=None, help="output folder (default: the run's folder)")
+
+    more = parser.add_argument_group("method")
+    more.add_argument("--rank-by", choices=RANK_BY, default="added",
+                      help="added (default): min of the attacked and the attacked-minus-clean attribution; diff: "
+                           "attacked minus clean; attacked: the attacked attribution")
+    more.add_argument("--modes", type=_csv_list(ABLATION_MODES), default=ABLATION_MODES,
+                      help="ablation modes, comma-separated (default: zero,mean)")
+    more.add_argument("--events", type=_csv_list(EVENT_KINDS), default=EVENT_KINDS,
+                      help="event kinds, comma-separated (default: failure,lift,hijack)")
+    more.add_argument("--max-events", type=positive_int, default=1000, help="events per stage, at most (default: 1000)")
+    more.add_argument("--ref-limit", type=positive_int, default=500,
+                      help="clean reference images (activation statistics, clean cost, cards; default: 500)")
+    more.add_argument("--min-group", type=positive_int, default=5,
+                      help="ablate a group's own top-k only when it has this many events (default: 5)")
+    more.add_argument("--heldout-min", type=positive_int, default=10,
+                      help="with this many events or more, the verdict is held-out: blame on half the events, "
+                           "ablation on the other half (default: 10)")
+    more.add_argument("--max-cards", type=int, default=30, help="cards to draw, at most (default: 30)")
+    more.add_argument("--table-k", type=positive_int, default=20, help="rows per blame table (default: 20)")
+    more.add_argument("--tau-image", type=float, default=1.0, help="multimodal test: image z threshold (default: 1.0)")
+    more.add_argument("--tau-text", type=float, default=2.0, help="multimodal test: text z threshold (default: 2.0)")
+    more.add_argument("--min-class-images", type=positive_int, default=3,
+                      help="multimodal test: reference images a class needs to be testable (default: 3)")
+    more.add_argument("--vit-blocks", type=positive_int, default=1,
+                      help="ViT towers: MLPs of the last N blocks (default: 1, the last block)")
+
+    runtime = parser.add_argument_group("runtime")
+    runtime.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps")
+    runtime.add_argument("--batch-size", type=positive_int, default=64)
+    runtime.add_argument("--seed", type=int, default=None, help="seed of the baseline draws (default: the run's seed)")
+    runtime.add_argument("--cache-dir", default=None, help="cache for zero-shot weights (default: the run's)")
+    runtime.add_argument("--quiet", action="store_true", help="no progress lines")
+    parser.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    config = NeuronsConfig(
+        run_dir=args.run_dir, stages=args.stages, top_k=args.top_k, draws=args.draws, vocab=args.vocab, out=args.out,
+        rank_by=args.rank_by, modes=tuple(args.modes), events=tuple(args.events), max_events=args.max_events,
+        ref_limit=args.ref_limit, min_group=args.min_group, heldout_min=args.heldout_min, max_cards=args.max_cards,
+        table_k=args.table_k,
+        tau_image=args.tau_image, tau_text=args.tau_text, min_class_images=args.min_class_images,
+        vit_blocks=args.vit_blocks, device=args.device, batch_size=args.batch_size, seed=args.seed,
+        cache_dir=args.cache_dir,
+    )
+    outcome = analyze(config, progress=not args.quiet)
+    for entry in outcome.report["analyses"]:
+        if entry.get("n_events") and "verdict" in entry:
+            print(f"{entry['stage']} / {entry['kind']}: {entry['n_events']} events; top {', '.join(entry['blamed'][:3])}; "
+                  f"{entry['verdict']}")
+    cards = outcome.report["cards"]
+    print(f"multimodal: {cards['blamed_multimodal']} of {cards['blamed_total']} blamed neurons "
+          f"(base rate {cards['base_rate_n']}/{cards['n_neurons']})")
+    print(f"wrote {outcome.out_dir / 'neurons.md'} and {len(outcome.files) - 1} more files")
+    return 0
