@@ -25,9 +25,12 @@ from .runtime import Runtime
 from .stages import CleanStage, RunContext
 from .suites import load_suite
 
-DEFAULT_MODEL = "tiny-rn"
+DEFAULT_MODEL = "toyclip"
 DEFAULT_DATASET = "cifar10-sample"
 DEFAULT_SUITE = "default"
+# `typobench run` with no --dataset and no --limit evaluates this many images of the bundled sample
+# (20 per class), so that the built-in demo takes about a minute on 2 CPU cores.
+DEFAULT_DEMO_LIMIT = 200
 
 # Options that change where or how fast a run happens, but not its numbers.
 _NON_SEMANTIC = ("out", "workers", "cache_dir", "device", "overwrite")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..heads import HEAD_KINDS
-from ..run import DEFAULT_DATASET, DEFAULT_MODEL, DEFAULT_SUITE, RunConfig
+from ..run import DEFAULT_DATASET, DEFAULT_DEMO_LIMIT, DEFAULT_MODEL, DEFAULT_SUITE, RunConfig
 
 
 def positive_int(text: str) -> int:
@@ -43,7 +43,8 @@ def add_data_options(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--classnames", dest="classnames_file", default=None,
                       help="text file with one class name per line (folder data sets)")
     data.add_argument("--limit", type=positive_int, default=None,
-                      help="evaluate a deterministic class-stratified subset of N images")
+                      help="evaluate a deterministic class-stratified subset of N images (default: all; "
+                           f"{DEFAULT_DEMO_LIMIT} for the bundled {DEFAULT_DATASET}, enough for a one-minute demo)")
 
 
 def add_runtime_options(parser: argparse.ArgumentParser, *, workers: bool = True) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..report import print_run_summary
-from ..run import execute
+from ..run import DEFAULT_DATASET, DEFAULT_DEMO_LIMIT, execute
 from .common import add_model_data_options, config_from_args
 
 
@@ -13,8 +13,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "run",
         help="evaluate a model (default: the built-in demo) and write results",
-        description="Evaluate a model on a data set with a zero-shot or linear-probe head. With no arguments: "
-                    "the built-in default model on the bundled cifar10-sample, offline.",
+        description="Evaluate a model on a data set with a zero-shot or linear-probe head, through an attack "
+                    "suite. With no arguments: the trained demo model toyclip on 200 images of the bundled "
+                    "cifar10-sample with the default suite, offline, in about a minute.",
         epilog="example: typobench run --model ViT-B-32:openai --dataset imagenet --data-root ~/imagenet/val "
                "--limit 1000 --out runs/vitb32",
     )
@@ -26,6 +27,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
+    if args.limit is None and args.dataset == DEFAULT_DATASET:
+        args.limit = DEFAULT_DEMO_LIMIT
+        print(f"built-in default: {DEFAULT_DEMO_LIMIT} images of {DEFAULT_DATASET} (pass --limit 1000 for all of it)")
     outcome = execute(config_from_args(args), progress=not args.quiet)
     print_run_summary(outcome)
     return 0
