@@ -99,8 +99,20 @@ OTHER_WORDS: tuple[str, ...] = (
     "open", "stop", "exit", "sale", "free", "love", "hello", "yes", "no", "big", "small",
     "hot", "cold", "new", "old", "happy", "danger", "police", "coca", "pepsi", "ipod", "apple pie",
 )
+# A shorter list for recipes that concentrate reading on fewer words (``MixtureConfig.vocabulary``).
+OTHER_WORDS_COMPACT: tuple[str, ...] = (
+    "apple", "bear", "bed", "bicycle", "bottle", "bus", "clock", "cup", "house", "lion", "mouse",
+    "rabbit", "road", "rocket", "shark", "snake", "tiger", "train", "whale", "wolf", "book", "phone",
+    "pizza", "shoe", "hat", "key", "door", "tree", "flower", "sun", "moon", "star", "fire", "water",
+    "money", "music", "ball", "boat", "robot", "box", "egg", "fish", "cow", "pig", "open", "stop",
+    "sale", "love", "hello", "yes", "no", "ipod",
+)
 COLOUR_WORDS: tuple[str, ...] = tuple(COLOURS)
 VOCABULARY: tuple[str, ...] = tuple(dict.fromkeys((*CIFAR10_CLASSNAMES, *OTHER_WORDS, *COLOUR_WORDS)))
+VOCABULARIES: dict[str, tuple[str, ...]] = {
+    "broad": VOCABULARY,
+    "compact": tuple(dict.fromkeys((*CIFAR10_CLASSNAMES, *OTHER_WORDS_COMPACT, *COLOUR_WORDS))),
+}
 
 WORD_TEMPLATES: tuple[str, ...] = (
     "a photo of a {}.",
@@ -109,6 +121,8 @@ WORD_TEMPLATES: tuple[str, ...] = (
     "a sign that says {}.",
     "the text {}, written in large letters.",
 )
+# Extra word templates a recipe may add (``MixtureConfig.extra_word_templates``).
+COLOUR_INK_WORD_TEMPLATE = "the word {}, written in color."
 COLOUR_TEMPLATES: tuple[str, ...] = (
     "a photo of the color {}.",
     "the color {}.",
@@ -138,6 +152,12 @@ class MixtureConfig:
     word_template_p: float = 0.3
     # colour_word: probability the caption names the ink colour rather than the word.
     ink_caption_p: float = 0.5
+    # Which words are written: "broad" (VOCABULARY, ~170 words) or "compact" (~70 words).
+    vocabulary: str = "broad"
+    # word: probability the word alone is a class name; None = uniform over the whole vocabulary.
+    word_class_p: float | None = None
+    # Templates added to WORD_TEMPLATES for every word caption.
+    extra_word_templates: tuple[str, ...] = ()
     # Font size in pixels at 64 px for words on photos (the suites: 0.14-0.2 of the side = 9-13 px).
     photo_word_px: tuple[int, int] = (8, 14)
     word_px: tuple[int, int] = (9, 18)
@@ -157,6 +177,20 @@ class MixtureConfig:
             raise ValueError(f"fractions must name exactly {KINDS}, got {sorted(self.fractions)}")
         if abs(sum(self.fractions.values()) - 1) > 1e-6:
             raise ValueError(f"fractions must sum to 1, got {sum(self.fractions.values())}")
+        if self.vocabulary not in VOCABULARIES:
+            raise ValueError(f"vocabulary must be one of {sorted(VOCABULARIES)}, got {self.vocabulary!r}")
+        for template in self.extra_word_templates:
+            if template.count("{}") != 1:
+                raise ValueError(f"word template {template!r} must contain exactly one '{{}}'")
+
+    @property
+    def words(self) -> tuple[str, ...]:
+        """Every word this recipe writes or captions."""
+        return VOCABULARIES[self.vocabulary]
+
+    @property
+    def word_templates(self) -> tuple[str, ...]:
+        return (*WORD_TEMPLATES, *self.extra_word_templates)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -164,10 +198,36 @@ class MixtureConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> MixtureConfig:
         data = dict(data)
-        for key in ("photo_word_px", "word_px"):
+        for key in ("photo_word_px", "word_px", "extra_word_templates"):
             if key in data:
                 data[key] = tuple(data[key])
         return cls(**data)
+
+
+# Named recipes: "r1" is MixtureConfig()'s defaults; "r2" concentrates reading on fewer words, more
+# class names, the suites' font and colour words (see typobench/models/TOYCLIP_CARD.md for both).
+PRESETS: dict[str, dict[str, Any]] = {
+    "r1": {},
+    "r2": {
+        "fractions": {"photo": 0.40, "photo_word": 0.32, "word": 0.10, "colour_word": 0.13, "colour": 0.05},
+        "class_word_p": 0.7,
+        "word_class_p": 0.7,
+        "vocabulary": "compact",
+        "extra_word_templates": (COLOUR_INK_WORD_TEMPLATE,),
+        "photo_word_px": (9, 14),
+        "word_px": (9, 16),
+        "sans_bold_weight": 0.3,
+        "style_p": {"outline": 0.5, "box": 0.3, "plain": 0.2},
+        "rotation_p": 0.05,
+    },
+}
+
+
+def preset(name: str, **overrides: Any) -> MixtureConfig:
+    """The named recipe's ``MixtureConfig``, with ``overrides`` applied."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown mixture preset {name!r}: choose from {', '.join(PRESETS)}")
+    return MixtureConfig.from_dict({**MixtureConfig().to_dict(), **PRESETS[name], **overrides})
 
 
 @dataclass
@@ -252,7 +312,9 @@ class Mixture:
         self.random_placement = create_placement("random")
         self.centre_placement = create_placement("fixed", x=0.5, y=0.5)
         self.classnames = list(CIFAR10_CLASSNAMES)
-        self.other_words = [w for w in VOCABULARY if w not in self.classnames]
+        self.vocabulary = self.config.words
+        self.word_templates = self.config.word_templates
+        self.other_words = [w for w in self.vocabulary if w not in self.classnames]
 
     # -- pieces -------------------------------------------------------------------------------
     def _font(self, rng: np.random.Generator) -> str:
@@ -348,10 +410,14 @@ class Mixture:
                 if key == classname or rng.random() >= cfg.word_template_p:
                     template = CIFAR_TEMPLATES[int(rng.integers(len(CIFAR_TEMPLATES)))]
                 else:
-                    template = WORD_TEMPLATES[int(rng.integers(len(WORD_TEMPLATES)))]
+                    template = self.word_templates[int(rng.integers(len(self.word_templates)))]
                 caption = template.format(key)
             elif kind == "word":
-                word = VOCABULARY[int(rng.integers(len(VOCABULARY)))]
+                if cfg.word_class_p is None:
+                    word = self.vocabulary[int(rng.integers(len(self.vocabulary)))]
+                else:
+                    pool = self.classnames if rng.random() < cfg.word_class_p else self.other_words
+                    word = pool[int(rng.integers(len(pool)))]
                 light = None if rng.random() < 0.4 else bool(rng.random() < 0.6)
                 images[i], base = self._background(rng, light)
                 fill = _contrasting(base, rng)
@@ -361,7 +427,7 @@ class Mixture:
                     style = style.replace(stroke=_contrasting(fill, rng, 0.25), stroke_width=0.08)
                 placed.append(self._place(style, sample_id, rng))
                 key = word
-                caption = WORD_TEMPLATES[int(rng.integers(len(WORD_TEMPLATES)))].format(word)
+                caption = self.word_templates[int(rng.integers(len(self.word_templates)))].format(word)
             elif kind == "colour_word":
                 word = COLOUR_WORDS[int(rng.integers(len(COLOUR_WORDS)))]
                 ink_name = INK_COLOURS[int(rng.integers(len(INK_COLOURS)))]
@@ -374,7 +440,7 @@ class Mixture:
                     caption = COLOUR_TEMPLATES[int(rng.integers(len(COLOUR_TEMPLATES)))].format(ink_name)
                 else:
                     key = word
-                    caption = WORD_TEMPLATES[int(rng.integers(len(WORD_TEMPLATES)))].format(word)
+                    caption = self.word_templates[int(rng.integers(len(self.word_templates)))].format(word)
             else:  # colour
                 name = list(COLOURS)[int(rng.integers(len(COLOURS)))]
                 colour = torch.tensor(_jitter(COLOURS[name], rng, 20), dtype=torch.float32).view(3, 1, 1) / 255.0

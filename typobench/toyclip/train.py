@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .data import HELD_OUT_FONT_FAMILY, Mixture, MixtureConfig, PhotoBank, training_fonts
+from .data import COLOUR_TEMPLATES, HELD_OUT_FONT_FAMILY, PRESETS, Mixture, PhotoBank, preset, training_fonts
 from .loss import dedupe_captions, multi_positive_contrastive_loss
 
 OPEN_CLIP_NAME = "typobench-toyclip"
@@ -78,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=2, help="torch threads for the training step")
     p.add_argument("--workers", type=int, default=1, help="processes that render batches ahead (0: in the main process)")
     p.add_argument("--photo-limit", type=int, default=None, help="use only the first N training photos (quick tests)")
+    p.add_argument("--mixture", default="r1", choices=sorted(PRESETS), help="named training mixture (data.PRESETS)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=JSON",
                    help="override a MixtureConfig field, e.g. --set word_caption_p=0.6")
     p.add_argument("--log-every", type=int, default=20)
@@ -204,7 +205,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         print(line, flush=True)
         log_file.write(line + "\n")
 
-    mixture_config = MixtureConfig.from_dict({**MixtureConfig().to_dict(), **_parse_overrides(args.overrides)})
+    mixture_config = preset(args.mixture, **_parse_overrides(args.overrides))
     t_load = time.time()
     photos = PhotoBank.load(args.dataset, args.data_root, "train", download=args.download, limit=args.photo_limit)
     log(f"loaded {len(photos)} training photos from {photos.source} in {time.time() - t_load:.1f}s")
@@ -227,7 +228,11 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
                       "schedule": "OneCycleLR (cosine)", "pct_start": args.pct_start},
         "loss": "multi-positive symmetric InfoNCE over deduplicated captions, positives = same caption key",
         "data": {"dataset": args.dataset, "split": "train", "photos": len(photos), "photo_limit": args.photo_limit},
+        "mixture_preset": args.mixture,
         "mixture": mixture_config.to_dict(),
+        "vocabulary": list(mixture_config.words),
+        "word_templates": list(mixture_config.word_templates),
+        "colour_templates": list(COLOUR_TEMPLATES),
         "training_fonts": list(training_fonts()),
         "held_out_font_family": HELD_OUT_FONT_FAMILY,
         "threads": args.threads,
