@@ -22,6 +22,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from typobench.timing import loadavg
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA_ROOT = REPO_ROOT.parent / "shared" / "data" / "cifar10-jpeg"
 TARGET = 1.10  # "flat": the larger run's peak within 10% of the smaller run's
@@ -118,13 +120,6 @@ def held_images_mib(images: int, result: dict) -> float:
 def verdict(value: float, target: float = TARGET) -> str:
     mark = "MET" if value <= target else "MISSED"
     return f"{mark}: peak ratio {value:.3f} (target: flat, <= {target:.2f})"
-
-
-def loadavg() -> str:
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "n/a"
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -17,17 +17,17 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
-import os
 import pstats
 import statistics
 import sys
 import tempfile
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+
+from typobench.timing import breakdown, contention_note, cpus, loadavg, rates, ratio, timed_interleaved
 
 TARGET = 0.9
 
@@ -71,47 +71,9 @@ def work(steps: int) -> tuple[int, int]:
     return steps + 1, steps
 
 
-def ratio(harness_rate: float, bare_rate: float) -> float:
-    return harness_rate / bare_rate
-
-
 def verdict(value: float, target: float = TARGET) -> str:
     mark = "MET" if value >= target else "MISSED"
     return f"{mark}: PGD at {value:.3f} of the bare loop (target >= {target:.2f}, i.e. within 10%)"
-
-
-def rates(seconds: Sequence[float], images_steps: int) -> tuple[float, float]:
-    """(median, best) images·steps/second over timed repeats."""
-    return images_steps / statistics.median(seconds), images_steps / min(seconds)
-
-
-def loadavg() -> str:
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "n/a"
-
-
-def timed_interleaved(fns: dict[str, Callable[[], object]], repeats: int, device: torch.device) -> dict[str, list[float]]:
-    """Seconds per call of every fn, one warm-up each, then ``repeats`` rounds in rotating order."""
-
-    def sync() -> None:
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-
-    for fn in fns.values():
-        fn()
-    sync()
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    names = list(fns)
-    for r in range(repeats):
-        for name in names[r % len(names):] + names[: r % len(names)]:
-            sync()
-            start = time.perf_counter()
-            fns[name]()
-            sync()
-            times[name].append(time.perf_counter() - start)
-    return times
 
 
 # (label, file suffix, function name) of the parts of a pgd() call worth telling apart.
@@ -125,17 +87,6 @@ PROFILE_PARTS = [
     ("  _check_inputs", "typobench/pgd.py", "_check_inputs"),
     ("  _check_classes (one host sync)", "typobench/pgd.py", "_check_classes"),
 ]
-
-
-def breakdown(stats: pstats.Stats, parts: list[tuple[str, str, str]]) -> list[tuple[str, float, float]]:
-    """Cumulative seconds of each named function in ``stats`` and its share of the first (the total)."""
-    found = []
-    for label, file_suffix, function in parts:
-        seconds = sum(ct for (path, _, name), (_, _, _, ct, _) in stats.stats.items()  # type: ignore[attr-defined]
-                      if name == function and path.replace("\\", "/").endswith(file_suffix))
-        found.append((label, seconds))
-    total = found[0][1] or 1.0
-    return [(label, seconds, seconds / total) for label, seconds in found]
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -198,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     images_steps = n * args.steps
     bare_median, bare_best = rates(times["bare fwd+bwd"], images_steps)
     print(f"model={args.model} device={device} precision={args.precision} torch={torch.__version__} "
-          f"threads={torch.get_num_threads()} cpus={_cpus()}")
+          f"threads={torch.get_num_threads()} cpus={cpus()}")
     print(f"batch: {n} images of {args.dataset} at {tuple(images.shape[1:])}; PGD {args.norm} eps={args.eps:.5f} "
           f"step={args.step_size:.5f} steps={args.steps}: {forwards} forwards + {backwards} backwards per attack; "
           f"{args.repeats} timed attacks per row, interleaved")
@@ -208,9 +159,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         median, best = rates(times[name], images_steps)
         print(f"{name:<16} {median:>19,.0f} {best:>9,.0f} {1e3 * statistics.median(times[name]):>10.1f} "
               f"{ratio(median, bare_median):>15.3f} {ratio(best, bare_best):>13.3f}")
-    if torch.get_num_threads() > 1 and _busy(load_before):
-        print(f"note: load {load_before.split()[0]} on {_cpus()} cpus with {torch.get_num_threads()} torch threads: "
-              "other jobs compete for the cores and figures can be far off and noisy; try --threads 1")
+    if note := contention_note(load_before, torch.get_num_threads(), cpus()):
+        print(note)
     pgd_median, _ = rates(times["pgd()"], images_steps)
     print("verdict (pgd(), medians): " + verdict(ratio(pgd_median, bare_median)))
 
@@ -230,17 +180,6 @@ def main(argv: Sequence[str] | None = None) -> None:
         stats.sort_stats("tottime").print_stats(15)
         print("\n== top functions by own time ==")
         print(stream.getvalue())
-
-
-def _busy(load: str) -> bool:
-    try:
-        return float(load.split()[0]) > max(_cpus() - 1, 1)
-    except (ValueError, IndexError):
-        return False
-
-
-def _cpus() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 0)
 
 
 if __name__ == "__main__":

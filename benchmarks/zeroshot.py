@@ -21,14 +21,15 @@ import argparse
 import cProfile
 import io
 import pstats
-import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
+
+from typobench.timing import breakdown, contention_note, cpus, loadavg, rates, ratio, timed_interleaved
 
 TARGET = 0.9
 
@@ -55,65 +56,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def ratio(harness_rate: float, bare_rate: float) -> float:
-    """Harness throughput as a fraction of the bare loop's (1.0 = no overhead)."""
-    return harness_rate / bare_rate
-
-
 def verdict(value: float, target: float = TARGET) -> str:
     mark = "MET" if value >= target else "MISSED"
     return f"{mark}: harness at {value:.3f} of the bare loop (target >= {target:.2f})"
 
 
-def rates(seconds: Sequence[float], items: int) -> tuple[float, float]:
-    """(median, best) items/second over timed repeats of ``items`` items each."""
-    return items / statistics.median(seconds), items / min(seconds)
-
-
 def overhead_ms_per_batch(harness_rate: float, bare_rate: float, batch_size: int) -> float:
     """Extra milliseconds the harness spends per batch over the bare loop (images/s -> ms/batch)."""
     return 1e3 * batch_size * (1.0 / harness_rate - 1.0 / bare_rate)
-
-
-def contention_note(load: str, threads: int, cpus: int) -> str | None:
-    """A warning when the machine is busy and torch's threads would fight other jobs for the cores."""
-    try:
-        one_minute = float(load.split()[0])
-    except (ValueError, IndexError):
-        return None
-    if threads > 1 and one_minute > max(cpus - 1, 1):
-        return (f"note: load {one_minute:.2f} on {cpus} cpus with {threads} torch threads: other jobs compete for "
-                "the cores and figures can be far off and noisy; try --threads 1")
-    return None
-
-
-def loadavg() -> str:
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "n/a"
-
-
-def timed_interleaved(fns: dict[str, Callable[[], object]], repeats: int, device: torch.device) -> dict[str, list[float]]:
-    """Seconds per call of every fn, one warm-up each, then ``repeats`` rounds in rotating order."""
-
-    def sync() -> None:
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-
-    for fn in fns.values():
-        fn()
-    sync()
-    times: dict[str, list[float]] = {name: [] for name in fns}
-    names = list(fns)
-    for r in range(repeats):
-        for name in names[r % len(names):] + names[: r % len(names)]:
-            sync()
-            start = time.perf_counter()
-            fns[name]()
-            sync()
-            times[name].append(time.perf_counter() - start)
-    return times
 
 
 class TensorLoader:
@@ -201,7 +151,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     bare_median, bare_best = rates(times["bare encode_image"], n)
     print(f"model={args.model} device={device} precision={args.precision} torch={torch.__version__} "
-          f"threads={torch.get_num_threads()} cpus={_cpus()}")
+          f"threads={torch.get_num_threads()} cpus={cpus()}")
     print(f"data: {n} images of {args.dataset} preloaded as [0,1] tensors {tuple(pixels.shape[1:])} "
           f"in {preload_s:.2f} s; batch {args.batch_size}; {args.repeats} timed passes per row, interleaved")
     print(f"load average (1/5/15 min): {load_before} before, {load_after} after")
@@ -213,7 +163,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     per_batch = overhead_ms_per_batch(eval_median, bare_median, args.batch_size)
     print(f"harness overhead: {per_batch:.2f} ms per batch of {args.batch_size} "
           f"(bare loop: {1e3 * args.batch_size / bare_median:.2f} ms per batch)")
-    if note := contention_note(load_before, torch.get_num_threads(), _cpus()):
+    if note := contention_note(load_before, torch.get_num_threads(), cpus()):
         print(note)
     print("verdict (evaluate(), medians): " + verdict(ratio(eval_median, bare_median)))
 
@@ -253,22 +203,6 @@ PROFILE_PARTS = [
     ("  DataLoader: fetch + collate", "torch/utils/data/dataloader.py", "__next__"),
 ]
 
-
-def breakdown(stats: pstats.Stats, parts: list[tuple[str, str, str]]) -> list[tuple[str, float, float]]:
-    """Cumulative seconds of each named function in ``stats`` and its share of the first (the total)."""
-    found = []
-    for label, file_suffix, function in parts:
-        seconds = sum(ct for (path, _, name), (_, _, _, ct, _) in stats.stats.items()  # type: ignore[attr-defined]
-                      if name == function and path.replace("\\", "/").endswith(file_suffix))
-        found.append((label, seconds))
-    total = found[0][1] or 1.0
-    return [(label, seconds, seconds / total) for label, seconds in found]
-
-
-def _cpus() -> int:
-    import os
-
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 0)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 
@@ -33,7 +34,7 @@ from typobench.neurons import (
     random_sets,
 )
 from typobench.neurons.attribution import linearised_logits
-from typobench.neurons.cards import text_z, zscore
+from typobench.neurons.cards import control_max, control_words, text_z, zscore
 from typobench.neurons.scoring import Scorer
 from typobench.run import RunConfig, execute
 
@@ -347,6 +348,21 @@ def test_multimodal_test_needs_both_the_images_and_the_written_name():
     assert passed[:, 0].tolist() == [False, True, False]
     assert not passed[:, 1].any() and not passed[:, 2].any()
     assert not multimodal_pass(z_img, z_txt_class, counts, MultimodalTest(1.0, 2.0, 4)).any()  # too few images
+    beaten = torch.full((3, 3), -math.inf)
+    beaten[1, 0] = 3.5  # a length-matched non-class word excites unit 0 more than the name of class 1
+    assert not multimodal_pass(z_img, z_txt_class, counts, MultimodalTest(1.0, 2.0, 3), beaten)[:, 0].any()
+    assert multimodal_pass(z_img, z_txt_class, counts, MultimodalTest(1.0, 2.0, 3), beaten - 1.0)[1, 0]
+
+
+def test_control_words_are_non_class_words_of_similar_length():
+    words = ["cat", "automobile", "dog", "key", "microscope", "the", "newspaper", "sun"]
+    class_word = [0, 1, 2]  # cat, automobile, dog
+    controls = control_words(words, class_word, slack=1)
+    assert [[words[j] for j in c] for c in controls] == [["key", "the", "sun"], ["microscope", "newspaper"],
+                                                         ["key", "the", "sun"]]
+    z = torch.arange(16.0).view(8, 2)
+    assert control_max(z, controls)[1].tolist() == [12.0, 13.0]  # newspaper's row
+    assert control_words(words, [0, -1], slack=0)[1] == []
 
 
 def test_text_facet_discounts_what_every_unit_responds_to():
@@ -513,3 +529,58 @@ def test_cli_on_a_zero_shot_run_without_failures_still_writes_every_output(tmp_p
     assert all(a["n_events"] == 0 for a in report["analyses"]) and report["cards"]["neurons"] == []
     assert "no events" in (run / "neurons.md").read_text()
     assert (run / "neuron_cards").is_dir()
+
+
+def test_a_suite_with_a_neurons_table_runs_the_analysis_once(workdir):
+    suite = workdir / "with-neurons.toml"
+    sticker_only = MINI_SUITE.split("[[stage]]\nname = \"pgd\"")[0]
+    suite.write_text(sticker_only + '[neurons]\nstages = ["sticker"]\ntop_k = 3\ndraws = 2\nmodes = ["zero"]\n')
+    config = RunConfig(model="tiny-rn", suite=str(suite), dataset="folder", data_root=str(workdir / "colours"),
+                       head="linear-probe", limit=40, batch_size=16, out=str(workdir / "suite-neurons"),
+                       cache_dir=str(workdir / "cache"), device="cpu")
+    first = execute(config, progress=False)
+    report = json.loads((first.out_dir / "neurons.json").read_text())
+    assert first.neurons is not None and first.neurons.report["config"] == report["config"]
+    assert report["config"]["top_k"] == 3 and report["config"]["modes"] == ["zero"]
+    assert report["run"]["config_hash"] == first.results["config_hash"]
+    assert [a["stage"] for a in report["analyses"]] and {a["stage"] for a in report["analyses"]} == {"sticker"}
+    stamp = (first.out_dir / "neurons.json").stat().st_mtime_ns
+
+    again = execute(config, progress=False)  # finished run, same analysis: nothing recomputed
+    assert again.resumed_complete and again.neurons is None
+    assert any("already holds this analysis" in note for note in again.notes)
+    assert (first.out_dir / "neurons.json").stat().st_mtime_ns == stamp
+
+    skipped = execute(RunConfig(**{**vars(config), "out": str(workdir / "no-neurons"), "neurons": False}),
+                      progress=False)
+    assert skipped.neurons is None and not (skipped.out_dir / "neurons.json").exists()
+    assert skipped.results["config_hash"] == first.results["config_hash"]  # --no-neurons changes no number
+
+
+def test_run_cli_no_neurons_flag_reaches_the_config():
+    from typobench.cli import build_parser
+    from typobench.commands.common import config_from_args
+
+    assert config_from_args(build_parser().parse_args(["run"])).neurons is True
+    assert config_from_args(build_parser().parse_args(["run", "--no-neurons"])).neurons is False
+
+
+# -- the demo model: the blame is causal ---------------------------------------------------------------
+
+
+def test_toyclip_reading_failures_are_undone_by_ablating_the_blamed_neurons(tmp_path):
+    """On the shipped demo model the neurons blamed for random-wrong-label failures (chosen on half the
+    failures) restore more of the other half than every draw of random and of activation-matched neurons."""
+    from typobench.neurons.analysis import NeuronsConfig, analyze
+
+    run = tmp_path / "run"
+    execute(RunConfig(model="toyclip", dataset="cifar10-sample", suite="random-wrong-label", limit=300,
+                      batch_size=100, out=str(run), cache_dir=str(tmp_path / "cache"), device="cpu"), progress=False)
+    report = analyze(NeuronsConfig(str(run), events=("failure",), top_k=10, draws=10, modes=("zero",), max_cards=0,
+                                   ref_limit=200, device="cpu", cache_dir=str(tmp_path / "cache")),
+                     progress=False).report
+    [entry] = [a for a in report["analyses"] if a["kind"] == "failure"]
+    assert entry["n_events"] >= 40 and entry["verdict_split"] == "held-out"
+    zero = entry["held_out"]["verdict_detail"]["zero"]
+    assert zero["beats_random"] and zero["beats_matched"], zero
+    assert zero["blamed"] > 2 * max(zero["random_mean"], zero["matched_mean"], 0.01), zero

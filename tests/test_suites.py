@@ -129,3 +129,28 @@ def test_target_class_missing_from_dataset_is_reported():
     suite = load_suite("goh2021-imagenet")
     with pytest.raises(UsageError, match="trash can"):
         suite.check(["airplane", "cat"])
+
+
+def test_neurons_table_becomes_the_analysis_options():
+    suite = parse_suite(MINIMAL + b'[neurons]\nstages = ["word"]\ntop_k = 4\ndraws = 3\nmodes = ["zero"]\ntau_text = 1.5\n')
+    assert suite.neurons == {"top_k": 4, "draws": 3, "tau_text": 1.5, "stages": ["word"], "modes": ("zero",)}
+    assert suite.describe()["neurons"] == suite.neurons
+    assert parse_suite(MINIMAL).neurons is None
+
+
+@pytest.mark.parametrize(("table", "expected"), [
+    (b"topk = 4", "unknown field neurons.topk: did you mean top_k?"),
+    (b"top_k = 0", "neurons.top_k must be a positive integer"),
+    (b"top_k = 2.5", "neurons.top_k"),
+    (b'stages = ["nope"]', "neurons.stages names 'nope', which is not an attack stage of the suite: use word"),
+    (b'stages = ["clean"]', "not an attack stage"),
+    (b'modes = ["half"]', "neurons.modes 'half' is unknown: use zero, mean"),
+    (b'rank_by = "loudest"', "neurons.rank_by 'loudest' is unknown"),
+    (b"stages = []", "neurons.stages: expected a non-empty list"),
+    (b"stages = [3]", "neurons.stages: must be a non-empty list of strings"),
+])
+def test_bad_neurons_table_names_the_field(table, expected):
+    with pytest.raises(UsageError) as info:
+        parse_suite(MINIMAL + b"[neurons]\n" + table + b"\n")
+    message = str(info.value)
+    assert message.startswith("suite mini: ") and expected in message and "\n" not in message

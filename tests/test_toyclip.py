@@ -130,8 +130,9 @@ def test_mixture_covers_every_kind_with_consistent_captions(photos, name):
             assert (word is None) == (kind in ("photo", "colour"))
             if kind == "photo":
                 assert key in CIFAR10_CLASSNAMES
-            if word is not None:
-                assert word in mixture.config.words
+            if word is not None and word not in mixture.config.words:  # a made-up word on a photo
+                assert kind == "photo_word" and mixture.config.random_string_p > 0
+                assert key in CIFAR10_CLASSNAMES and word.lower() not in CONTROL_WORDS  # caption: the photo's class
             if key.startswith("color:"):
                 assert "color" in caption
     assert all(count > 0 for count in seen.values()), seen
@@ -152,6 +153,17 @@ def test_held_out_font_and_control_words_never_reach_training():
     assert set(control.words.words) == set(CONTROL_WORDS)
     held_out = [s for s in load_suite("held-out-font").stages if s.name == "held-out-font"][0]
     assert held_out.style.base.font == HELD_OUT_FONT
+
+
+def test_made_up_words_are_word_like_and_never_a_held_out_word():
+    from typobench.toyclip.data import random_string
+
+    rng = np.random.default_rng(0)
+    words = [random_string(rng) for _ in range(2000)]
+    assert all(3 <= len(w) and w.isalpha() for w in words)
+    assert not {w.lower() for w in words} & {*CONTROL_WORDS, STROOP_NEUTRAL, *CIFAR10_CLASSNAMES}
+    assert len(set(words)) > 1800  # a different scrap of text almost every time
+    assert 0.1 < np.mean([w[0].isupper() for w in words]) < 0.3
 
 
 def test_mixture_config_round_trips_and_rejects_bad_fractions():
@@ -195,15 +207,111 @@ def default_run(tmp_path_factory):
 
 
 def test_shipped_weights_classify_read_and_break_on_the_sample(default_run):
-    # 300 bundled CIFAR-10 test images; thresholds sit far from the measured values (the model card's
-    # numbers) so that no platform's rounding can flip them. The shipped weights do NOT meet the issue's
-    # sticker-lift, written-class and control-word thresholds (see the model card), so those are not
-    # asserted here; what they do show is asserted.
+    # 300 bundled CIFAR-10 test images. The model card's values on 2,000 test images: clean 68.8%, sticker
+    # 93.5%, wrong label 15.4% (written class 66.3%), control word 36.4%, PGD 1.7%. The thresholds sit far
+    # from them so that no platform's rounding can flip a verdict.
     clean = default_run["clean"]["accuracy"]
-    assert clean > 0.45  # chance is 0.10
-    assert default_run["true-label-sticker"]["accuracy"] > clean - 0.05  # a true-label sticker does not hurt
+    assert clean > 0.55  # chance is 0.10
+    assert default_run["true-label-sticker"]["accuracy"] > clean + 0.10  # Fort's lift
     wrong = default_run["random-wrong-label"]
-    # A random wrong class would be predicted about (1 - accuracy) / 9 = 3% of the time by chance.
-    assert wrong["targeted_success"]["value"] > 0.08  # the written class wins far above chance
-    assert wrong["accuracy"] < clean - 0.15
-    assert default_run["pgd-linf-2"]["accuracy"] < 0.2
+    assert wrong["targeted_success"]["value"] > 0.45  # the written class wins (chance: about 3%)
+    assert wrong["accuracy"] < clean - 0.35
+    # A non-class word in the same style hurts less than a wrong class name: reading, not only covering.
+    assert default_run["control-word"]["accuracy"] > wrong["accuracy"] + 0.08
+    assert default_run["pgd-linf-2"]["accuracy"] < 0.10
+
+
+def test_shipped_weights_read_the_word_or_the_ink_as_the_prompt_asks(tmp_path):
+    from typobench.cache import TensorCache
+    from typobench.stroop import run_stroop
+
+    result = run_stroop(load_model("toyclip", device="cpu"), ["a photo of a {}.", "a photo of the color {}."],
+                        cache=TensorCache(tmp_path))
+    word_prompt, colour_prompt = result.metrics
+    # Card (576 stimuli): word named 98.4%, congruent 100% / ink named 100%.
+    assert word_prompt["word_named"]["value"] > 0.7 and word_prompt["congruent_accuracy"]["value"] > 0.7
+    assert colour_prompt["incongruent_accuracy"]["value"] > 0.9 and colour_prompt["word_named"]["value"] < 0.1
+
+
+# -- measurement --------------------------------------------------------------------------------
+
+
+def _stage(name: str, accuracy: float, written: float | None = None) -> dict:
+    stage = {"name": name, "accuracy": accuracy, "ci95": [accuracy - 0.02, accuracy + 0.02], "n": 2000}
+    if written is not None:
+        stage["targeted_success"] = {"value": written, "ci95": [written - 0.02, written + 0.02], "n": 1800}
+    return stage
+
+
+def test_measure_derives_every_property_from_the_runs_and_judges_it():
+    from typobench.toyclip import measure
+
+    default = {"suite": {"name": "default"}, "stages": [
+        _stage("clean", 0.70), _stage("true-label-sticker", 0.85), _stage("random-wrong-label", 0.30, 0.40),
+        _stage("control-word", 0.50), _stage("pgd-linf-2", 0.02)]}
+    held_out = {"suite": {"name": "held-out-font"}, "stages": [_stage("clean", 0.70), _stage("held-out-font", 0.4, 0.15)]}
+    probe = {"suite": None, "stages": [_stage("clean", 0.72)]}
+    figures = measure.suite_figures(default, held_out, probe)
+    assert figures["sticker_lift"]["value"] == pytest.approx(0.15)
+    assert figures["control_ratio"]["value"] == pytest.approx(0.20 / 0.40)  # control drop / wrong-label drop
+    assert figures["probe_minus_zeroshot"]["value"] == pytest.approx(0.02)
+    assert figures["written_class"]["ci95"] == [pytest.approx(0.38), pytest.approx(0.42)]
+
+    def metrics(word_named, congruent, incongruent):
+        return {k: {"value": v, "ci95": [v, v], "n": 56} for k, v in
+                {"word_named": word_named, "congruent_accuracy": congruent, "incongruent_accuracy": incongruent,
+                 "neutral_accuracy": 0.9}.items()}
+
+    figures.update(measure.stroop_figures([
+        {"prompt": measure.WORD_PROMPT, "metrics": metrics(0.6, 0.8, 0.3)},
+        {"prompt": measure.COLOUR_PROMPT, "metrics": metrics(0.1, 0.95, 0.84)},
+    ]))
+    checks = {c["key"]: c["met"] for c in measure.verdicts(figures)}
+    assert set(checks) == {c.key for c in measure.CHECKS}
+    assert checks["held_out_font_written"] is False and checks["stroop_colour_ink"] is False  # 15% < 20%, 84% < 85%
+    assert all(met for key, met in checks.items() if key not in ("held_out_font_written", "stroop_colour_ink"))
+    report = {"model": "toyclip", "n": 2000, "seed": 0, "stroop_stimuli": 576, "checks": measure.verdicts(figures),
+              "commands": ["typobench run --suite default"]}
+    table = measure.markdown(report)
+    assert "| held-out font: classified as the written class | 15.0% | [13.0%, 17.0%] | >= 20.0% | **no** |" in table
+    assert "| control-word drop / random-wrong-label drop | 0.50 | - | <= 0.60 | yes |" in table
+
+
+def test_a_control_word_that_hurts_when_the_wrong_label_does_not_fails_the_ratio():
+    from typobench.toyclip import measure
+
+    default = {"suite": {"name": "default"}, "stages": [
+        _stage("clean", 0.70), _stage("true-label-sticker", 0.70), _stage("random-wrong-label", 0.70, 0.0),
+        _stage("control-word", 0.60), _stage("pgd-linf-2", 0.0)]}
+    figures = measure.suite_figures(default, {"suite": {"name": "h"}, "stages": [_stage("held-out-font", 0.7, 0.0)]},
+                                    {"suite": None, "stages": [_stage("clean", 0.7)]})
+    assert figures["control_ratio"]["value"] == math.inf
+
+
+# -- the training script ------------------------------------------------------------------------
+
+
+def _train(root: Path, out: Path, *extra: str) -> dict:
+    from typobench.toyclip.train import build_parser, train
+
+    args = build_parser().parse_args(["--data-root", str(root), "--out", str(out), "--seed", "3", "--steps", "4",
+                                      "--batch-size", "24", "--photo-limit", "60", "--workers", "0",
+                                      "--eval-every", "0", "--log-every", "2", "--mixture", "r6", *extra])
+    return train(args)
+
+
+def test_training_is_a_pure_function_of_the_seed_even_when_interrupted(cifar10_jpeg_root, tmp_path):
+    whole = _train(cifar10_jpeg_root, tmp_path / "whole")
+    again = _train(cifar10_jpeg_root, tmp_path / "again")
+    # Same seed, same tensors (the file's own hash also covers the wall time written into its metadata).
+    assert whole["tensors_sha256"] == again["tensors_sha256"]
+    stopped = _train(cifar10_jpeg_root, tmp_path / "parts", "--stop-after", "2")
+    assert stopped["stopped_at"] == 2 and not (tmp_path / "parts" / "toyclip.safetensors").exists()
+    resumed = _train(cifar10_jpeg_root, tmp_path / "parts")
+    assert resumed["tensors_sha256"] == whole["tensors_sha256"]  # an interrupted run ends where a whole one does
+    other_seed = _train(cifar10_jpeg_root, tmp_path / "seed4", "--seed", "4")
+    assert other_seed["tensors_sha256"] != whole["tensors_sha256"]
+    saved = load_model("typobench-toyclip", str(tmp_path / "whole" / "toyclip.safetensors"), device="cpu")
+    assert not saved.random_init and saved.image_size == (64, 64)  # loadable like any open_clip checkpoint
+    with pytest.raises(SystemExit, match="another recipe"):
+        _train(cifar10_jpeg_root, tmp_path / "parts", "--stop-after", "1", "--set", "word_caption_p=0.5")

@@ -36,3 +36,11 @@ def print_run_summary(outcome) -> None:
     print()
     state = "already complete, nothing re-run" if outcome.resumed_complete else "written"
     print(f"results {outcome.out_dir}/results.json ({state})")
+    for note in outcome.notes:
+        print(note)
+    if outcome.neurons is not None:
+        report = outcome.neurons.out_dir / "neurons.md"
+        print(f"neurons {report}")
+        for analysis in outcome.neurons.report["analyses"]:
+            if analysis.get("verdict"):
+                print(f"  {analysis['stage']} / {analysis['kind']}: {analysis['verdict']}")

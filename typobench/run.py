@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from dataclasses import asdict, dataclass, field
@@ -23,7 +24,7 @@ from .resume import BatchStore
 from .results import RESULTS_FILE, environment, read_results, summarise_stages, utc_now, write_results
 from .runtime import Runtime
 from .stages import CleanStage, RunContext
-from .suites import load_suite
+from .suites import Suite, load_suite
 
 DEFAULT_MODEL = "toyclip"
 DEFAULT_DATASET = "cifar10-sample"
@@ -33,7 +34,7 @@ DEFAULT_SUITE = "default"
 DEFAULT_DEMO_LIMIT = 200
 
 # Options that change where or how fast a run happens, but not its numbers.
-_NON_SEMANTIC = ("out", "workers", "cache_dir", "device", "overwrite")
+_NON_SEMANTIC = ("out", "workers", "cache_dir", "device", "overwrite", "neurons")
 
 
 @dataclass
@@ -59,6 +60,8 @@ class RunConfig:
     out: str | None = None
     cache_dir: str | None = None
     overwrite: bool = False
+    # Run the suite's [neurons] analysis (if it has one) after the attack run.
+    neurons: bool = True
 
     def validate(self) -> None:
         if self.head not in HEAD_KINDS:
@@ -82,6 +85,7 @@ class RunOutcome:
     predictions: pd.DataFrame | None = None
     resumed_complete: bool = False
     notes: list[str] = field(default_factory=list)
+    neurons: Any = None  # the NeuronsOutcome of the suite's [neurons] analysis, when it ran
 
 
 def limit_dataset(dataset: ImageDataset, limit: int | None, seed: int) -> ImageDataset:
@@ -147,7 +151,9 @@ def execute(config: RunConfig, *, progress: bool = True) -> RunOutcome:
                               suite=suite.sha256 if suite else None)
     out_dir = Path(config.out) if config.out else default_out_dir(config, config_hash)
     if (finished := _finished_run(out_dir, config_hash, config.overwrite)) is not None:
-        return RunOutcome(out_dir, finished, resumed_complete=True)
+        outcome = RunOutcome(out_dir, finished, resumed_complete=True)
+        outcome.neurons = _suite_neurons(suite, config, outcome, progress)
+        return outcome
 
     ctx, head_info = build_context(config, runtime, loaded, dataset)
     store = BatchStore(out_dir, config_hash)
@@ -170,7 +176,30 @@ def execute(config: RunConfig, *, progress: bool = True) -> RunOutcome:
     save_pictures(out_dir, store, results, predictions)
     write_results(out_dir, results, predictions)
     store.clear()
-    return RunOutcome(out_dir, results, predictions)
+    outcome = RunOutcome(out_dir, results, predictions)
+    outcome.neurons = _suite_neurons(suite, config, outcome, progress)
+    return outcome
+
+
+def _suite_neurons(suite: Suite | None, config: RunConfig, outcome: RunOutcome, progress: bool) -> Any:
+    """The suite's [neurons] analysis of the finished run; skipped when an identical one is already there."""
+    if suite is None or suite.neurons is None or not config.neurons:
+        return None
+    from .neurons.analysis import analyze
+    from .neurons.report import JSON_FILE
+    from .suites.neurons_option import neurons_config
+
+    neurons = neurons_config(suite.neurons, str(outcome.out_dir), device=config.device, cache_dir=config.cache_dir,
+                             batch_size=config.batch_size)
+    previous = outcome.out_dir / JSON_FILE
+    if previous.exists():
+        report = json.loads(previous.read_text())
+        same_run = report.get("run", {}).get("config_hash") == outcome.results.get("config_hash")
+        wanted = {k: (list(v) if isinstance(v, tuple) else v) for k, v in suite.neurons.items()}
+        if same_run and all(report.get("config", {}).get(k) == v for k, v in wanted.items()):
+            outcome.notes.append(f"neurons: {previous} already holds this analysis, not re-run")
+            return None
+    return analyze(neurons, progress=progress)
 
 
 def save_pictures(out_dir: Path, store: BatchStore, results: dict[str, Any], predictions: pd.DataFrame) -> None:

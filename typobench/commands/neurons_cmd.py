@@ -7,6 +7,7 @@ import argparse
 from ..neurons.ablation import ABLATION_MODES
 from ..neurons.analysis import EVENT_KINDS, NeuronsConfig, analyze
 from ..neurons.attribution import RANK_BY
+from ..neurons.cards import DEFAULT_WORDS
 from .common import positive_int
 
 
@@ -42,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "it beats every draw, p = 1/(draws+1) (default: 20)")
     parser.add_argument("--vocab", default=None, metavar="FILE",
                         help="word list for the text facet, one word per line (class names are always added; "
-                             "default: a built-in list of 65 words)")
+                             f"default: a built-in list of {len(DEFAULT_WORDS)} words, short and long)")
     parser.add_argument("--out", default=None, help="output folder (default: the run's folder)")
 
     more = parser.add_argument_group("method")
@@ -67,6 +68,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     more.add_argument("--tau-text", type=float, default=2.0, help="multimodal test: text z threshold (default: 2.0)")
     more.add_argument("--min-class-images", type=positive_int, default=3,
                       help="multimodal test: reference images a class needs to be testable (default: 3)")
+    more.add_argument("--length-slack", type=int, default=1,
+                      help="multimodal test: control words are non-class words within this many characters of the "
+                           "class name's length; the name must out-score all of them (default: 1)")
     more.add_argument("--vit-blocks", type=positive_int, default=1,
                       help="ViT towers: MLPs of the last N blocks (default: 1, the last block)")
 
@@ -86,6 +90,7 @@ def handle(args: argparse.Namespace) -> int:
         ref_limit=args.ref_limit, min_group=args.min_group, heldout_min=args.heldout_min, max_cards=args.max_cards,
         table_k=args.table_k,
         tau_image=args.tau_image, tau_text=args.tau_text, min_class_images=args.min_class_images,
+        length_slack=args.length_slack,
         vit_blocks=args.vit_blocks, device=args.device, batch_size=args.batch_size, seed=args.seed,
         cache_dir=args.cache_dir,
     )

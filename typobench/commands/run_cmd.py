@@ -23,6 +23,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", default=None, help="output folder (default: runs/<model>-<dataset>-<head>-<hash>)")
     parser.add_argument("--overwrite", action="store_true", help="replace finished results of another configuration")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--no-neurons", dest="neurons", action="store_false",
+                        help="skip the suite's [neurons] analysis (see `typobench neurons --help`); "
+                             "run it later with `typobench neurons --from OUT`")
     parser.set_defaults(handler=handle)
 
 

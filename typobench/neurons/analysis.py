@@ -40,6 +40,8 @@ from .cards import (
     MultimodalTest,
     card_facts,
     class_image_z,
+    control_max,
+    control_words,
     multimodal_pass,
     read_vocab,
     renderable,
@@ -80,6 +82,7 @@ class NeuronsConfig:
     tau_image: float = 1.0
     tau_text: float = 2.0
     min_class_images: int = 3
+    length_slack: int = 1
     vit_blocks: int = 1
     device: str = "auto"
     batch_size: int = 64
@@ -91,6 +94,8 @@ class NeuronsConfig:
                      "vit_blocks", "batch_size"):
             if getattr(self, name) < 1:
                 raise UsageError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(self, name)}")
+        if self.length_slack < 0:
+            raise UsageError(f"--length-slack must be >= 0, got {self.length_slack}")
         if self.max_cards < 0:
             raise UsageError(f"--max-cards must be >= 0, got {self.max_cards}")
         if self.rank_by not in RANK_BY:
@@ -308,7 +313,8 @@ def analyze(config: NeuronsConfig, *, progress: bool = True, log: Callable[[str]
                         "The verdict is held-out when a stage "
                         f"has >= {config.heldout_min} events: the top-k is chosen on a random half of the events "
                         "and ablated on the other half (per-group ablations are in-sample)",
-            "multimodal_test": MultimodalTest(config.tau_image, config.tau_text, config.min_class_images).describe(),
+            "multimodal_test": MultimodalTest(config.tau_image, config.tau_text, config.min_class_images,
+                                              config.length_slack).describe(),
         },
         "analyses": analyses,
         "cards": cards,
@@ -415,7 +421,7 @@ def _cards(config: NeuronsConfig, replay: RunReplay, space: NeuronSpace, model, 
         for name in entry.get("blamed", []):
             blamed_for.setdefault(name, []).append(f"{entry['stage']}/{entry['kind']}")
     chosen = list(blamed_for)[: config.max_cards]
-    test = MultimodalTest(config.tau_image, config.tau_text, config.min_class_images)
+    test = MultimodalTest(config.tau_image, config.tau_text, config.min_class_images, config.length_slack)
     words, skipped = renderable(vocabulary(classnames, vocab_words))
     lowered = {w.lower(): i for i, w in enumerate(words)}
     class_word = [lowered.get(c.strip().lower(), -1) for c in classnames]
@@ -425,15 +431,16 @@ def _cards(config: NeuronsConfig, replay: RunReplay, space: NeuronSpace, model, 
     z_txt = text_z(word_acts)
     z_txt_class = torch.stack([z_txt[i] if i >= 0 else torch.full((space.total,), float("nan")) for i in class_word])
     z_img, counts = class_image_z(ref_acts, ref_labels, len(classnames))
+    controls = control_words(words, class_word, test.length_slack)
     passed = multimodal_pass(torch.nan_to_num(z_img, nan=-math.inf), torch.nan_to_num(z_txt_class, nan=-math.inf),
-                             counts, test)
+                             counts, test, control_max(z_txt, controls))
     is_multi = passed.any(0)
     testable_classes = int((counts >= test.min_class_images).sum())
     facts = []
     for name in chosen:
         unit = space.index(name)
         fact = card_facts(space, unit, ref_acts, z_img, counts, words, z_txt, class_word,
-                          classnames, passed)
+                          classnames, passed, controls)
         fact_dict = asdict(fact)
         fact_dict["blamed_for"] = blamed_for[name]
         fact_dict["multimodal"] = bool(is_multi[unit])
@@ -444,6 +451,7 @@ def _cards(config: NeuronsConfig, replay: RunReplay, space: NeuronSpace, model, 
         "test": test.describe(),
         "vocabulary": {"n": len(words), "class_names": sum(1 for i in class_word if i >= 0), "skipped": skipped},
         "testable_classes": testable_classes,
+        "controls_per_class": {classnames[c]: len(ctrl) for c, ctrl in enumerate(controls) if len(classnames) <= 100},
         "base_rate": float(is_multi.float().mean()),
         "base_rate_n": int(is_multi.sum()),
         "n_neurons": space.total,

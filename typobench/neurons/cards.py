@@ -13,17 +13,27 @@
       s[w, u]     = (a_txt[w, u] - mean over the vocabulary) / std over the vocabulary
       z_txt[w, u] = the same standardisation applied to s[w, u] - mean over all units of s[w, .]
 
-  u is *multimodal for class c* when z_img[c, u] >= tau_image (default 1.0), z_txt[name of c, u] >=
-  tau_text (default 2.0) and class c has at least ``min_class_images`` (default 3) reference images
-  (fewer: the image side is untestable). u is multimodal when it is for at least one class. The same
-  test is applied to every unit of the layer, and the fraction that pass (the base rate) is reported
-  next to the blamed units' rate: the test is only informative where blamed units beat that rate.
-  Removing the layer-wide part of the word response matters: otherwise long words (more ink) top
-  every unit's text facet and a unit "reads" any long class name.
+  u is *multimodal for class c* when all of
+
+  1. z_img[c, u] >= tau_image (default 1.0): it responds to photos of c;
+  2. z_txt[name of c, u] >= tau_text (default 2.0): it responds to the written name of c;
+  3. z_txt[name of c, u] > z_txt[w, u] for every *control* word w -- a word-list word (not a class
+     name) whose length is within ``length_slack`` (default 1) characters of the name's: it reads the
+     name, not merely "a word this long" (no control of that length: the condition holds vacuously,
+     and ``controls`` in the cards table says how many there were);
+  4. class c has at least ``min_class_images`` (default 3) reference images (fewer: untestable).
+
+  u is multimodal when it is for at least one class. The same test is applied to every unit of the
+  layer, and the fraction that pass (the base rate) is reported next to the blamed units' rate: the
+  test is only informative where blamed units beat that rate. Removing the layer-wide part of the word
+  response, and condition 3, both guard against the same confound: long words (more ink) excite many
+  units, which would otherwise "read" any long class name. The built-in word list has long words
+  (8-10 letters) for that reason.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -44,6 +54,11 @@ DEFAULT_WORDS = (
     "pizza", "shirt", "snow", "sun", "wheel", "road", "red", "blue", "green", "yellow", "black", "white",
     "hello", "free", "love", "sale", "stop", "open", "trash", "iPod", "library", "rifle", "radio", "meow",
     "$$$", "the", "and", "north", "happy", "zebra", "ocean",
+    # Long words (8-10 letters), so that long class names ("automobile", "airplane") are not the only
+    # words with that much ink: the text facet must not mistake "a lot of text" for reading.
+    "basketball", "restaurant", "television", "strawberry", "newspaper", "chocolate", "umbrella", "mountain",
+    "computer", "sandwich", "telephone", "adventure", "microscope", "friendship", "playground", "calendar",
+    "furniture", "orchestra", "pineapple", "vegetable",
 )
 WORD_STYLES = (("black", "white"), ("white", "black"))  # (ink, background)
 WORD_FONT = "sans-bold"
@@ -54,11 +69,14 @@ class MultimodalTest:
     tau_image: float = 1.0
     tau_text: float = 2.0
     min_class_images: int = 3
+    length_slack: int = 1
 
     def describe(self) -> dict[str, Any]:
         return {**asdict(self), "definition": (
             "unit u is multimodal for class c iff z_img[c,u] >= tau_image and z_txt[name(c),u] >= tau_text "
-            "and class c has >= min_class_images clean reference images; z_img = (class-mean activation - "
+            "and z_txt[name(c),u] exceeds z_txt of every control word (a non-class word of the word list whose "
+            "length is within length_slack characters of name(c)) and class c has >= min_class_images clean "
+            "reference images; z_img = (class-mean activation - "
             "mean over all reference images) / std over all reference images; z_txt = (activation on the "
             "rendered class name - mean over the vocabulary) / std over the vocabulary, computed after "
             "removing from every word's response the part shared by all units of the layer (ink, length); "
@@ -156,10 +174,32 @@ def class_image_z(acts: Tensor, labels: Tensor, num_classes: int) -> tuple[Tenso
     return z, counts
 
 
-def multimodal_pass(z_img: Tensor, z_txt_class: Tensor, counts: Tensor, test: MultimodalTest) -> Tensor:
-    """Bool [C, U]: unit u is multimodal for class c (see the module docstring)."""
+def control_words(words: Sequence[str], class_word: Sequence[int], slack: int) -> list[list[int]]:
+    """Per class: indices of the non-class words within ``slack`` characters of its name's length."""
+    is_class = {i for i in class_word if i >= 0}
+    out = []
+    for i in class_word:
+        if i < 0:
+            out.append([])
+            continue
+        n = len(words[i])
+        out.append([j for j, w in enumerate(words) if j not in is_class and abs(len(w) - n) <= slack])
+    return out
+
+
+def control_max(z_txt: Tensor, controls: Sequence[Sequence[int]]) -> Tensor:
+    """[C, U]: the highest z_txt of each class's control words (-inf where it has none)."""
+    rows = [z_txt[list(c)].max(0).values if len(c) else torch.full((z_txt.shape[1],), -math.inf) for c in controls]
+    return torch.stack(rows) if rows else torch.zeros(0, z_txt.shape[1])
+
+
+def multimodal_pass(z_img: Tensor, z_txt_class: Tensor, counts: Tensor, test: MultimodalTest,
+                    z_control: Tensor | None = None) -> Tensor:
+    """Bool [C, U]: unit u is multimodal for class c (see the module docstring). ``z_control`` [C, U]:
+    the best control word's z per class (:func:`control_max`); None skips condition 3."""
     testable = (counts >= test.min_class_images).unsqueeze(1)
-    return testable & (z_img >= test.tau_image) & (z_txt_class >= test.tau_text)
+    passed = testable & (z_img >= test.tau_image) & (z_txt_class >= test.tau_text)
+    return passed if z_control is None else passed & (z_txt_class > z_control)
 
 
 @dataclass
@@ -173,6 +213,8 @@ class CardFacts:
     best_class: str
     best_z_image: float
     best_z_text: float
+    best_z_control: float
+    best_control_word: str
     top_class_image: str
     top_class_image_z: float
     mean_activation: float
@@ -180,7 +222,7 @@ class CardFacts:
 
 def card_facts(space: NeuronSpace, unit: int, img_acts: Tensor, z_img: Tensor, counts: Tensor, vocab: Sequence[str],
                z_txt: Tensor, class_word: Sequence[int], classnames: Sequence[str], passed: Tensor,
-               n_words: int = 8, n_images: int = 6) -> CardFacts:
+               controls: Sequence[Sequence[int]] = (), n_words: int = 8, n_images: int = 6) -> CardFacts:
     z_words = z_txt[:, unit]
     order = torch.argsort(z_words, descending=True)[:n_words]
     acts = img_acts[:, unit]
@@ -194,12 +236,16 @@ def card_facts(space: NeuronSpace, unit: int, img_acts: Tensor, z_img: Tensor, c
     score[~testable] = -1e9
     best = int(score.argmax())
     top_img_class = int(torch.nan_to_num(zi, nan=-1e9).argmax())
+    control = list(controls[best]) if len(controls) > best else []
+    strongest = max(control, key=lambda j: float(z_txt[j, unit])) if control else None
     return CardFacts(
         neuron=space.names[unit], unit=unit,
         top_words=[(vocab[int(i)], float(z_words[i])) for i in order],
         top_images=[int(i) for i in top_images], top_image_acts=[float(acts[i]) for i in top_images],
         multimodal_classes=[classnames[c] for c in torch.nonzero(passed[:, unit]).view(-1).tolist()],
         best_class=classnames[best], best_z_image=float(zi[best]), best_z_text=float(zt[best]),
+        best_z_control=float(z_txt[strongest, unit]) if strongest is not None else float("nan"),
+        best_control_word=vocab[strongest] if strongest is not None else "",
         top_class_image=classnames[top_img_class], top_class_image_z=float(zi[top_img_class]),
         mean_activation=float(acts.mean()),
     )
@@ -260,12 +306,16 @@ def save_card(path: Path, facts: CardFacts, images: Tensor, labels: Sequence[int
                         color="tab:red" if name in facts.multimodal_classes else "black")
     ax.set_xlabel("image z (class mean)", fontsize=8)
     ax.set_ylabel("text z (class name)", fontsize=8)
+    control = (f", best length-matched control '{facts.best_control_word}' z {facts.best_z_control:.1f}"
+               if facts.best_control_word else "")
     verdict = (f"MULTIMODAL: {', '.join(facts.multimodal_classes[:4])}" if facts.multimodal_classes
-               else f"not multimodal (best {facts.best_class}: z_img {facts.best_z_image:.1f}, "
-                    f"z_txt {facts.best_z_text:.1f})")
+               else "not multimodal")
+    verdict += (f" (best {facts.best_class}: z_img {facts.best_z_image:.1f}, z_txt {facts.best_z_text:.1f}"
+                f"{control})")
     fig.suptitle(f"{facts.neuron}  {verdict}" + (f"\nblamed for: {blamed_for}" if blamed_for else ""), fontsize=10)
     _save(fig, path)
 
 
-__all__ = ["DEFAULT_WORDS", "CardFacts", "MultimodalTest", "card_facts", "class_image_z", "multimodal_pass",
+__all__ = ["DEFAULT_WORDS", "CardFacts", "MultimodalTest", "card_facts", "class_image_z", "control_max",
+           "control_words", "multimodal_pass",
            "read_vocab", "render_word", "renderable", "save_card", "text_z", "vocabulary", "word_activations", "zscore"]

@@ -32,7 +32,7 @@ ABLATION_COLUMNS = ["stage", "kind", "scope", "group", "split", "mode", "selecti
                     "restored", "effect_removed", "n_targeted", "targeted_removed", "margin", "margin_drop",
                     "clean_acc", "clean_cost"]
 CARD_COLUMNS = ["neuron", "layer", "unit", "blamed_for", "multimodal", "multimodal_classes", "best_class",
-                "best_z_image", "best_z_text", "top_class_image", "top_class_image_z", "mean_activation",
+                "best_z_image", "best_z_text", "best_control_word", "best_z_control", "top_class_image", "top_class_image_z", "mean_activation",
                 "top_words", "top_images", "card"]
 
 
@@ -122,8 +122,9 @@ def markdown(report: dict[str, Any]) -> str:
     lines += ["## Method", ""]
     for key, text in report["methods"].items():
         if isinstance(text, dict):
-            text = text["definition"] + f" (tau_image = {text['tau_image']}, tau_text = {text['tau_text']}, " \
-                                        f"min_class_images = {text['min_class_images']})"
+            text = text["definition"] + (f" (tau_image = {text['tau_image']}, tau_text = {text['tau_text']}, "
+                                         f"min_class_images = {text['min_class_images']}, "
+                                         f"length_slack = {text['length_slack']})")
         lines.append(f"- **{key}**: {text}")
     lines.append("")
 
@@ -198,12 +199,13 @@ def markdown(report: dict[str, Any]) -> str:
                f"{cards['testable_classes']}. Multimodal by the test: {cards['blamed_multimodal']} of "
                f"{cards['blamed_total']} blamed neurons ({blamed_rate}) vs {cards['base_rate_n']} of all "
                f"{cards['n_neurons']} neurons ({_pct(cards['base_rate'])}, the base rate)."), "",
-              "| neuron | multimodal | classes | best class (z_img, z_txt) | top words (z) | blamed for |",
+              ("| neuron | multimodal | classes | best class (z_img, z_txt; best length-matched control) "
+              "| top words (z) | blamed for |"),
               "|---|---|---|---|---|---|"]
     for n in cards["neurons"]:
         words = ", ".join(f"{w} ({z:.1f})" for w, z in n["top_words"][:5])
         lines.append(f"| `{n['neuron']}` | {_yn(n['multimodal'])} | {', '.join(n['multimodal_classes'][:5]) or '-'} | "
-                     f"{n['best_class']} ({n['best_z_image']:.2f}, {n['best_z_text']:.2f}) | {words} | "
+                     f"{n['best_class']} ({n['best_z_image']:.2f}, {n['best_z_text']:.2f}; {_control(n)}) | {words} | "
                      f"{', '.join(n['blamed_for'])} |")
     lines.append("")
     for n in cards["neurons"]:
@@ -216,6 +218,12 @@ def _beats(entry: dict[str, Any], selection: str) -> str:
         return "-"
     p = entry.get(f"p_{selection}")
     return _yn(entry[f"beats_{selection}"]) + (f" ({p:.2f})" if p is not None else "")
+
+
+def _control(card: dict[str, Any]) -> str:
+    if not card.get("best_control_word"):
+        return "no control word"
+    return f"{card['best_control_word']} {card['best_z_control']:.2f}"
 
 
 def _yn(value: Any) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 from ..errors import UsageError, unknown_name_error
 from ..stages import CleanStage, Stage
 from .fields import Table
+from .neurons_option import check_neuron_stages, parse_neurons_table
 from .paste_stage import build_paste_stage
 from .pgd_stage import build_pgd_stage
 from .text_stage import build_text_stage
@@ -41,7 +42,7 @@ STAGE_BUILDERS: dict[str, StageBuilder] = {
     "pgd": build_pgd_stage,
     "paste": build_paste_stage,
 }
-SUITE_FIELDS = ("name", "description", "reference", "protocol_version", "datasets", "defaults", "stage")
+SUITE_FIELDS = ("name", "description", "reference", "protocol_version", "datasets", "defaults", "stage", "neurons")
 
 
 @dataclass
@@ -54,11 +55,13 @@ class Suite:
     stages: list[Stage]
     path: str | None
     sha256: str
+    # The [neurons] table (NeuronsConfig options): analyse the run's failures by neurons when it finishes.
+    neurons: dict[str, Any] | None = None
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "path": self.path, "sha256": self.sha256,
                 "protocol_version": self.protocol_version, "description": self.description,
-                "reference": self.reference, "datasets": self.datasets}
+                "reference": self.reference, "datasets": self.datasets, "neurons": self.neurons}
 
     def check(self, classnames: list[str]) -> None:
         for stage in self.stages:
@@ -118,7 +121,10 @@ def parse_suite(data: bytes, where: str = "suite", path: str | None = None) -> S
         stages=stages,
         path=path,
         sha256=hashlib.sha256(data).hexdigest(),
+        neurons=parse_neurons_table(top.table("neurons")) if top.has("neurons") else None,
     )
+    if suite.neurons is not None:
+        check_neuron_stages(suite.neurons, [s.name for s in stages], where)
     top.finish(SUITE_FIELDS)
     from ..evaluation import check_stage_sources
 

@@ -42,6 +42,7 @@ import torch
 
 from typobench.data.classnames import CIFAR10_CLASSNAMES
 from typobench.data.templates import CIFAR_TEMPLATES
+from typobench.stroop import DEFAULT_PALETTE
 from typobench.typographic import (
     TextStyle,
     build_canvas,
@@ -63,16 +64,9 @@ HELD_OUT_FONT = "serif-bold"
 CONTROL_WORDS = ("table", "cloud", "lamp", "river", "chair", "window", "garden", "pencil", "candle", "ladder")
 STROOP_NEUTRAL = "example"
 
-# Inks with names: the Stroop palette (typobench.stroop.DEFAULT_PALETTE) plus a few more colours.
+# Inks with names: the Stroop palette plus a few more colours (order matters: it fixes the random draws).
 COLOURS: dict[str, tuple[int, int, int]] = {
-    "black": (0, 0, 0),
-    "red": (255, 0, 0),
-    "green": (0, 160, 0),
-    "blue": (0, 0, 255),
-    "purple": (128, 0, 128),
-    "orange": (255, 128, 0),
-    "pink": (255, 105, 180),
-    "yellow": (255, 215, 0),
+    **DEFAULT_PALETTE,
     "brown": (139, 69, 19),
     "gray": (128, 128, 128),
     "white": (255, 255, 255),
@@ -148,6 +142,18 @@ class MixtureConfig:
     class_word_p: float = 0.5
     # photo_word: probability the caption names the written word rather than the photo's class.
     word_caption_p: float = 0.6
+    # photo_word: the same for a written word that is not a class name (None: word_caption_p). Lower than
+    # word_caption_p teaches that class names on photos are read, while other words mostly leave the
+    # caption to the photo (so an unseen word hurts by covering pixels, not by being read).
+    other_word_caption_p: float | None = None
+    # photo_word: probability that a non-class word is a random letter string (3-10 letters, like the
+    # brand names, plates and scraps of text in web photos) instead of a vocabulary word. Its caption
+    # always names the photo's class: the model must tell class names from other letter sequences, or
+    # any word (such as an unseen control word) is read as the class it looks most like.
+    random_string_p: float = 0.0
+    # photo: probability of a blank sticker (a plain or bordered rectangle the size of a written word)
+    # on a photo that keeps its class caption, so that covering pixels alone does not change the class.
+    occluder_p: float = 0.0
     # photo_word: probability a word caption uses a word template ("the word {}.") instead of a CIFAR one.
     word_template_p: float = 0.3
     # colour_word: probability the caption names the ink colour rather than the word.
@@ -205,21 +211,59 @@ class MixtureConfig:
 
 
 # Named recipes: "r1" is MixtureConfig()'s defaults; "r2" concentrates reading on fewer words, more
-# class names, the suites' font and colour words (see typobench/models/TOYCLIP_CARD.md for both).
+# class names, the suites' font and colour words; "r3" to "r6" below (see typobench/models/TOYCLIP_CARD.md).
+_R2: dict[str, Any] = {
+    "fractions": {"photo": 0.40, "photo_word": 0.32, "word": 0.10, "colour_word": 0.13, "colour": 0.05},
+    "class_word_p": 0.7,
+    "word_class_p": 0.7,
+    "vocabulary": "compact",
+    "extra_word_templates": (COLOUR_INK_WORD_TEMPLATE,),
+    "photo_word_px": (9, 14),
+    "word_px": (9, 16),
+    "sans_bold_weight": 0.3,
+    "style_p": {"outline": 0.5, "box": 0.3, "plain": 0.2},
+    "rotation_p": 0.05,
+}
+# r3: reading concentrated on class names (other words on photos mostly keep the class caption), more
+# colour words, the suites' text sizes.
+_R3: dict[str, Any] = {
+    **{k: v for k, v in _R2.items() if k != "extra_word_templates"},
+    "fractions": {"photo": 0.38, "photo_word": 0.34, "word": 0.10, "colour_word": 0.13, "colour": 0.05},
+    "class_word_p": 0.75,
+    "word_caption_p": 0.7,
+    "other_word_caption_p": 0.3,
+    "word_class_p": 0.5,
+    "sans_bold_weight": 0.25,
+}
+# r4: many non-class words on photos that keep the photo's caption (the broad vocabulary and made-up
+# words), so that only class names are read (r3 read "ladder" as horse, "window" as airplane).
+_R4: dict[str, Any] = {
+    **_R3,
+    "fractions": {"photo": 0.36, "photo_word": 0.36, "word": 0.10, "colour_word": 0.13, "colour": 0.05},
+    "class_word_p": 0.6,
+    "word_caption_p": 0.75,
+    "other_word_caption_p": 0.2,
+    "random_string_p": 0.5,
+    "vocabulary": "broad",
+}
+# r5: r3's strong reading of class names (more of them, captioned by the word more often) with r4's
+# non-class and made-up words.
+_R5: dict[str, Any] = {
+    **_R4,
+    "fractions": {"photo": 0.36, "photo_word": 0.38, "word": 0.08, "colour_word": 0.13, "colour": 0.05},
+    "class_word_p": 0.7,
+    "word_caption_p": 0.85,
+    "other_word_caption_p": 0.15,
+}
 PRESETS: dict[str, dict[str, Any]] = {
     "r1": {},
-    "r2": {
-        "fractions": {"photo": 0.40, "photo_word": 0.32, "word": 0.10, "colour_word": 0.13, "colour": 0.05},
-        "class_word_p": 0.7,
-        "word_class_p": 0.7,
-        "vocabulary": "compact",
-        "extra_word_templates": (COLOUR_INK_WORD_TEMPLATE,),
-        "photo_word_px": (9, 14),
-        "word_px": (9, 16),
-        "sans_bold_weight": 0.3,
-        "style_p": {"outline": 0.5, "box": 0.3, "plain": 0.2},
-        "rotation_p": 0.05,
-    },
+    "r2": _R2,
+    "r3": _R3,
+    "r4": _R4,
+    "r5": _R5,
+    # r6 (the shipped weights): r5 with blank stickers on a third of the plain photos (r5 lost as much
+    # accuracy to a word-sized solid bar as to a word: covering, not reading).
+    "r6": {**_R5, "occluder_p": 0.35},
 }
 
 
@@ -294,6 +338,30 @@ def _contrasting(rgb: Sequence[int], rng: np.random.Generator, min_diff: float =
         if abs(_luminance(cand) - lum) >= min_diff:
             return cand
     return (255, 255, 255) if lum < 0.5 else (0, 0, 0)
+
+
+_NOT_SCRAPS = frozenset((*CIFAR10_CLASSNAMES, *CONTROL_WORDS, STROOP_NEUTRAL))
+
+
+_VOWELS, _CONSONANTS = "aeiou", "bcdfghjklmnprstvwz"
+
+
+def random_string(rng: np.random.Generator) -> str:
+    """A made-up word: 1-3 syllables (consonant, vowel, sometimes a closing consonant: word-like, as
+    "lomar" or "tibendo") 70% of the time, else 3-10 random letters; first letter capitalised 20% of
+    the time. Never a class name, a control word or Stroop's neutral word."""
+    while True:
+        if rng.random() < 0.7:
+            parts = []
+            for _ in range(int(rng.integers(1, 4))):
+                parts.append(_CONSONANTS[int(rng.integers(len(_CONSONANTS)))] + _VOWELS[int(rng.integers(5))])
+                if rng.random() < 0.4:
+                    parts.append(_CONSONANTS[int(rng.integers(len(_CONSONANTS)))])
+            text = "".join(parts)
+        else:
+            text = "".join(chr(ord("a") + int(i)) for i in rng.integers(0, 26, size=int(rng.integers(3, 11))))
+        if len(text) >= 3 and text not in _NOT_SCRAPS:
+            return text.capitalize() if rng.random() < 0.2 else text
 
 
 class Mixture:
@@ -396,16 +464,24 @@ class Mixture:
             word: str | None = None
             if kind in ("photo", "photo_word"):
                 images[i], label = self._photo(rng)
+                if kind == "photo" and cfg.occluder_p > 0 and rng.random() < cfg.occluder_p:
+                    self._occlude(images[i], rng)
                 classname = self.classnames[label]
                 key = classname
                 if kind == "photo_word":
                     pool = self.classnames if rng.random() < cfg.class_word_p else self.other_words
                     word = pool[int(rng.integers(len(pool)))]
+                    scrap = pool is self.other_words and cfg.random_string_p > 0 and rng.random() < cfg.random_string_p
+                    if scrap:
+                        word = random_string(rng)
                     style = self._photo_word_style(word, rng)
                     patch = render_patch(style, IMAGE_SIZE)
                     record = self.random_placement.place(patch.shape[-2:], (IMAGE_SIZE, IMAGE_SIZE), sample_id, seed=self.seed)
                     placed.append((patch, record.positions[0]))
-                    if rng.random() < cfg.word_caption_p:
+                    caption_p = cfg.word_caption_p
+                    if word not in self.classnames and cfg.other_word_caption_p is not None:
+                        caption_p = cfg.other_word_caption_p
+                    if not scrap and rng.random() < caption_p:
                         key = word
                 if key == classname or rng.random() >= cfg.word_template_p:
                     template = CIFAR_TEMPLATES[int(rng.integers(len(CIFAR_TEMPLATES)))]
@@ -462,6 +538,18 @@ class Mixture:
         if any(placements):
             images = composite(images, build_canvas(placements, (IMAGE_SIZE, IMAGE_SIZE)))
         return Batch(images=images, captions=captions, keys=keys, kinds=kinds, words=words)
+
+    def _occlude(self, image: torch.Tensor, rng: np.random.Generator) -> None:
+        """A blank sticker in place: a random-colour rectangle (bordered half the time), as large as a word."""
+        h, w = int(rng.integers(7, 19)), int(rng.integers(14, 57))
+        y, x = int(rng.integers(0, IMAGE_SIZE - h + 1)), int(rng.integers(0, IMAGE_SIZE - w + 1))
+        fill = COLOURS[list(COLOURS)[int(rng.integers(len(COLOURS)))]] if rng.random() < 0.6 else _random_rgb(rng)
+        image[:, y:y + h, x:x + w] = torch.tensor(fill, dtype=torch.float32).view(3, 1, 1) / 255.0
+        if rng.random() < 0.5:
+            border = torch.tensor(_contrasting(fill, rng, 0.25), dtype=torch.float32).view(3, 1, 1) / 255.0
+            inner = image[:, y + 1:y + h - 1, x + 1:x + w - 1].clone()
+            image[:, y:y + h, x:x + w] = border
+            image[:, y + 1:y + h - 1, x + 1:x + w - 1] = inner
 
     def _place(self, style: TextStyle, sample_id: str, rng: np.random.Generator) -> tuple[torch.Tensor, tuple[int, int]]:
         patch = render_patch(style, IMAGE_SIZE)

@@ -1,0 +1,253 @@
+"""Measure what toyclip must show, with the harness itself: ``python -m typobench.toyclip.measure``.
+
+Every figure comes from the same code a user runs: ``typobench run`` (suites ``default`` and
+``held-out-font``, a linear probe) and ``typobench stroop``, on CIFAR-10 test images of the
+``cifar10-jpeg`` folder. Each property is compared with its threshold (``CHECKS``); the verdicts, the
+values with Wilson 95% intervals and the commands that reproduce them are written to
+``OUT/measure.json`` and ``OUT/measure.md`` (the tables of the model card). Runs resume: measuring again
+in the same folder re-reads finished runs instead of recomputing them.
+
+    python -m typobench.toyclip.measure --data-root ../shared/data/cifar10-jpeg --limit 2000 --out runs/toyclip-measure
+    python -m typobench.toyclip.measure ... --model typobench-toyclip --pretrained OUT/toyclip.safetensors  # a candidate
+"""
+
+from __future__ import annotations
+
+import argparse
+import operator
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..atomic import write_json_atomic, write_text_atomic
+from ..results import read_predictions
+from ..run import RunConfig, execute
+
+WORD_PROMPT = "a photo of a {}."
+COLOUR_PROMPT = "a photo of the color {}."
+# Stroop stimuli: three training fonts x three sizes (8 inks x 8 words each: 576 stimuli per prompt).
+STROOP_FONTS = ("sans", "sans-bold", "mono")
+STROOP_SIZES = (0.15, 0.18, 0.2)
+
+
+@dataclass(frozen=True)
+class Check:
+    """One property: ``value(figures)`` compared with ``threshold`` by ``op`` (``>=`` or ``<=`` or ``<``)."""
+
+    key: str
+    label: str
+    op: str
+    threshold: float
+    source: str  # which run or Stroop prompt the figure comes from
+
+
+OPS: dict[str, Callable[[float, float], bool]] = {">=": operator.ge, "<=": operator.le, "<": operator.lt}
+
+CHECKS: tuple[Check, ...] = (
+    Check("clean", "zero-shot clean accuracy", ">=", 0.65, "default"),
+    Check("probe_minus_zeroshot", "linear probe minus zero-shot accuracy", ">=", 0.0, "linear-probe"),
+    Check("sticker_lift", "true-label sticker lift (accuracy - clean)", ">=", 0.10, "default"),
+    Check("written_class", "random wrong label: classified as the written class", ">=", 0.30, "default"),
+    Check("control_ratio", "control-word drop / random-wrong-label drop", "<=", 0.60, "default"),
+    Check("held_out_font_written", "held-out font: classified as the written class", ">=", 0.20, "held-out-font"),
+    Check("stroop_word_named", f"Stroop '{WORD_PROMPT}': incongruent named by the word", ">=", 0.50, "stroop"),
+    Check("stroop_word_congruent", f"Stroop '{WORD_PROMPT}': congruent accuracy", ">=", 0.70, "stroop"),
+    Check("stroop_colour_ink", f"Stroop '{COLOUR_PROMPT}': incongruent named by the ink", ">=", 0.85, "stroop"),
+    Check("pgd", "L-inf PGD 2/255, 10 steps: accuracy", "<", 0.10, "default"),
+)
+
+
+def _stage(results: dict[str, Any], name: str) -> dict[str, Any]:
+    for stage in results["stages"]:
+        if stage["name"] == name:
+            return stage
+    raise KeyError(f"stage {name!r} not in the run of suite {results['suite']['name']}")
+
+
+def _figure(value: float, ci: Sequence[float] | None = None, n: int | None = None) -> dict[str, Any]:
+    return {"value": float(value), "ci95": [float(c) for c in ci] if ci is not None else None, "n": n}
+
+
+def suite_figures(default: dict[str, Any], held_out: dict[str, Any], probe: dict[str, Any]) -> dict[str, dict]:
+    """The run-based figures from the results.json of the three runs."""
+    clean, sticker = _stage(default, "clean"), _stage(default, "true-label-sticker")
+    wrong, control = _stage(default, "random-wrong-label"), _stage(default, "control-word")
+    pgd, font = _stage(default, "pgd-linf-2"), _stage(held_out, "held-out-font")
+    probe_clean = _stage(probe, "clean")
+    wrong_drop = clean["accuracy"] - wrong["accuracy"]
+    control_drop = clean["accuracy"] - control["accuracy"]
+    return {
+        "clean": _figure(clean["accuracy"], clean["ci95"], clean["n"]),
+        "linear_probe": _figure(probe_clean["accuracy"], probe_clean["ci95"], probe_clean["n"]),
+        "probe_minus_zeroshot": _figure(probe_clean["accuracy"] - clean["accuracy"]),
+        "sticker": _figure(sticker["accuracy"], sticker["ci95"], sticker["n"]),
+        "sticker_lift": _figure(sticker["accuracy"] - clean["accuracy"]),
+        "wrong_label_accuracy": _figure(wrong["accuracy"], wrong["ci95"], wrong["n"]),
+        "written_class": _figure(wrong["targeted_success"]["value"], wrong["targeted_success"]["ci95"],
+                                 wrong["targeted_success"]["n"]),
+        "control_accuracy": _figure(control["accuracy"], control["ci95"], control["n"]),
+        "control_ratio": _figure(control_drop / wrong_drop if wrong_drop > 0 else float("inf")),
+        "held_out_font_written": _figure(font["targeted_success"]["value"], font["targeted_success"]["ci95"],
+                                         font["targeted_success"]["n"]),
+        "pgd": _figure(pgd["accuracy"], pgd["ci95"], pgd["n"]),
+    }
+
+
+def control_ratio_ci(predictions: pd.DataFrame, draws: int = 2000, seed: int = 0) -> list[float]:
+    """Percentile 95% interval of the control-word / random-wrong-label drop ratio, resampling images
+    (each image keeps its three stages: clean, random-wrong-label, control-word)."""
+    correct = (predictions.assign(ok=predictions["pred"] == predictions["label"])
+               .pivot(index="sample_id", columns="stage", values="ok"))
+    clean = correct["clean"].to_numpy(float)
+    wrong = correct["random-wrong-label"].to_numpy(float)
+    control = correct["control-word"].to_numpy(float)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(clean), size=(draws, len(clean)))
+    wrong_drop = clean[idx].mean(1) - wrong[idx].mean(1)
+    ratios = (clean[idx].mean(1) - control[idx].mean(1)) / np.where(wrong_drop > 0, wrong_drop, np.nan)
+    lo, hi = np.nanpercentile(ratios, [2.5, 97.5])
+    return [float(lo), float(hi)]
+
+
+def stroop_figures(results: Sequence[dict[str, Any]]) -> dict[str, dict]:
+    """Figures from StroopResult.to_dict()["results"] (one entry per prompt)."""
+    by_prompt = {r["prompt"]: r["metrics"] for r in results}
+
+    def fig(prompt: str, metric: str) -> dict[str, Any]:
+        m = by_prompt[prompt][metric]
+        return _figure(m["value"], m["ci95"], m["n"])
+
+    return {
+        "stroop_word_named": fig(WORD_PROMPT, "word_named"),
+        "stroop_word_congruent": fig(WORD_PROMPT, "congruent_accuracy"),
+        "stroop_colour_ink": fig(COLOUR_PROMPT, "incongruent_accuracy"),
+        "stroop_colour_congruent": fig(COLOUR_PROMPT, "congruent_accuracy"),
+        **{f"stroop[{p}]": {k: by_prompt[p][k]["value"] for k in by_prompt[p]} for p in by_prompt},
+    }
+
+
+def verdicts(figures: dict[str, dict]) -> list[dict[str, Any]]:
+    """Each check with its measured value and whether it holds."""
+    out = []
+    for check in CHECKS:
+        value = figures[check.key]["value"]
+        out.append({"key": check.key, "label": check.label, "value": value, "ci95": figures[check.key]["ci95"],
+                    "op": check.op, "threshold": check.threshold, "met": bool(OPS[check.op](value, check.threshold)),
+                    "source": check.source})
+    return out
+
+
+def _pct(value: float) -> str:
+    return f"{100 * value:.1f}%"
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """The verdict table of the model card."""
+    lines = [f"Model `{report['model']}`, {report['n']} `cifar10-jpeg` test images (seed {report['seed']}), "
+             f"Stroop: {report['stroop_stimuli']} stimuli per prompt.", "",
+             "| property | measured | 95% CI | threshold | met |", "|---|---|---|---|---|"]
+    for v in report["checks"]:
+        ratio = v["key"] == "control_ratio"
+        value = f"{v['value']:.2f}" if ratio else (f"{100 * v['value']:+.1f} points" if v["key"].endswith(("lift", "zeroshot"))
+                                                   else _pct(v["value"]))
+        if not v["ci95"]:
+            ci = "-"
+        elif ratio:
+            ci = f"[{v['ci95'][0]:.2f}, {v['ci95'][1]:.2f}] (bootstrap)"
+        else:
+            ci = f"[{_pct(v['ci95'][0])}, {_pct(v['ci95'][1])}]"
+        if ratio:
+            threshold = f"{v['op']} {v['threshold']:.2f}"
+        elif v["key"].endswith(("lift", "zeroshot")):
+            threshold = f"{v['op']} {100 * v['threshold']:+.0f} points"
+        else:
+            threshold = f"{v['op']} {_pct(v['threshold'])}"
+        lines.append(f"| {v['label']} | {value} | {ci} | {threshold} | {'yes' if v['met'] else '**no**'} |")
+    lines += ["", "Commands:", ""] + [f"    {c}" for c in report["commands"]]
+    return "\n".join(lines) + "\n"
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    from ..cache import TensorCache, default_cache_dir
+    from ..models import load_model
+    from ..runtime import Runtime
+    from ..stroop import GOH_PROMPT, run_stroop
+
+    out = Path(args.out)
+    common = dict(model=args.model, pretrained=args.pretrained, dataset="cifar10-jpeg", data_root=args.data_root,
+                  split="test", limit=args.limit, seed=args.seed, batch_size=args.batch_size, cache_dir=args.cache_dir)
+    runs = {
+        "default": RunConfig(**common, suite="default", out=str(out / "default")),
+        "held-out-font": RunConfig(**common, suite="held-out-font", out=str(out / "held-out-font")),
+        "linear-probe": RunConfig(**common, suite=None, head="linear-probe", probe_train_limit=args.probe_train_limit,
+                                  out=str(out / "linear-probe")),
+    }
+    results = {name: execute(config, progress=not args.quiet).results for name, config in runs.items()}
+    figures = suite_figures(results["default"], results["held-out-font"], results["linear-probe"])
+    figures["control_ratio"]["ci95"] = control_ratio_ci(read_predictions(out / "default"))
+
+    runtime = Runtime.create("auto", "fp32")
+    loaded = load_model(args.model, args.pretrained, device=runtime.device, seed=args.seed)
+    cache = TensorCache(args.cache_dir or default_cache_dir())
+    prompts = [WORD_PROMPT, COLOUR_PROMPT, GOH_PROMPT]
+    stroop = run_stroop(loaded, prompts, fonts=list(STROOP_FONTS), sizes=list(STROOP_SIZES), cache=cache,
+                        runtime=runtime).to_dict()
+    figures.update(stroop_figures(stroop["results"]))
+
+    model = f"{args.model}" + (f" --pretrained {args.pretrained}" if args.pretrained else "")
+    source = f"--model {args.model}" + (f" --pretrained {args.pretrained}" if args.pretrained else "")
+    data = f"--dataset cifar10-jpeg --data-root {args.data_root} --limit {args.limit} --seed {args.seed}"
+    report = {
+        "model": model,
+        "weights_sha256": results["default"]["model"].get("weights_sha256"),
+        "n": args.limit,
+        "seed": args.seed,
+        "stroop_stimuli": stroop["n_stimuli_per_prompt"],
+        "figures": figures,
+        "checks": verdicts(figures),
+        "all_met": None,
+        "commands": [
+            f"typobench run {source} {data} --suite default",
+            f"typobench run {source} {data} --suite held-out-font",
+            f"typobench run {source} {data} --suite none --head linear-probe"
+            + (f" --probe-train-limit {args.probe_train_limit}" if args.probe_train_limit else ""),
+            f"typobench stroop {source} " + " ".join(f"--prompt '{p}'" for p in prompts)
+            + f" --fonts {','.join(STROOP_FONTS)} --sizes {','.join(map(str, STROOP_SIZES))}",
+        ],
+    }
+    report["all_met"] = all(v["met"] for v in report["checks"])
+    write_json_atomic(out / "measure.json", report)
+    write_text_atomic(out / "measure.md", markdown(report))
+    return report
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m typobench.toyclip.measure", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--model", default="toyclip")
+    p.add_argument("--pretrained", default=None, help="a checkpoint for --model (e.g. a freshly trained toyclip)")
+    p.add_argument("--data-root", required=True, help="the cifar10-jpeg folder (with test/)")
+    p.add_argument("--limit", type=int, default=2000, help="class-stratified test images")
+    p.add_argument("--probe-train-limit", type=int, default=None,
+                   help="training images of the linear probe (default: all 50,000)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--cache-dir", default=None)
+    p.add_argument("--out", required=True)
+    p.add_argument("--quiet", action="store_true")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    report = measure(args)
+    print(markdown(report))
+    return 0 if report["all_met"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
