@@ -432,7 +432,8 @@ def workdir(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("neurons")
     _colour_folder(root / "colours")
     (root / "mini.toml").write_text(MINI_SUITE)
-    (root / "vocab.txt").write_text("# test words\ntable\ncloud\nlamp\n\nriver\n")
+    # "$$$" (Goh et al.'s piggy-bank text) must be drawn as written, not parsed as a maths formula.
+    (root / "vocab.txt").write_text("# test words\ntable\ncloud\nlamp\n\nriver\n$$$\n")
     return root
 
 
@@ -478,7 +479,7 @@ def _check_outputs(out: Path, layer_pattern: str) -> dict:
     assert len(cards) == len(report["cards"]["neurons"]) > 0
     for card in cards.card:
         assert (out / card).stat().st_size > 5000
-    assert report["cards"]["vocabulary"]["n"] == 4 + 4  # 4 class names + 4 words from --vocab
+    assert report["cards"]["vocabulary"]["n"] == 4 + 5  # 4 class names + 5 words from --vocab
     md = (out / "neurons.md").read_text()
     assert "## Neuron cards" in md and cards.card.iloc[0] in md
     return report
@@ -584,3 +585,17 @@ def test_toyclip_reading_failures_are_undone_by_ablating_the_blamed_neurons(tmp_
     zero = entry["held_out"]["verdict_detail"]["zero"]
     assert zero["beats_random"] and zero["beats_matched"], zero
     assert zero["blamed"] > 2 * max(zero["random_mean"], zero["matched_mean"], 0.01), zero
+
+
+def test_cards_draw_attack_text_as_written(tmp_path):
+    """Goh et al.'s "$$$" attack (twice in a title) would be parsed by matplotlib as a maths formula and fail."""
+    from typobench.neurons.cards import CardFacts, save_card
+
+    facts = CardFacts(neuron="layer4:3", unit=3, top_words=[("$$", 2.5), ("$$$", 2.1), ("cat", 1.0)],
+                      top_images=[0, 1], top_image_acts=[1.5, 1.2], multimodal_classes=[], best_class="cat",
+                      best_z_image=0.5, best_z_text=1.0, best_z_control=float("nan"), best_control_word="",
+                      top_class_image="cat", top_class_image_z=0.5, mean_activation=0.3)
+    path = tmp_path / "card.png"
+    save_card(path, facts, torch.rand(2, 3, 32, 32), [0, 1], ["cat", "dog"], 32, torch.tensor([0.5, -0.5]),
+              torch.tensor([1.0, 0.2]), MultimodalTest(), blamed_for="$$$/failure, $$$/lift")
+    assert path.stat().st_size > 5000
