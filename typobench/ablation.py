@@ -55,6 +55,7 @@ from .data import ImageDataset, sample_hash
 from .errors import UsageError, close_matches
 from .evaluation import evaluate
 from .models import LoadedModel
+from .pictures import plain_text
 from .resume import BatchStore
 from .results import summarise_stages, utc_now
 from .run import RunConfig, build_context, load_inputs
@@ -783,6 +784,7 @@ def _save_figure(fig, path: Path) -> Path:
     return path
 
 
+@plain_text
 def plot_metric(table: pd.DataFrame, param: str, path: str | Path, *, others: Sequence[str] = (),
                 title: str = "") -> Path:
     """Accuracy (and targeted success, where measured) against ``param``: one line per stage (and per
@@ -828,6 +830,7 @@ def plot_metric(table: pd.DataFrame, param: str, path: str | Path, *, others: Se
     return _save_figure(fig, Path(path))
 
 
+@plain_text
 def plot_heatmap(table: pd.DataFrame, rows: str, columns: str, path: str | Path, *, title: str = "") -> Path:
     """One heat map per attack stage: targeted success (accuracy for stages without targets) over two parameters."""
     import matplotlib

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import matplotlib
 
@@ -15,11 +17,30 @@ from torch import Tensor  # noqa: E402
 from .atomic import save_atomic  # noqa: E402
 
 
+F = TypeVar("F", bound=Callable)
+
+
+def plain_text(draw: F) -> F:
+    """Draw every string as written: class names and attack texts (Goh et al.'s "$$$") are not maths.
+
+    matplotlib parses text between two "$" as a formula, and raises on "$$$ ... $$$". The setting is
+    read when a text is created, so the whole drawing function runs inside it.
+    """
+
+    @functools.wraps(draw)
+    def wrapper(*args, **kwargs):
+        with matplotlib.rc_context({"text.parse_math": False}):
+            return draw(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
 def _save(fig, path: Path) -> None:
     save_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight"))
     plt.close(fig)
 
 
+@plain_text
 def save_example_grid(path: Path, examples: dict[str, Tensor], sample_ids: Sequence[str],
                       predictions: pd.DataFrame, classnames: Sequence[str]) -> None:
     """Rows = samples, columns = stages; each tile titled with prediction (and label in the first column).
@@ -47,6 +68,7 @@ def save_example_grid(path: Path, examples: dict[str, Tensor], sample_ids: Seque
     _save(fig, path)
 
 
+@plain_text
 def save_stage_accuracy(path: Path, stages: Sequence[dict], title: str = "") -> None:
     """Accuracy per stage (run order) with Wilson 95% intervals; targeted success where measured."""
     names = [s["name"] for s in stages]

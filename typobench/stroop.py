@@ -44,6 +44,7 @@ from .errors import UsageError
 from .heads.build import build_zeroshot_head
 from .metrics import rate
 from .models import LoadedModel
+from .pictures import plain_text
 from .runtime import Runtime
 from .typographic import FontSpec, TextStyle, build_canvas, composite, parse_color, render_patch, resolve_font
 
@@ -643,6 +644,7 @@ def default_stroop_out_dir(model_label: str, config_hash: str) -> Path:
     return Path("runs") / f"stroop-{slug}-{config_hash[:10]}"
 
 
+@plain_text
 def stroop_figure_png(result: StroopResult, prompt_index: int, *, dpi: int = 100) -> bytes:
     """PNG bytes: per font x size, a grid (rows = ink, columns = word) of the stimuli, each framed by outcome.
 
