@@ -44,6 +44,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import UsageError
+from ..pictures import _save, plain_text
 from ..typographic import TextStyle, build_canvas, composite, parse_color, render_patch
 from .hooks import NeuronSpace, as_pixels, unit_activations
 
@@ -251,71 +252,65 @@ def card_facts(space: NeuronSpace, unit: int, img_acts: Tensor, z_img: Tensor, c
     )
 
 
+@plain_text
 def save_card(path: Path, facts: CardFacts, images: Tensor, labels: Sequence[int], classnames: Sequence[str],
               side: int, z_img_unit: Tensor, z_txt_class_unit: Tensor, test: MultimodalTest,
               blamed_for: str = "") -> None:
     """The card: top dataset images, top rendered words, the word z-scores and the image/text z of every class."""
-    import matplotlib
+    import matplotlib.pyplot as plt  # the Agg backend: typobench.pictures selected it on import
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from ..pictures import _save
-
-    # Words are shown as written: "$$$" (Goh et al.'s piggy-bank attack) is not a maths formula.
-    with matplotlib.rc_context({"text.parse_math": False}):
-        cols = 6
-        fig = plt.figure(figsize=(12, 7.2))
-        grid = fig.add_gridspec(3, cols, height_ratios=[1, 1, 1.5], hspace=0.55, wspace=0.3)
-        for j in range(cols):
-            ax = fig.add_subplot(grid[0, j])
-            ax.set_xticks([]), ax.set_yticks([])
-            if j < len(facts.top_images):
-                i = facts.top_images[j]
-                ax.imshow(as_pixels(images[i]).permute(1, 2, 0).clamp(0, 1).numpy(), interpolation="nearest")
-                ax.set_title(f"{classnames[int(labels[i])]}"[:16] + f"\nact {facts.top_image_acts[j]:.3g}", fontsize=7)
-            if j == 0:
-                ax.set_ylabel("top images", fontsize=8)
-        for j in range(cols):
-            ax = fig.add_subplot(grid[1, j])
-            ax.set_xticks([]), ax.set_yticks([])
-            if j < len(facts.top_words):
-                word, z = facts.top_words[j]
-                ax.imshow(render_word(word, side).permute(1, 2, 0).numpy(), interpolation="nearest")
-                ax.set_title(f"{word}"[:16] + f"\nz {z:.1f}", fontsize=7, color="tab:red" if word in classnames else "black")
-            if j == 0:
-                ax.set_ylabel("top words", fontsize=8)
-        ax = fig.add_subplot(grid[2, :3])
-        words = [w for w, _ in facts.top_words][::-1]
-        zs = [z for _, z in facts.top_words][::-1]
-        ax.barh(range(len(words)), zs, color=["tab:red" if w in classnames else "tab:gray" for w in words])
-        ax.set_yticks(range(len(words)))
-        ax.set_yticklabels([w[:20] for w in words], fontsize=7)
-        ax.axvline(test.tau_text, color="k", ls="--", lw=0.8)
-        ax.set_xlabel("text facet z (red: class names)", fontsize=8)
-        ax = fig.add_subplot(grid[2, 3:])
-        zi = z_img_unit.numpy()
-        zt = z_txt_class_unit.numpy()
-        ax.scatter(zi, zt, s=10 if len(zi) > 50 else 24, color="tab:blue", alpha=0.7)
-        ax.axvline(test.tau_image, color="k", ls="--", lw=0.8)
-        ax.axhline(test.tau_text, color="k", ls="--", lw=0.8)
-        label_these = set(facts.multimodal_classes) | {facts.best_class}
-        if len(classnames) <= 20:
-            label_these |= set(classnames)
-        for c, name in enumerate(classnames):
-            if name in label_these and np.isfinite(zi[c]):
-                ax.annotate(name[:14], (zi[c], zt[c]), fontsize=7,
-                            color="tab:red" if name in facts.multimodal_classes else "black")
-        ax.set_xlabel("image z (class mean)", fontsize=8)
-        ax.set_ylabel("text z (class name)", fontsize=8)
-        control = (f", best length-matched control '{facts.best_control_word}' z {facts.best_z_control:.1f}"
-                   if facts.best_control_word else "")
-        verdict = (f"MULTIMODAL: {', '.join(facts.multimodal_classes[:4])}" if facts.multimodal_classes
-                   else "not multimodal")
-        verdict += (f" (best {facts.best_class}: z_img {facts.best_z_image:.1f}, z_txt {facts.best_z_text:.1f}"
-                    f"{control})")
-        fig.suptitle(f"{facts.neuron}  {verdict}" + (f"\nblamed for: {blamed_for}" if blamed_for else ""), fontsize=10)
-        _save(fig, path)
+    cols = 6
+    fig = plt.figure(figsize=(12, 7.2))
+    grid = fig.add_gridspec(3, cols, height_ratios=[1, 1, 1.5], hspace=0.55, wspace=0.3)
+    for j in range(cols):
+        ax = fig.add_subplot(grid[0, j])
+        ax.set_xticks([]), ax.set_yticks([])
+        if j < len(facts.top_images):
+            i = facts.top_images[j]
+            ax.imshow(as_pixels(images[i]).permute(1, 2, 0).clamp(0, 1).numpy(), interpolation="nearest")
+            ax.set_title(f"{classnames[int(labels[i])]}"[:16] + f"\nact {facts.top_image_acts[j]:.3g}", fontsize=7)
+        if j == 0:
+            ax.set_ylabel("top images", fontsize=8)
+    for j in range(cols):
+        ax = fig.add_subplot(grid[1, j])
+        ax.set_xticks([]), ax.set_yticks([])
+        if j < len(facts.top_words):
+            word, z = facts.top_words[j]
+            ax.imshow(render_word(word, side).permute(1, 2, 0).numpy(), interpolation="nearest")
+            ax.set_title(f"{word}"[:16] + f"\nz {z:.1f}", fontsize=7, color="tab:red" if word in classnames else "black")
+        if j == 0:
+            ax.set_ylabel("top words", fontsize=8)
+    ax = fig.add_subplot(grid[2, :3])
+    words = [w for w, _ in facts.top_words][::-1]
+    zs = [z for _, z in facts.top_words][::-1]
+    ax.barh(range(len(words)), zs, color=["tab:red" if w in classnames else "tab:gray" for w in words])
+    ax.set_yticks(range(len(words)))
+    ax.set_yticklabels([w[:20] for w in words], fontsize=7)
+    ax.axvline(test.tau_text, color="k", ls="--", lw=0.8)
+    ax.set_xlabel("text facet z (red: class names)", fontsize=8)
+    ax = fig.add_subplot(grid[2, 3:])
+    zi = z_img_unit.numpy()
+    zt = z_txt_class_unit.numpy()
+    ax.scatter(zi, zt, s=10 if len(zi) > 50 else 24, color="tab:blue", alpha=0.7)
+    ax.axvline(test.tau_image, color="k", ls="--", lw=0.8)
+    ax.axhline(test.tau_text, color="k", ls="--", lw=0.8)
+    label_these = set(facts.multimodal_classes) | {facts.best_class}
+    if len(classnames) <= 20:
+        label_these |= set(classnames)
+    for c, name in enumerate(classnames):
+        if name in label_these and np.isfinite(zi[c]):
+            ax.annotate(name[:14], (zi[c], zt[c]), fontsize=7,
+                        color="tab:red" if name in facts.multimodal_classes else "black")
+    ax.set_xlabel("image z (class mean)", fontsize=8)
+    ax.set_ylabel("text z (class name)", fontsize=8)
+    control = (f", best length-matched control '{facts.best_control_word}' z {facts.best_z_control:.1f}"
+               if facts.best_control_word else "")
+    verdict = (f"MULTIMODAL: {', '.join(facts.multimodal_classes[:4])}" if facts.multimodal_classes
+               else "not multimodal")
+    verdict += (f" (best {facts.best_class}: z_img {facts.best_z_image:.1f}, z_txt {facts.best_z_text:.1f}"
+                f"{control})")
+    fig.suptitle(f"{facts.neuron}  {verdict}" + (f"\nblamed for: {blamed_for}" if blamed_for else ""), fontsize=10)
+    _save(fig, path)
 
 
 __all__ = ["DEFAULT_WORDS", "CardFacts", "MultimodalTest", "card_facts", "class_image_z", "control_max",
