@@ -36,23 +36,24 @@ STROOP_SIZES = (0.15, 0.18, 0.2)
 
 @dataclass(frozen=True)
 class Check:
-    """One property: ``value(figures)`` compared with ``threshold`` by ``op`` (``>=`` or ``<=`` or ``<``)."""
+    """One property: ``figures[key]`` compared with ``threshold`` by ``op`` (``>=`` or ``<=`` or ``<``)."""
 
     key: str
     label: str
     op: str
     threshold: float
     source: str  # which run or Stroop prompt the figure comes from
+    unit: str = "percent"  # how the figure is written: "percent", "points" (a difference) or "ratio"
 
 
 OPS: dict[str, Callable[[float, float], bool]] = {">=": operator.ge, "<=": operator.le, "<": operator.lt}
 
 CHECKS: tuple[Check, ...] = (
     Check("clean", "zero-shot clean accuracy", ">=", 0.65, "default"),
-    Check("probe_minus_zeroshot", "linear probe minus zero-shot accuracy", ">=", 0.0, "linear-probe"),
-    Check("sticker_lift", "true-label sticker lift (accuracy - clean)", ">=", 0.10, "default"),
+    Check("probe_minus_zeroshot", "linear probe minus zero-shot accuracy", ">=", 0.0, "linear-probe", "points"),
+    Check("sticker_lift", "true-label sticker lift (accuracy - clean)", ">=", 0.10, "default", "points"),
     Check("written_class", "random wrong label: classified as the written class", ">=", 0.30, "default"),
-    Check("control_ratio", "control-word drop / random-wrong-label drop", "<=", 0.60, "default"),
+    Check("control_ratio", "control-word drop / random-wrong-label drop", "<=", 0.60, "default", "ratio"),
     Check("held_out_font_written", "held-out font: classified as the written class", ">=", 0.20, "held-out-font"),
     Check("stroop_word_named", f"Stroop '{WORD_PROMPT}': incongruent named by the word", ">=", 0.50, "stroop"),
     Check("stroop_word_congruent", f"Stroop '{WORD_PROMPT}': congruent accuracy", ">=", 0.70, "stroop"),
@@ -137,12 +138,20 @@ def verdicts(figures: dict[str, dict]) -> list[dict[str, Any]]:
         value = figures[check.key]["value"]
         out.append({"key": check.key, "label": check.label, "value": value, "ci95": figures[check.key]["ci95"],
                     "op": check.op, "threshold": check.threshold, "met": bool(OPS[check.op](value, check.threshold)),
-                    "source": check.source})
+                    "source": check.source, "unit": check.unit})
     return out
 
 
 def _pct(value: float) -> str:
     return f"{100 * value:.1f}%"
+
+
+# Per unit: how a value, an interval and a threshold are written (a difference has no interval).
+_FORMATS: dict[str, tuple[Callable[[float], str], Callable[[Sequence[float]], str] | None, Callable[[float], str]]] = {
+    "percent": (_pct, lambda ci: f"[{_pct(ci[0])}, {_pct(ci[1])}]", _pct),
+    "points": (lambda v: f"{100 * v:+.1f} points", None, lambda t: f"{100 * t:+.0f} points"),
+    "ratio": (lambda v: f"{v:.2f}", lambda ci: f"[{ci[0]:.2f}, {ci[1]:.2f}] (bootstrap)", lambda t: f"{t:.2f}"),
+}
 
 
 def markdown(report: dict[str, Any]) -> str:
@@ -151,22 +160,10 @@ def markdown(report: dict[str, Any]) -> str:
              f"Stroop: {report['stroop_stimuli']} stimuli per prompt.", "",
              "| property | measured | 95% CI | threshold | met |", "|---|---|---|---|---|"]
     for v in report["checks"]:
-        ratio = v["key"] == "control_ratio"
-        value = f"{v['value']:.2f}" if ratio else (f"{100 * v['value']:+.1f} points" if v["key"].endswith(("lift", "zeroshot"))
-                                                   else _pct(v["value"]))
-        if not v["ci95"]:
-            ci = "-"
-        elif ratio:
-            ci = f"[{v['ci95'][0]:.2f}, {v['ci95'][1]:.2f}] (bootstrap)"
-        else:
-            ci = f"[{_pct(v['ci95'][0])}, {_pct(v['ci95'][1])}]"
-        if ratio:
-            threshold = f"{v['op']} {v['threshold']:.2f}"
-        elif v["key"].endswith(("lift", "zeroshot")):
-            threshold = f"{v['op']} {100 * v['threshold']:+.0f} points"
-        else:
-            threshold = f"{v['op']} {_pct(v['threshold'])}"
-        lines.append(f"| {v['label']} | {value} | {ci} | {threshold} | {'yes' if v['met'] else '**no**'} |")
+        value, interval, threshold = _FORMATS[v["unit"]]
+        ci = interval(v["ci95"]) if interval and v["ci95"] else "-"
+        lines.append(f"| {v['label']} | {value(v['value'])} | {ci} | {v['op']} {threshold(v['threshold'])} | "
+                     f"{'yes' if v['met'] else '**no**'} |")
     lines += ["", "Commands:", ""] + [f"    {c}" for c in report["commands"]]
     return "\n".join(lines) + "\n"
 
