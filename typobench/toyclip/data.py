@@ -34,7 +34,7 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import PIL.Image
@@ -146,7 +146,7 @@ class MixtureConfig:
     # word_caption_p teaches that class names on photos are read, while other words mostly leave the
     # caption to the photo (so an unseen word hurts by covering pixels, not by being read).
     other_word_caption_p: float | None = None
-    # photo_word: probability that a non-class word is a random letter string (3-10 letters, like the
+    # photo_word: probability that a non-class word is a made-up word (``random_string``: like the
     # brand names, plates and scraps of text in web photos) instead of a vocabulary word. Its caption
     # always names the photo's class: the model must tell class names from other letter sequences, or
     # any word (such as an unseen control word) is read as the class it looks most like.
@@ -313,6 +313,19 @@ class PhotoBank:
         return cls(images, ds.labels[:n], source=f"{dataset}:{split}")
 
 
+T = TypeVar("T")
+
+
+def _pick(options: Sequence[T], rng: np.random.Generator) -> T:
+    """One of ``options``, uniformly (one ``rng.integers`` draw)."""
+    return options[int(rng.integers(len(options)))]
+
+
+def _rgb_tensor(rgb: Sequence[int]) -> torch.Tensor:
+    """``[3, 1, 1]`` float pixels in [0, 1] from 0-255 RGB (broadcasts over an image)."""
+    return torch.tensor(rgb, dtype=torch.float32).view(3, 1, 1) / 255.0
+
+
 def _jitter(rgb: Sequence[int], rng: np.random.Generator, amount: int) -> tuple[int, int, int]:
     out = np.clip(np.asarray(rgb) + rng.integers(-amount, amount + 1, size=3), 0, 255)
     return (int(out[0]), int(out[1]), int(out[2]))
@@ -327,14 +340,16 @@ def _random_rgb(rng: np.random.Generator) -> tuple[int, int, int]:
     return (int(v[0]), int(v[1]), int(v[2]))
 
 
+def _some_colour(rng: np.random.Generator, named_p: float) -> tuple[int, int, int]:
+    """A named colour (``COLOURS``) with probability ``named_p``, else any RGB."""
+    return COLOURS[_pick(list(COLOURS), rng)] if rng.random() < named_p else _random_rgb(rng)
+
+
 def _contrasting(rgb: Sequence[int], rng: np.random.Generator, min_diff: float = 0.35) -> tuple[int, int, int]:
     """A colour whose luminance differs from ``rgb`` by at least ``min_diff`` (a named one half the time)."""
     lum = _luminance(rgb)
     for _ in range(20):
-        if rng.random() < 0.5:
-            cand = COLOURS[list(COLOURS)[int(rng.integers(len(COLOURS)))]]
-        else:
-            cand = _random_rgb(rng)
+        cand = _some_colour(rng, named_p=0.5)
         if abs(_luminance(cand) - lum) >= min_diff:
             return cand
     return (255, 255, 255) if lum < 0.5 else (0, 0, 0)
@@ -354,9 +369,9 @@ def random_string(rng: np.random.Generator) -> str:
         if rng.random() < 0.7:
             parts = []
             for _ in range(int(rng.integers(1, 4))):
-                parts.append(_CONSONANTS[int(rng.integers(len(_CONSONANTS)))] + _VOWELS[int(rng.integers(5))])
+                parts.append(_pick(_CONSONANTS, rng) + _pick(_VOWELS, rng))
                 if rng.random() < 0.4:
-                    parts.append(_CONSONANTS[int(rng.integers(len(_CONSONANTS)))])
+                    parts.append(_pick(_CONSONANTS, rng))
             text = "".join(parts)
         else:
             text = "".join(chr(ord("a") + int(i)) for i in rng.integers(0, 26, size=int(rng.integers(3, 11))))
@@ -412,11 +427,11 @@ class Mixture:
             base = (255, 255, 255) if rng.random() < 0.5 else tuple(int(v) for v in rng.integers(190, 256, size=3))
         else:
             base = tuple(int(v) for v in rng.integers(0, 90, size=3))
-        base_t = torch.tensor(base, dtype=torch.float32).view(3, 1, 1) / 255.0
+        base_t = _rgb_tensor(base)
         image = base_t.expand(3, IMAGE_SIZE, IMAGE_SIZE).clone()
         u = rng.random()
         if u < 0.3:  # gradient towards a nearby colour
-            other = torch.tensor(_jitter(base, rng, 50), dtype=torch.float32).view(3, 1, 1) / 255.0
+            other = _rgb_tensor(_jitter(base, rng, 50))
             ramp = torch.linspace(0, 1, IMAGE_SIZE).view(1, 1, IMAGE_SIZE) if rng.random() < 0.5 else \
                 torch.linspace(0, 1, IMAGE_SIZE).view(1, IMAGE_SIZE, 1)
             image = base_t + (other - base_t) * ramp
@@ -433,10 +448,9 @@ class Mixture:
         size = int(rng.integers(cfg.photo_word_px[0], cfg.photo_word_px[1] + 1))
         kind = list(cfg.style_p)[int(rng.choice(len(cfg.style_p), p=np.array(list(cfg.style_p.values()))))]
         font = self._font(rng)
-        named = list(COLOURS)
         rotation = float(rng.uniform(-cfg.rotation_max, cfg.rotation_max)) if rng.random() < cfg.rotation_p else 0.0
         if kind == "outline":
-            fill = COLOURS[named[int(rng.integers(len(named)))]] if rng.random() < 0.7 else _random_rgb(rng)
+            fill = _some_colour(rng, named_p=0.7)
             stroke = _contrasting(fill, rng, 0.25)
             width = 0.08 if rng.random() < 0.5 else float(rng.uniform(0.05, 0.15))
             return TextStyle(word, font=font, size=size, fill=fill, stroke=stroke, stroke_width=width, rotation=rotation)
@@ -445,7 +459,7 @@ class Mixture:
             fill = (0, 0, 0) if box == (255, 255, 255) and rng.random() < 0.6 else _contrasting(box, rng)
             padding = float(rng.uniform(0.08, 0.25))
             return TextStyle(word, font=font, size=size, fill=fill, box=box, padding=padding, rotation=rotation)
-        fill = COLOURS[named[int(rng.integers(len(named)))]] if rng.random() < 0.6 else _random_rgb(rng)
+        fill = _some_colour(rng, named_p=0.6)
         return TextStyle(word, font=font, size=size, fill=fill, rotation=rotation)
 
     # -- one batch ----------------------------------------------------------------------------
@@ -470,7 +484,7 @@ class Mixture:
                 key = classname
                 if kind == "photo_word":
                     pool = self.classnames if rng.random() < cfg.class_word_p else self.other_words
-                    word = pool[int(rng.integers(len(pool)))]
+                    word = _pick(pool, rng)
                     scrap = pool is self.other_words and cfg.random_string_p > 0 and rng.random() < cfg.random_string_p
                     if scrap:
                         word = random_string(rng)
@@ -484,16 +498,16 @@ class Mixture:
                     if not scrap and rng.random() < caption_p:
                         key = word
                 if key == classname or rng.random() >= cfg.word_template_p:
-                    template = CIFAR_TEMPLATES[int(rng.integers(len(CIFAR_TEMPLATES)))]
+                    template = _pick(CIFAR_TEMPLATES, rng)
                 else:
-                    template = self.word_templates[int(rng.integers(len(self.word_templates)))]
+                    template = _pick(self.word_templates, rng)
                 caption = template.format(key)
             elif kind == "word":
                 if cfg.word_class_p is None:
-                    word = self.vocabulary[int(rng.integers(len(self.vocabulary)))]
+                    word = _pick(self.vocabulary, rng)
                 else:
                     pool = self.classnames if rng.random() < cfg.word_class_p else self.other_words
-                    word = pool[int(rng.integers(len(pool)))]
+                    word = _pick(pool, rng)
                 light = None if rng.random() < 0.4 else bool(rng.random() < 0.6)
                 images[i], base = self._background(rng, light)
                 fill = _contrasting(base, rng)
@@ -503,23 +517,23 @@ class Mixture:
                     style = style.replace(stroke=_contrasting(fill, rng, 0.25), stroke_width=0.08)
                 placed.append(self._place(style, sample_id, rng))
                 key = word
-                caption = self.word_templates[int(rng.integers(len(self.word_templates)))].format(word)
+                caption = _pick(self.word_templates, rng).format(word)
             elif kind == "colour_word":
-                word = COLOUR_WORDS[int(rng.integers(len(COLOUR_WORDS)))]
-                ink_name = INK_COLOURS[int(rng.integers(len(INK_COLOURS)))]
+                word = _pick(COLOUR_WORDS, rng)
+                ink_name = _pick(INK_COLOURS, rng)
                 images[i], _ = self._background(rng, light=True)
                 size = int(rng.integers(cfg.word_px[0], cfg.word_px[1] + 1))
                 style = TextStyle(word, font=self._font(rng), size=size, fill=_jitter(COLOURS[ink_name], rng, 20))
                 placed.append(self._place(style, sample_id, rng))
                 if rng.random() < cfg.ink_caption_p:
                     key = f"color:{ink_name}"
-                    caption = COLOUR_TEMPLATES[int(rng.integers(len(COLOUR_TEMPLATES)))].format(ink_name)
+                    caption = _pick(COLOUR_TEMPLATES, rng).format(ink_name)
                 else:
                     key = word
-                    caption = self.word_templates[int(rng.integers(len(self.word_templates)))].format(word)
+                    caption = _pick(self.word_templates, rng).format(word)
             else:  # colour
-                name = list(COLOURS)[int(rng.integers(len(COLOURS)))]
-                colour = torch.tensor(_jitter(COLOURS[name], rng, 20), dtype=torch.float32).view(3, 1, 1) / 255.0
+                name = _pick(list(COLOURS), rng)
+                colour = _rgb_tensor(_jitter(COLOURS[name], rng, 20))
                 noise = torch.from_numpy(rng.normal(0, 0.02, size=(3, IMAGE_SIZE, IMAGE_SIZE)).astype(np.float32))
                 if rng.random() < 0.5:
                     images[i] = (colour + noise).clamp(0, 1)
@@ -530,7 +544,7 @@ class Mixture:
                     background[:, y:y + h, x:x + w] = (colour + noise[:, y:y + h, x:x + w]).clamp(0, 1)
                     images[i] = background
                 key = f"color:{name}"
-                caption = COLOUR_TEMPLATES[int(rng.integers(len(COLOUR_TEMPLATES)))].format(name)
+                caption = _pick(COLOUR_TEMPLATES, rng).format(name)
             placements.append(placed)
             captions.append(caption)
             keys.append(key)
@@ -543,10 +557,10 @@ class Mixture:
         """A blank sticker in place: a random-colour rectangle (bordered half the time), as large as a word."""
         h, w = int(rng.integers(7, 19)), int(rng.integers(14, 57))
         y, x = int(rng.integers(0, IMAGE_SIZE - h + 1)), int(rng.integers(0, IMAGE_SIZE - w + 1))
-        fill = COLOURS[list(COLOURS)[int(rng.integers(len(COLOURS)))]] if rng.random() < 0.6 else _random_rgb(rng)
-        image[:, y:y + h, x:x + w] = torch.tensor(fill, dtype=torch.float32).view(3, 1, 1) / 255.0
+        fill = _some_colour(rng, named_p=0.6)
+        image[:, y:y + h, x:x + w] = _rgb_tensor(fill)
         if rng.random() < 0.5:
-            border = torch.tensor(_contrasting(fill, rng, 0.25), dtype=torch.float32).view(3, 1, 1) / 255.0
+            border = _rgb_tensor(_contrasting(fill, rng, 0.25))
             inner = image[:, y + 1:y + h - 1, x + 1:x + w - 1].clone()
             image[:, y:y + h, x:x + w] = border
             image[:, y + 1:y + h - 1, x + 1:x + w - 1] = inner
