@@ -552,6 +552,16 @@ def test_a_suite_with_a_neurons_table_runs_the_analysis_once(workdir):
     assert any("already holds this analysis" in note for note in again.notes)
     assert (first.out_dir / "neurons.json").stat().st_mtime_ns == stamp
 
+    # Another analysis of the same run (here: a multimodal threshold the suite leaves at its default) is
+    # not the suite's: it is redone.
+    from typobench.neurons.analysis import NeuronsConfig, analyze
+
+    analyze(NeuronsConfig(str(first.out_dir), stages=["sticker"], top_k=3, draws=2, modes=("zero",), tau_text=1.5,
+                          device="cpu", cache_dir=str(workdir / "cache")), progress=False)
+    redone = execute(config, progress=False)
+    assert redone.neurons is not None
+    assert json.loads((first.out_dir / "neurons.json").read_text())["config"]["tau_text"] == 2.0
+
     skipped = execute(RunConfig(**{**vars(config), "out": str(workdir / "no-neurons"), "neurons": False}),
                       progress=False)
     assert skipped.neurons is None and not (skipped.out_dir / "neurons.json").exists()

@@ -195,8 +195,7 @@ def _suite_neurons(suite: Suite | None, config: RunConfig, outcome: RunOutcome, 
     if previous.exists():
         report = json.loads(previous.read_text())
         same_run = report.get("run", {}).get("config_hash") == outcome.results.get("config_hash")
-        wanted = {k: (list(v) if isinstance(v, tuple) else v) for k, v in suite.neurons.items()}
-        if same_run and all(report.get("config", {}).get(k) == v for k, v in wanted.items()):
+        if same_run and neurons.same_method(report.get("config", {})):
             outcome.notes.append(f"neurons: {previous} already holds this analysis, not re-run")
             return None
     return analyze(neurons, progress=progress)

@@ -89,6 +89,19 @@ class NeuronsConfig:
     seed: int | None = None
     cache_dir: str | None = None
 
+    # Where and how fast the analysis runs and where it writes: not what it finds.
+    _NOT_METHOD = ("run_dir", "out", "device", "cache_dir", "batch_size")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every option, JSON-ready (neurons.json's ``config``)."""
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
+
+    def same_method(self, recorded: dict[str, Any]) -> bool:
+        """Whether a neurons.json ``config`` was made with these method options (``seed`` None: the run's)."""
+        mine = {k: v for k, v in self.to_dict().items()
+                if k not in self._NOT_METHOD and not (k == "seed" and v is None)}
+        return all(recorded.get(k) == v for k, v in mine.items())
+
     def validate(self) -> None:
         for name in ("top_k", "draws", "max_events", "ref_limit", "min_group", "heldout_min", "table_k", "min_class_images",
                      "vit_blocks", "batch_size"):
@@ -292,7 +305,7 @@ def analyze(config: NeuronsConfig, *, progress: bool = True, log: Callable[[str]
                 "dataset": replay.results.get("dataset", {}).get("name"),
                 "suite": (replay.results.get("suite") or {}).get("name"),
                 "head": replay.results.get("head", {}).get("kind")},
-        "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(config).items()} | {"seed": seed},
+        "config": config.to_dict() | {"seed": seed},
         "layers": space.describe(),
         "reference": {"n": len(ref_positions), "clean_accuracy": ref_accuracy},
         "methods": {

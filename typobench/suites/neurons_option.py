@@ -14,7 +14,6 @@ it). Only method options belong here: where the run lives, the device and caches
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from typing import Any
 
@@ -74,9 +73,7 @@ def neurons_config(options: dict[str, Any], run_dir: str, *, device: str, cache_
     """The ``NeuronsConfig`` for a finished run of a suite with a ``[neurons]`` table."""
     from ..neurons.analysis import NeuronsConfig
 
-    known = {f.name for f in dataclasses.fields(NeuronsConfig)}
-    return NeuronsConfig(run_dir=run_dir, device=device, cache_dir=cache_dir, batch_size=batch_size,
-                         **{k: v for k, v in options.items() if k in known})
+    return NeuronsConfig(run_dir=run_dir, device=device, cache_dir=cache_dir, batch_size=batch_size, **options)
 
 
 __all__ = ["NEURON_OPTIONS", "check_neuron_stages", "neurons_config", "parse_neurons_table"]
