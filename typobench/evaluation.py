@@ -57,18 +57,25 @@ def prediction_rows(stage: Stage, batch: Batch, logits: Tensor, output: StageOut
     return columns
 
 
+def apply_stage(stage: Stage, batch: Batch, ctx: RunContext) -> StageOutput:
+    """``stage`` applied to the images of its source (an earlier stage's output, else the clean batch);
+    the output is also kept in ``batch.outputs`` for the stages that read it."""
+    source = batch.outputs[stage.source].images if stage.source in batch.outputs else batch.images
+    output = batch.outputs[stage.name] = stage.apply(source, batch, ctx)
+    return output
+
+
 def run_stages_on_batch(stages: Sequence[Stage], batch: Batch, ctx: RunContext) -> pd.DataFrame:
     rows = []
     for stage in stages:
-        source = batch.outputs[stage.source].images if stage.source in batch.outputs else batch.images
-        output = stage.apply(source, batch, ctx)
-        batch.outputs[stage.name] = output
+        output = apply_stage(stage, batch, ctx)
         logits = score(ctx.classifier, output.images, ctx.runtime)
         rows.append(pd.DataFrame(prediction_rows(stage, batch, logits, output)))
     return pd.concat(rows, ignore_index=True)
 
 
-def _text_targets(dataset: ImageDataset, indices: list[int], device: torch.device) -> torch.Tensor | None:
+def text_targets(dataset: ImageDataset, indices: Sequence[int], device: torch.device) -> torch.Tensor | None:
+    """The written-text class of each item (real-world typographic sets), or None for other data sets."""
     written = getattr(dataset, "text_targets", None)
     if written is None:
         return None
@@ -114,7 +121,7 @@ def evaluate(
                 labels=labels.to(device, non_blocking=True).long(),
                 indices=indices,
                 sample_ids=[dataset.sample_ids[i] for i in indices],
-                text_targets=_text_targets(dataset, indices, device),
+                text_targets=text_targets(dataset, indices, device),
             )
             pending[batch_no] = run_stages_on_batch(stages, batch, ctx)
             keep = [row for row, i in enumerate(indices) if i in example_positions]

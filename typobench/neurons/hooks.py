@@ -18,7 +18,7 @@ Several layers form a :class:`NeuronSpace`, which numbers all their units with o
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -160,19 +160,30 @@ def _conv_channels(layer: nn.Module) -> int:
 
 
 @contextmanager
-def capture(space: NeuronSpace) -> Iterator[dict[str, Tensor]]:
-    """Record each layer's output (graph kept) in the yielded dict, keyed by layer name."""
-    store: dict[str, Tensor] = {}
+def _forward_hooks(hooks: Iterable[tuple[nn.Module, Callable]]) -> Iterator[None]:
+    """Register ``(module, hook)`` forward hooks for the block; removed on exit, whatever happens inside."""
     handles = []
-    for layer in space.layers:
-        def hook(module, inputs, output, name=layer.name):
-            store[name] = output
-        handles.append(layer.module.register_forward_hook(hook))
     try:
-        yield store
+        for module, hook in hooks:
+            handles.append(module.register_forward_hook(hook))
+        yield
     finally:
         for handle in handles:
             handle.remove()
+
+
+@contextmanager
+def capture(space: NeuronSpace) -> Iterator[dict[str, Tensor]]:
+    """Record each layer's output (graph kept) in the yielded dict, keyed by layer name."""
+    store: dict[str, Tensor] = {}
+
+    def hook_for(layer: NeuronLayer):
+        def hook(module, inputs, output):
+            store[layer.name] = output
+        return hook
+
+    with _forward_hooks((layer.module, hook_for(layer)) for layer in space.layers):
+        yield store
 
 
 def edits(space: NeuronSpace, indices: Sequence[int], values: Tensor | None = None) -> dict[str, tuple[Tensor, Tensor]]:
@@ -206,20 +217,16 @@ def ablate(space: NeuronSpace, indices: Sequence[int], values: Tensor | None = N
 
     The hooks are removed on exit, whatever happens inside the block.
     """
-    handles = []
     by_name = {layer.name: layer for layer in space.layers}
-    for name, (keep, fill) in edits(space, indices, values).items():
-        layer = by_name[name]
 
-        def hook(module, inputs, output, layer=layer, keep=keep, fill=fill):
+    def hook_for(layer: NeuronLayer, keep: Tensor, fill: Tensor):
+        def hook(module, inputs, output):
             return apply_edit(layer, output, keep, fill)
+        return hook
 
-        handles.append(layer.module.register_forward_hook(hook))
-    try:
+    chosen = edits(space, indices, values).items()
+    with _forward_hooks((by_name[name].module, hook_for(by_name[name], keep, fill)) for name, (keep, fill) in chosen):
         yield
-    finally:
-        for handle in handles:
-            handle.remove()
 
 
 def mean_over_positions(space: NeuronSpace, outputs: Mapping[str, Tensor]) -> Tensor:

@@ -24,7 +24,7 @@ from ..cache import TensorCache, default_cache_dir
 from ..classifier import ImageClassifier
 from ..data import ImageDataset, load_dataset, sample_hash
 from ..errors import UsageError
-from ..evaluation import batch_plan
+from ..evaluation import apply_stage, batch_plan, text_targets
 from ..models import LoadedModel, load_model
 from ..results import PREDICTIONS_FILE, RESULTS_FILE, read_predictions, read_results
 from ..run import RunConfig, build_classifier, limit_dataset
@@ -73,13 +73,12 @@ class RunReplay:
     def _batch(self, positions: Sequence[int]) -> Batch:
         items = [self.dataset[i] for i in positions]
         device = self.runtime.device
-        written = getattr(self.dataset, "text_targets", None)
         return Batch(
             images=torch.stack([item[0] for item in items]).to(device),
             labels=torch.tensor([int(item[1]) for item in items], device=device).long(),
             indices=list(positions),
             sample_ids=[self.dataset.sample_ids[i] for i in positions],
-            text_targets=None if written is None else torch.tensor([written[i] for i in positions], device=device),
+            text_targets=text_targets(self.dataset, positions, device),
         )
 
     def clean_images(self, positions: Sequence[int], batch_size: int = 64) -> Tensor:
@@ -99,18 +98,16 @@ class RunReplay:
         """(attacked images [n, 3, H, W] float on CPU, targets [n] with -1 = none) for ``positions``, in order."""
         stages = self.closure(stage_name)
         wanted = list(dict.fromkeys(int(p) for p in positions))
+        wanted_set = set(wanted)
         if all(s.kind in PER_SAMPLE_KINDS for s in stages):
             batches = [wanted[i:i + batch_size] for i in range(0, len(wanted), batch_size)]
         else:
-            wanted_set = set(wanted)
             batches = [b for b in batch_plan(len(self.dataset), self.config.batch_size) if wanted_set & set(b)]
         found: dict[int, tuple[Tensor, int]] = {}
-        wanted_set = set(wanted)
         for positions_of_batch in batches:
             batch = self._batch(positions_of_batch)
             for stage in stages:
-                source = batch.outputs[stage.source].images if stage.source in batch.outputs else batch.images
-                batch.outputs[stage.name] = stage.apply(source, batch, self.ctx)
+                apply_stage(stage, batch, self.ctx)
             output = batch.outputs.get(stage_name)
             if output is None:  # a suite without an explicit clean stage
                 output = CleanStage().apply(batch.images, batch, self.ctx)
