@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
@@ -166,6 +167,21 @@ def test_made_up_words_are_word_like_and_never_a_held_out_word():
     assert 0.1 < np.mean([w[0].isupper() for w in words]) < 0.3
 
 
+def test_near_misses_look_like_a_class_name_but_are_never_one():
+    from collections import Counter
+
+    from typobench.toyclip.data import near_miss
+
+    rng = np.random.default_rng(0)
+    for classname in CIFAR10_CLASSNAMES:
+        misses = [near_miss(classname, rng) for _ in range(300)]
+        assert not set(misses) & {*CIFAR10_CLASSNAMES, *CONTROL_WORDS, STROOP_NEUTRAL}
+        # One or two edits: at most two letters lost, the length within two of the class name's.
+        assert all(sum((Counter(m) & Counter(classname)).values()) >= len(classname) - 2 for m in misses)
+        assert all(abs(len(m) - len(classname)) <= 2 for m in misses)
+        assert len(set(misses)) > 25
+
+
 def test_mixture_config_round_trips_and_rejects_bad_fractions():
     config = MixtureConfig(word_caption_p=0.7)
     assert MixtureConfig.from_dict(config.to_dict()) == config
@@ -207,15 +223,16 @@ def default_run(tmp_path_factory):
 
 
 def test_shipped_weights_classify_read_and_break_on_the_sample(default_run):
-    # 300 bundled CIFAR-10 test images. The model card's values on 2,000 test images: clean 68.8%, sticker
-    # 93.5%, wrong label 15.4% (written class 66.3%), control word 36.4%, PGD 1.7%. The thresholds sit far
-    # from them so that no platform's rounding can flip a verdict.
+    # 300 bundled CIFAR-10 test images. The model card's values on 2,000 test images: clean 69.6%, sticker
+    # 88.4%, wrong label 33.0% (written class 39.0%), control word 50.5%, PGD 3.2% (on these 300, measured:
+    # 69.0%, 88.7%, 34.3% (36.9%), 49.0%, 3.3%). The thresholds sit far from them so that no platform's
+    # rounding can flip a verdict.
     clean = default_run["clean"]["accuracy"]
     assert clean > 0.55  # chance is 0.10
     assert default_run["true-label-sticker"]["accuracy"] > clean + 0.10  # Fort's lift
     wrong = default_run["random-wrong-label"]
-    assert wrong["targeted_success"]["value"] > 0.45  # the written class wins (chance: about 3%)
-    assert wrong["accuracy"] < clean - 0.35
+    assert wrong["targeted_success"]["value"] > 0.25  # the written class wins (chance: about 3%)
+    assert wrong["accuracy"] < clean - 0.20
     # A non-class word in the same style hurts less than a wrong class name: reading, not only covering.
     assert default_run["control-word"]["accuracy"] > wrong["accuracy"] + 0.08
     assert default_run["pgd-linf-2"]["accuracy"] < 0.10
@@ -228,7 +245,7 @@ def test_shipped_weights_read_the_word_or_the_ink_as_the_prompt_asks(tmp_path):
     result = run_stroop(load_model("toyclip", device="cpu"), ["a photo of a {}.", "a photo of the color {}."],
                         cache=TensorCache(tmp_path))
     word_prompt, colour_prompt = result.metrics
-    # Card (576 stimuli): word named 98.4%, congruent 100% / ink named 100%.
+    # Card (576 stimuli): word named 99.8%, congruent 100% / ink named 100%.
     assert word_prompt["word_named"]["value"] > 0.7 and word_prompt["congruent_accuracy"]["value"] > 0.7
     assert colour_prompt["incongruent_accuracy"]["value"] > 0.9 and colour_prompt["word_named"]["value"] < 0.1
 
@@ -250,11 +267,13 @@ def test_measure_derives_every_property_from_the_runs_and_judges_it():
         _stage("clean", 0.70), _stage("true-label-sticker", 0.85), _stage("random-wrong-label", 0.30, 0.40),
         _stage("control-word", 0.50), _stage("pgd-linf-2", 0.02)]}
     held_out = {"suite": {"name": "held-out-font"}, "stages": [_stage("clean", 0.70), _stage("held-out-font", 0.4, 0.15)]}
-    probe = {"suite": None, "stages": [_stage("clean", 0.72)]}
-    figures = measure.suite_figures(default, held_out, probe)
+    figures = measure.suite_figures(default, held_out)
+    figures.update(measure.probe_figures({"suite": None, "stages": [_stage("clean", 0.72)]},
+                                         {"suite": None, "stages": [_stage("clean", 0.71)]}))
     assert figures["sticker_lift"]["value"] == pytest.approx(0.15)
     assert figures["control_ratio"]["value"] == pytest.approx(0.20 / 0.40)  # control drop / wrong-label drop
-    assert figures["probe_minus_zeroshot"]["value"] == pytest.approx(0.02)
+    # The probe is compared with zero-shot on its own run's images, not with the default suite's clean stage.
+    assert figures["probe_minus_zeroshot"]["value"] == pytest.approx(0.01)
     assert figures["written_class"]["ci95"] == [pytest.approx(0.38), pytest.approx(0.42)]
 
     def metrics(word_named, congruent, incongruent):
@@ -270,9 +289,16 @@ def test_measure_derives_every_property_from_the_runs_and_judges_it():
     assert set(checks) == {c.key for c in measure.CHECKS}
     assert checks["held_out_font_written"] is False and checks["stroop_colour_ink"] is False  # 15% < 20%, 84% < 85%
     assert all(met for key, met in checks.items() if key not in ("held_out_font_written", "stroop_colour_ink"))
+    control = {"suite": {"name": "control-word"}, "stages": [
+        _stage("clean", 0.70), _stage("random-wrong-label", 0.30, 0.40),
+        {**_stage("control-word", 0.50), "pixel_fraction_mean": 0.05},
+        {**_stage("blank-bar", 0.65), "pixel_fraction_mean": 0.08}]}
+    figures.update(measure.covering_figures(control))
+    assert figures["blank_bar_ratio"]["value"] == pytest.approx(0.05 / 0.40)
     report = {"model": "toyclip", "n": 2000, "seed": 0, "stroop_stimuli": 576, "checks": measure.verdicts(figures),
-              "commands": ["typobench run --suite default"]}
+              "figures": figures, "commands": ["typobench run --suite default"]}
     table = measure.markdown(report)
+    assert "covering 8.0% of the pixels on average (the outlined word: 5.0%), leaves 65.0% accuracy: 0.12 of" in table
     assert "| held-out font: classified as the written class | 15.0% | [13.0%, 17.0%] | >= 20.0% | **no** |" in table
     assert "| control-word drop / random-wrong-label drop | 0.50 | - | <= 0.60 | yes |" in table
 
@@ -283,9 +309,30 @@ def test_a_control_word_that_hurts_when_the_wrong_label_does_not_fails_the_ratio
     default = {"suite": {"name": "default"}, "stages": [
         _stage("clean", 0.70), _stage("true-label-sticker", 0.70), _stage("random-wrong-label", 0.70, 0.0),
         _stage("control-word", 0.60), _stage("pgd-linf-2", 0.0)]}
-    figures = measure.suite_figures(default, {"suite": {"name": "h"}, "stages": [_stage("held-out-font", 0.7, 0.0)]},
-                                    {"suite": None, "stages": [_stage("clean", 0.7)]})
+    figures = measure.suite_figures(default, {"suite": {"name": "h"}, "stages": [_stage("held-out-font", 0.7, 0.0)]})
     assert figures["control_ratio"]["value"] == math.inf
+
+
+def _clean_predictions(correct: list[bool]) -> pd.DataFrame:
+    return pd.DataFrame({"stage": "clean", "sample_id": [f"img{i}" for i in range(len(correct))],
+                         "label": 0, "pred": [0 if ok else 1 for ok in correct]})
+
+
+def test_probe_vs_zeroshot_interval_is_paired_over_the_same_images():
+    from typobench.toyclip import measure
+
+    # The probe fixes 30 of 1,000 images and breaks 10: +2 points, and pairing makes the interval narrow
+    # (unpaired, two accuracies near 50% on 1,000 images each would give about +-4 points).
+    zeroshot = [i % 2 == 0 for i in range(1000)]
+    probe = [(not ok) if (i < 60 and i % 2 == 1) or (i < 20 and i % 2 == 0) else ok
+             for i, ok in enumerate(zeroshot)]
+    assert sum(probe) - sum(zeroshot) == 20
+    lo, hi = measure.paired_difference_ci(_clean_predictions(probe), _clean_predictions(zeroshot))
+    assert 0.0 < lo < 0.02 < hi < 0.04
+    with pytest.raises(ValueError, match="different images"):
+        measure.paired_difference_ci(_clean_predictions(probe[:-1]), _clean_predictions(zeroshot))
+    with pytest.raises(ValueError, match="same images"):
+        measure.probe_figures({"stages": [_stage("clean", 0.7)]}, {"stages": [{**_stage("clean", 0.7), "n": 10}]})
 
 
 # -- the training script ------------------------------------------------------------------------
@@ -296,7 +343,7 @@ def _train(root: Path, out: Path, *extra: str) -> dict:
 
     args = build_parser().parse_args(["--data-root", str(root), "--out", str(out), "--seed", "3", "--steps", "4",
                                       "--batch-size", "24", "--photo-limit", "60", "--workers", "0",
-                                      "--eval-every", "0", "--log-every", "2", "--mixture", "r6", *extra])
+                                      "--eval-every", "0", "--log-every", "2", "--mixture", "r7", *extra])
     return train(args)
 
 

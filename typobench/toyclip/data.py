@@ -12,11 +12,14 @@ image's key as a positive for that image (``loss.py``).
 
 The mixture (fractions are ``MixtureConfig`` fields):
 
-* ``photo``: a CIFAR-10 photo, captioned with its class in one of CLIP's 18 CIFAR templates.
+* ``photo``: a CIFAR-10 photo, captioned with its class in one of CLIP's 18 CIFAR templates; with
+  probability ``occluder_p`` a blank word-sized sticker covers part of it (the caption stays the class).
 * ``photo_word``: a photo with one word written on it in a random style (outlined text, a sticker
   box, or plain ink; the styles of the attack suites are inside this distribution). The word is a
-  class name or another vocabulary word; the caption names the *word* with probability
-  ``word_caption_p`` (web captions often mention visible text), else the photo's class.
+  class name, another vocabulary word or a made-up word (``random_string_p``; some of them near misses
+  of class names, ``near_miss_p``); the caption names the *word* with probability ``word_caption_p``
+  (web captions often mention visible text; ``other_word_caption_p`` for non-class words, never for
+  made-up ones), else the photo's class.
 * ``word``: a vocabulary word alone on a plain, gradient or noise background, captioned with it.
 * ``colour_word``: a colour word in coloured ink on a light background, captioned with its ink
   colour ("a photo of the color blue.") with probability ``ink_caption_p``, else with the word.
@@ -151,6 +154,11 @@ class MixtureConfig:
     # always names the photo's class: the model must tell class names from other letter sequences, or
     # any word (such as an unseen control word) is read as the class it looks most like.
     random_string_p: float = 0.0
+    # photo_word: probability that a made-up word is a near miss of a class name ("trock", "airplne",
+    # "dogr": one or two letters changed, dropped, added or swapped), still captioned with the photo's
+    # class. Teaches that only the class name itself is read, not a word that merely looks like it (a
+    # model without them read unseen words as look-alike classes: "window" as airplane, "pencil" as truck).
+    near_miss_p: float = 0.0
     # photo: probability of a blank sticker (a plain or bordered rectangle the size of a written word)
     # on a photo that keeps its class caption, so that covering pixels alone does not change the class.
     occluder_p: float = 0.0
@@ -211,7 +219,7 @@ class MixtureConfig:
 
 
 # Named recipes: "r1" is MixtureConfig()'s defaults; "r2" concentrates reading on fewer words, more
-# class names, the suites' font and colour words; "r3" to "r6" below (see typobench/models/TOYCLIP_CARD.md).
+# class names, the suites' font and colour words; "r3" to "r7" below (see typobench/models/TOYCLIP_CARD.md).
 _R2: dict[str, Any] = {
     "fractions": {"photo": 0.40, "photo_word": 0.32, "word": 0.10, "colour_word": 0.13, "colour": 0.05},
     "class_word_p": 0.7,
@@ -255,15 +263,27 @@ _R5: dict[str, Any] = {
     "word_caption_p": 0.85,
     "other_word_caption_p": 0.15,
 }
+_R6: dict[str, Any] = {**_R5, "occluder_p": 0.35}
 PRESETS: dict[str, dict[str, Any]] = {
     "r1": {},
     "r2": _R2,
     "r3": _R3,
     "r4": _R4,
     "r5": _R5,
-    # r6 (the shipped weights): r5 with blank stickers on a third of the plain photos (r5 lost as much
-    # accuracy to a word-sized solid bar as to a word: covering, not reading).
-    "r6": {**_R5, "occluder_p": 0.35},
+    # r6: r5 with blank stickers on a third of the plain photos (r5 lost as much accuracy to a word-sized
+    # solid bar as to a word: covering, not reading).
+    "r6": _R6,
+    # r7 (the shipped weights): r6 finished lost only 4 points to a word-sized grey bar but 32 to an unseen
+    # control word, read as a look-alike class ("window" -> airplane). So: more photos with non-class words
+    # that keep the photo's caption (nearly twice r6's share), a third of the made-up ones near misses of
+    # class names; about as many photos with a class name written (25% of samples; r6: 27%).
+    "r7": {
+        **_R6,
+        "fractions": {"photo": 0.32, "photo_word": 0.46, "word": 0.06, "colour_word": 0.11, "colour": 0.05},
+        "class_word_p": 0.55,
+        "other_word_caption_p": 0.1,
+        "near_miss_p": 0.3,
+    },
 }
 
 
@@ -359,6 +379,26 @@ _NOT_SCRAPS = frozenset((*CIFAR10_CLASSNAMES, *CONTROL_WORDS, STROOP_NEUTRAL))
 
 
 _VOWELS, _CONSONANTS = "aeiou", "bcdfghjklmnprstvwz"
+
+
+def near_miss(word: str, rng: np.random.Generator) -> str:
+    """``word`` with one or two edits (substitute, drop, add or swap letters); never a class name, a
+    control word or Stroop's neutral word, and never ``word`` itself."""
+    while True:
+        letters = list(word)
+        for _ in range(int(rng.integers(1, 3))):
+            edit, at = int(rng.integers(4)), int(rng.integers(len(letters)))
+            if edit == 0:
+                letters[at] = _pick(_VOWELS + _CONSONANTS, rng)
+            elif edit == 1 and len(letters) > 3:
+                del letters[at]
+            elif edit == 2:
+                letters.insert(at, _pick(_VOWELS + _CONSONANTS, rng))
+            elif at + 1 < len(letters):
+                letters[at], letters[at + 1] = letters[at + 1], letters[at]
+        text = "".join(letters)
+        if text != word and text not in _NOT_SCRAPS:
+            return text
 
 
 def random_string(rng: np.random.Generator) -> str:
@@ -487,7 +527,9 @@ class Mixture:
                     word = _pick(pool, rng)
                     scrap = pool is self.other_words and cfg.random_string_p > 0 and rng.random() < cfg.random_string_p
                     if scrap:
-                        word = random_string(rng)
+                        # (The near-miss draw only happens when the option is on: older presets' batches stay identical.)
+                        near = cfg.near_miss_p > 0 and rng.random() < cfg.near_miss_p
+                        word = near_miss(_pick(self.classnames, rng), rng) if near else random_string(rng)
                     style = self._photo_word_style(word, rng)
                     patch = render_patch(style, IMAGE_SIZE)
                     record = self.random_placement.place(patch.shape[-2:], (IMAGE_SIZE, IMAGE_SIZE), sample_id, seed=self.seed)

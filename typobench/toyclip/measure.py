@@ -1,9 +1,12 @@
 """Measure what toyclip must show, with the harness itself: ``python -m typobench.toyclip.measure``.
 
 Every figure comes from the same code a user runs: ``typobench run`` (suites ``default`` and
-``held-out-font``, a linear probe) and ``typobench stroop``, on CIFAR-10 test images of the
-``cifar10-jpeg`` folder. Each property is compared with its threshold (``CHECKS``); the verdicts, the
-values with Wilson 95% intervals and the commands that reproduce them are written to
+``held-out-font``, a linear probe and zero-shot on the same images) and ``typobench stroop``, on
+CIFAR-10 test images of the ``cifar10-jpeg`` folder (``--limit`` of them for the attacks; all 10,000
+for linear probe vs zero-shot, a paired difference of two close accuracies). Each property is compared
+with its threshold (``CHECKS``); the verdicts, the values with 95% intervals (Wilson; bootstrap over
+images for the control ratio and the paired probe difference) and the commands that reproduce them are
+written to
 ``OUT/measure.json`` and ``OUT/measure.md`` (the tables of the model card). Runs resume: measuring again
 in the same folder re-reads finished runs instead of recomputing them.
 
@@ -73,18 +76,15 @@ def _figure(value: float, ci: Sequence[float] | None = None, n: int | None = Non
     return {"value": float(value), "ci95": [float(c) for c in ci] if ci is not None else None, "n": n}
 
 
-def suite_figures(default: dict[str, Any], held_out: dict[str, Any], probe: dict[str, Any]) -> dict[str, dict]:
-    """The run-based figures from the results.json of the three runs."""
+def suite_figures(default: dict[str, Any], held_out: dict[str, Any]) -> dict[str, dict]:
+    """The attack figures from the results.json of the ``default`` and ``held-out-font`` runs."""
     clean, sticker = _stage(default, "clean"), _stage(default, "true-label-sticker")
     wrong, control = _stage(default, "random-wrong-label"), _stage(default, "control-word")
     pgd, font = _stage(default, "pgd-linf-2"), _stage(held_out, "held-out-font")
-    probe_clean = _stage(probe, "clean")
     wrong_drop = clean["accuracy"] - wrong["accuracy"]
     control_drop = clean["accuracy"] - control["accuracy"]
     return {
         "clean": _figure(clean["accuracy"], clean["ci95"], clean["n"]),
-        "linear_probe": _figure(probe_clean["accuracy"], probe_clean["ci95"], probe_clean["n"]),
-        "probe_minus_zeroshot": _figure(probe_clean["accuracy"] - clean["accuracy"]),
         "sticker": _figure(sticker["accuracy"], sticker["ci95"], sticker["n"]),
         "sticker_lift": _figure(sticker["accuracy"] - clean["accuracy"]),
         "wrong_label_accuracy": _figure(wrong["accuracy"], wrong["ci95"], wrong["n"]),
@@ -96,6 +96,53 @@ def suite_figures(default: dict[str, Any], held_out: dict[str, Any], probe: dict
                                          font["targeted_success"]["n"]),
         "pgd": _figure(pgd["accuracy"], pgd["ci95"], pgd["n"]),
     }
+
+
+def covering_figures(control: dict[str, Any]) -> dict[str, dict]:
+    """From the ``control-word`` run: what a blank bar the size of each control word costs (covering
+    pixels without letters), next to the word itself, as fractions of the wrong-label drop."""
+    clean, wrong = _stage(control, "clean")["accuracy"], _stage(control, "random-wrong-label")["accuracy"]
+    word, bar = _stage(control, "control-word"), _stage(control, "blank-bar")
+    wrong_drop = clean - wrong
+
+    def ratio(accuracy: float) -> float:
+        return (clean - accuracy) / wrong_drop if wrong_drop > 0 else float("inf")
+
+    return {
+        "blank_bar": _figure(bar["accuracy"], bar["ci95"], bar["n"]),
+        "blank_bar_ratio": _figure(ratio(bar["accuracy"])),
+        "blank_bar_pixels": _figure(bar.get("pixel_fraction_mean", float("nan"))),
+        "control_word_pixels": _figure(word.get("pixel_fraction_mean", float("nan"))),
+    }
+
+
+def probe_figures(probe: dict[str, Any], zeroshot: dict[str, Any]) -> dict[str, dict]:
+    """Linear probe vs zero-shot, from the clean runs of both heads on the same images."""
+    probe_clean, zeroshot_clean = _stage(probe, "clean"), _stage(zeroshot, "clean")
+    if probe_clean["n"] != zeroshot_clean["n"]:
+        raise ValueError(f"the probe ({probe_clean['n']} images) and zero-shot ({zeroshot_clean['n']}) runs must "
+                         "score the same images")
+    return {
+        "linear_probe": _figure(probe_clean["accuracy"], probe_clean["ci95"], probe_clean["n"]),
+        "zeroshot_probe_images": _figure(zeroshot_clean["accuracy"], zeroshot_clean["ci95"], zeroshot_clean["n"]),
+        "probe_minus_zeroshot": _figure(probe_clean["accuracy"] - zeroshot_clean["accuracy"], n=probe_clean["n"]),
+    }
+
+
+def paired_difference_ci(first: pd.DataFrame, second: pd.DataFrame, draws: int = 2000, seed: int = 0) -> list[float]:
+    """Percentile 95% interval of accuracy(first) - accuracy(second) on the same images (clean-stage
+    predictions of two heads), resampling images: pairing removes the shared per-image difficulty."""
+    def correct(predictions: pd.DataFrame) -> pd.Series:
+        clean = predictions[predictions["stage"] == "clean"]
+        return (clean["pred"] == clean["label"]).set_axis(clean["sample_id"])
+
+    a, b = correct(first), correct(second)
+    if set(a.index) != set(b.index):
+        raise ValueError("the two runs scored different images: a paired interval needs the same ones")
+    diff = (a.astype(float) - b.loc[a.index].astype(float)).to_numpy()
+    idx = np.random.default_rng(seed).integers(0, len(diff), size=(draws, len(diff)))
+    lo, hi = np.percentile(diff[idx].mean(1), [2.5, 97.5])
+    return [float(lo), float(hi)]
 
 
 def control_ratio_ci(predictions: pd.DataFrame, draws: int = 2000, seed: int = 0) -> list[float]:
@@ -149,14 +196,16 @@ def _pct(value: float) -> str:
 # Per unit: how a value, an interval and a threshold are written (a difference has no interval).
 _FORMATS: dict[str, tuple[Callable[[float], str], Callable[[Sequence[float]], str] | None, Callable[[float], str]]] = {
     "percent": (_pct, lambda ci: f"[{_pct(ci[0])}, {_pct(ci[1])}]", _pct),
-    "points": (lambda v: f"{100 * v:+.1f} points", None, lambda t: f"{100 * t:+.0f} points"),
+    "points": (lambda v: f"{100 * v:+.1f} points",
+               lambda ci: f"[{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}] (paired bootstrap)", lambda t: f"{100 * t:+.0f} points"),
     "ratio": (lambda v: f"{v:.2f}", lambda ci: f"[{ci[0]:.2f}, {ci[1]:.2f}] (bootstrap)", lambda t: f"{t:.2f}"),
 }
 
 
 def markdown(report: dict[str, Any]) -> str:
     """The verdict table of the model card."""
-    lines = [f"Model `{report['model']}`, {report['n']} `cifar10-jpeg` test images (seed {report['seed']}), "
+    probe_n = f"; linear probe vs zero-shot on {report['probe_n']}" if report.get("probe_n") else ""
+    lines = [f"Model `{report['model']}`, {report['n']} `cifar10-jpeg` test images (seed {report['seed']}{probe_n}), "
              f"Stroop: {report['stroop_stimuli']} stimuli per prompt.", "",
              "| property | measured | 95% CI | threshold | met |", "|---|---|---|---|---|"]
     for v in report["checks"]:
@@ -164,6 +213,12 @@ def markdown(report: dict[str, Any]) -> str:
         ci = interval(v["ci95"]) if interval and v["ci95"] else "-"
         lines.append(f"| {v['label']} | {value(v['value'])} | {ci} | {v['op']} {threshold(v['threshold'])} | "
                      f"{'yes' if v['met'] else '**no**'} |")
+    if "blank_bar" in report.get("figures", {}):
+        f = report["figures"]
+        lines += ["", f"Covering alone (suite `control-word`, stage `blank-bar`): a blank bar the size of each control "
+                  f"word, covering {_pct(f['blank_bar_pixels']['value'])} of the pixels on average (the outlined word: "
+                  f"{_pct(f['control_word_pixels']['value'])}), leaves {_pct(f['blank_bar']['value'])} accuracy: "
+                  f"{f['blank_bar_ratio']['value']:.2f} of the wrong-label drop."]
     lines += ["", "Commands:", ""] + [f"    {c}" for c in report["commands"]]
     return "\n".join(lines) + "\n"
 
@@ -180,12 +235,20 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     runs = {
         "default": RunConfig(**common, suite="default", out=str(out / "default")),
         "held-out-font": RunConfig(**common, suite="held-out-font", out=str(out / "held-out-font")),
-        "linear-probe": RunConfig(**common, suite=None, head="linear-probe", probe_train_limit=args.probe_train_limit,
-                                  out=str(out / "linear-probe")),
+        "control-word": RunConfig(**common, suite="control-word", out=str(out / "control-word")),
+        # The probe is compared with zero-shot on more images (all 10,000 by default): the two heads
+        # differ on few images, so the difference needs a larger n than the attack rates.
+        "linear-probe": RunConfig(**{**common, "limit": args.probe_eval_limit}, suite=None, head="linear-probe",
+                                  probe_train_limit=args.probe_train_limit, out=str(out / "linear-probe")),
+        "zeroshot": RunConfig(**{**common, "limit": args.probe_eval_limit}, suite=None, out=str(out / "zeroshot")),
     }
     results = {name: execute(config, progress=not args.quiet).results for name, config in runs.items()}
-    figures = suite_figures(results["default"], results["held-out-font"], results["linear-probe"])
+    figures = suite_figures(results["default"], results["held-out-font"])
     figures["control_ratio"]["ci95"] = control_ratio_ci(read_predictions(out / "default"))
+    figures.update(probe_figures(results["linear-probe"], results["zeroshot"]))
+    figures.update(covering_figures(results["control-word"]))
+    figures["probe_minus_zeroshot"]["ci95"] = paired_difference_ci(read_predictions(out / "linear-probe"),
+                                                                   read_predictions(out / "zeroshot"))
 
     runtime = Runtime.create("auto", "fp32")
     loaded = load_model(args.model, args.pretrained, device=runtime.device, seed=args.seed)
@@ -197,11 +260,16 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
     model = f"{args.model}" + (f" --pretrained {args.pretrained}" if args.pretrained else "")
     source = f"--model {args.model}" + (f" --pretrained {args.pretrained}" if args.pretrained else "")
-    data = f"--dataset cifar10-jpeg --data-root {args.data_root} --limit {args.limit} --seed {args.seed}"
+    def data_options(limit: int | None) -> str:
+        return f"--dataset cifar10-jpeg --data-root {args.data_root}" + (f" --limit {limit}" if limit else "") + \
+            f" --seed {args.seed}"
+
+    data, probe_data = data_options(args.limit), data_options(args.probe_eval_limit)
     report = {
         "model": model,
         "weights_sha256": results["default"]["model"].get("weights_sha256"),
         "n": args.limit,
+        "probe_n": results["zeroshot"]["stages"][0]["n"],
         "seed": args.seed,
         "stroop_stimuli": stroop["n_stimuli_per_prompt"],
         "figures": figures,
@@ -210,8 +278,10 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "commands": [
             f"typobench run {source} {data} --suite default",
             f"typobench run {source} {data} --suite held-out-font",
-            f"typobench run {source} {data} --suite none --head linear-probe"
+            f"typobench run {source} {data} --suite control-word",
+            f"typobench run {source} {probe_data} --suite none --head linear-probe"
             + (f" --probe-train-limit {args.probe_train_limit}" if args.probe_train_limit else ""),
+            f"typobench run {source} {probe_data} --suite none",
             f"typobench stroop {source} " + " ".join(f"--prompt '{p}'" for p in prompts)
             + f" --fonts {','.join(STROOP_FONTS)} --sizes {','.join(map(str, STROOP_SIZES))}",
         ],
@@ -231,6 +301,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=2000, help="class-stratified test images")
     p.add_argument("--probe-train-limit", type=int, default=None,
                    help="training images of the linear probe (default: all 50,000)")
+    p.add_argument("--probe-eval-limit", type=int, default=None,
+                   help="test images on which the linear probe and zero-shot are compared (default: all)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--cache-dir", default=None)

@@ -81,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "2.2x faster on CPUs with AMX/AVX-512 bf16, as measured here")
     p.add_argument("--workers", type=int, default=1, help="processes that render batches ahead (0: in the main process)")
     p.add_argument("--photo-limit", type=int, default=None, help="use only the first N training photos (quick tests)")
-    p.add_argument("--mixture", default="r6", choices=sorted(PRESETS), help="named training mixture (data.PRESETS)")
+    p.add_argument("--mixture", default="r7", choices=sorted(PRESETS), help="named training mixture (data.PRESETS)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=JSON",
                    help="override a MixtureConfig field, e.g. --set word_caption_p=0.6")
     p.add_argument("--log-every", type=int, default=20)
