@@ -78,6 +78,23 @@ def test_control_and_wrong_label_share_one_style():
     assert wrong.placement.to_dict() == control.placement.to_dict()
 
 
+def test_blank_bar_covers_like_the_control_word_without_letters():
+    import numpy as np
+
+    from typobench.typographic import render_patch
+
+    suite = load_suite("control-word")
+    control, bar = suite.stages[2], suite.stages[3]
+    assert bar.name == "blank-bar" and bar.words.words == control.words.words
+    assert bar.placement.to_dict() == control.placement.to_dict()
+    for word in control.words.words:
+        patch = render_patch(bar.style.sample(word, np.random.default_rng(0)), 64)
+        opaque = patch[3] > 0
+        assert opaque.all()  # a solid rectangle: no transparent gaps between letters
+        assert (patch[:3] - patch[:3, :1, :1]).abs().max() < 1e-6  # one colour: the letters are invisible
+        assert patch.shape[-1] > patch.shape[-2]  # as wide as a written word
+
+
 @pytest.mark.parametrize(("change", "field"), [
     ((b'kind = "text"', b'kind = "txt"'), "stage kind"),
     ((b"size = 0.2", b"sise = 0.2"), "stage[1].style"),

@@ -383,7 +383,8 @@ _VOWELS, _CONSONANTS = "aeiou", "bcdfghjklmnprstvwz"
 
 def near_miss(word: str, rng: np.random.Generator) -> str:
     """``word`` with one or two edits (substitute, drop, add or swap letters); never a class name, a
-    control word or Stroop's neutral word, and never ``word`` itself."""
+    control word or Stroop's neutral word, and never ``word`` itself. It may be another real word ("cat"
+    -> "car"): like every made-up word on a photo, it is captioned with the photo's class."""
     while True:
         letters = list(word)
         for _ in range(int(rng.integers(1, 3))):
