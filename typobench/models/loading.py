@@ -7,7 +7,7 @@ import logging
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Mapping
 
 import open_clip
 import torch
@@ -89,13 +89,7 @@ class LoadedModel:
     def fingerprint(self) -> str:
         """sha256 over every weight tensor: the identity of the model for cache keys."""
         if self._fingerprint is None:
-            digest = hashlib.sha256()
-            for key, tensor in sorted(self.model.state_dict().items()):
-                digest.update(key.encode())
-                digest.update(str(tuple(tensor.shape)).encode())
-                digest.update(str(tensor.dtype).encode())
-                digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-            self._fingerprint = digest.hexdigest()
+            self._fingerprint = tensors_sha256(self.model.state_dict())
         return self._fingerprint
 
     def describe(self) -> dict[str, Any]:
@@ -111,6 +105,18 @@ class LoadedModel:
             "std": list(self.std),
             "weights_sha256": self.fingerprint(),
         }
+
+
+def tensors_sha256(state: Mapping[str, torch.Tensor]) -> str:
+    """sha256 over every tensor of ``state`` (name, shape, dtype and bytes, in name order): what a set of
+    weights *is*, whatever file or metadata holds it."""
+    digest = hashlib.sha256()
+    for key, tensor in sorted(state.items()):
+        digest.update(key.encode())
+        digest.update(str(tuple(tensor.shape)).encode())
+        digest.update(str(tensor.dtype).encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:

@@ -379,6 +379,7 @@ _NOT_SCRAPS = frozenset((*CIFAR10_CLASSNAMES, *CONTROL_WORDS, STROOP_NEUTRAL))
 
 
 _VOWELS, _CONSONANTS = "aeiou", "bcdfghjklmnprstvwz"
+_LETTERS = _VOWELS + _CONSONANTS
 
 
 def near_miss(word: str, rng: np.random.Generator) -> str:
@@ -390,11 +391,11 @@ def near_miss(word: str, rng: np.random.Generator) -> str:
         for _ in range(int(rng.integers(1, 3))):
             edit, at = int(rng.integers(4)), int(rng.integers(len(letters)))
             if edit == 0:
-                letters[at] = _pick(_VOWELS + _CONSONANTS, rng)
+                letters[at] = _pick(_LETTERS, rng)
             elif edit == 1 and len(letters) > 3:
                 del letters[at]
             elif edit == 2:
-                letters.insert(at, _pick(_VOWELS + _CONSONANTS, rng))
+                letters.insert(at, _pick(_LETTERS, rng))
             elif at + 1 < len(letters):
                 letters[at], letters[at + 1] = letters[at + 1], letters[at]
         text = "".join(letters)

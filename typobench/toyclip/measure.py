@@ -76,13 +76,17 @@ def _figure(value: float, ci: Sequence[float] | None = None, n: int | None = Non
     return {"value": float(value), "ci95": [float(c) for c in ci] if ci is not None else None, "n": n}
 
 
+def _drop_ratio(clean: float, attacked: float, wrong_label: float) -> float:
+    """How much accuracy ``attacked`` loses, as a fraction of what the random wrong label loses."""
+    wrong_drop = clean - wrong_label
+    return (clean - attacked) / wrong_drop if wrong_drop > 0 else float("inf")
+
+
 def suite_figures(default: dict[str, Any], held_out: dict[str, Any]) -> dict[str, dict]:
     """The attack figures from the results.json of the ``default`` and ``held-out-font`` runs."""
     clean, sticker = _stage(default, "clean"), _stage(default, "true-label-sticker")
     wrong, control = _stage(default, "random-wrong-label"), _stage(default, "control-word")
     pgd, font = _stage(default, "pgd-linf-2"), _stage(held_out, "held-out-font")
-    wrong_drop = clean["accuracy"] - wrong["accuracy"]
-    control_drop = clean["accuracy"] - control["accuracy"]
     return {
         "clean": _figure(clean["accuracy"], clean["ci95"], clean["n"]),
         "sticker": _figure(sticker["accuracy"], sticker["ci95"], sticker["n"]),
@@ -91,7 +95,7 @@ def suite_figures(default: dict[str, Any], held_out: dict[str, Any]) -> dict[str
         "written_class": _figure(wrong["targeted_success"]["value"], wrong["targeted_success"]["ci95"],
                                  wrong["targeted_success"]["n"]),
         "control_accuracy": _figure(control["accuracy"], control["ci95"], control["n"]),
-        "control_ratio": _figure(control_drop / wrong_drop if wrong_drop > 0 else float("inf")),
+        "control_ratio": _figure(_drop_ratio(clean["accuracy"], control["accuracy"], wrong["accuracy"])),
         "held_out_font_written": _figure(font["targeted_success"]["value"], font["targeted_success"]["ci95"],
                                          font["targeted_success"]["n"]),
         "pgd": _figure(pgd["accuracy"], pgd["ci95"], pgd["n"]),
@@ -103,14 +107,9 @@ def covering_figures(control: dict[str, Any]) -> dict[str, dict]:
     pixels without letters), next to the word itself, as fractions of the wrong-label drop."""
     clean, wrong = _stage(control, "clean")["accuracy"], _stage(control, "random-wrong-label")["accuracy"]
     word, bar = _stage(control, "control-word"), _stage(control, "blank-bar")
-    wrong_drop = clean - wrong
-
-    def ratio(accuracy: float) -> float:
-        return (clean - accuracy) / wrong_drop if wrong_drop > 0 else float("inf")
-
     return {
         "blank_bar": _figure(bar["accuracy"], bar["ci95"], bar["n"]),
-        "blank_bar_ratio": _figure(ratio(bar["accuracy"])),
+        "blank_bar_ratio": _figure(_drop_ratio(clean, bar["accuracy"], wrong)),
         "blank_bar_pixels": _figure(bar.get("pixel_fraction_mean", float("nan"))),
         "control_word_pixels": _figure(word.get("pixel_fraction_mean", float("nan"))),
     }
@@ -129,36 +128,43 @@ def probe_figures(probe: dict[str, Any], zeroshot: dict[str, Any]) -> dict[str, 
     }
 
 
+def _correct_by_stage(predictions: pd.DataFrame) -> pd.DataFrame:
+    """Bool [image, stage]: whether each image was classified correctly after each stage."""
+    return (predictions.assign(ok=predictions["pred"] == predictions["label"])
+            .pivot(index="sample_id", columns="stage", values="ok"))
+
+
+def _bootstrap_interval(n: int, statistic: Callable[[np.ndarray], np.ndarray], draws: int, seed: int) -> list[float]:
+    """Percentile 95% interval of ``statistic`` (index draws [draws, n] -> one value per draw; NaN
+    values are left out) over images resampled with replacement."""
+    idx = np.random.default_rng(seed).integers(0, n, size=(draws, n))
+    lo, hi = np.nanpercentile(statistic(idx), [2.5, 97.5])
+    return [float(lo), float(hi)]
+
+
 def paired_difference_ci(first: pd.DataFrame, second: pd.DataFrame, draws: int = 2000, seed: int = 0) -> list[float]:
     """Percentile 95% interval of accuracy(first) - accuracy(second) on the same images (clean-stage
     predictions of two heads), resampling images: pairing removes the shared per-image difficulty."""
-    def correct(predictions: pd.DataFrame) -> pd.Series:
-        clean = predictions[predictions["stage"] == "clean"]
-        return (clean["pred"] == clean["label"]).set_axis(clean["sample_id"])
-
-    a, b = correct(first), correct(second)
+    a, b = _correct_by_stage(first)["clean"], _correct_by_stage(second)["clean"]
     if set(a.index) != set(b.index):
         raise ValueError("the two runs scored different images: a paired interval needs the same ones")
     diff = (a.astype(float) - b.loc[a.index].astype(float)).to_numpy()
-    idx = np.random.default_rng(seed).integers(0, len(diff), size=(draws, len(diff)))
-    lo, hi = np.percentile(diff[idx].mean(1), [2.5, 97.5])
-    return [float(lo), float(hi)]
+    return _bootstrap_interval(len(diff), lambda idx: diff[idx].mean(1), draws, seed)
 
 
 def control_ratio_ci(predictions: pd.DataFrame, draws: int = 2000, seed: int = 0) -> list[float]:
     """Percentile 95% interval of the control-word / random-wrong-label drop ratio, resampling images
     (each image keeps its three stages: clean, random-wrong-label, control-word)."""
-    correct = (predictions.assign(ok=predictions["pred"] == predictions["label"])
-               .pivot(index="sample_id", columns="stage", values="ok"))
+    correct = _correct_by_stage(predictions)
     clean = correct["clean"].to_numpy(float)
     wrong = correct["random-wrong-label"].to_numpy(float)
     control = correct["control-word"].to_numpy(float)
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(clean), size=(draws, len(clean)))
-    wrong_drop = clean[idx].mean(1) - wrong[idx].mean(1)
-    ratios = (clean[idx].mean(1) - control[idx].mean(1)) / np.where(wrong_drop > 0, wrong_drop, np.nan)
-    lo, hi = np.nanpercentile(ratios, [2.5, 97.5])
-    return [float(lo), float(hi)]
+
+    def ratios(idx: np.ndarray) -> np.ndarray:
+        wrong_drop = clean[idx].mean(1) - wrong[idx].mean(1)
+        return (clean[idx].mean(1) - control[idx].mean(1)) / np.where(wrong_drop > 0, wrong_drop, np.nan)
+
+    return _bootstrap_interval(len(clean), ratios, draws, seed)
 
 
 def stroop_figures(results: Sequence[dict[str, Any]]) -> dict[str, dict]:
@@ -193,8 +199,8 @@ def _pct(value: float) -> str:
     return f"{100 * value:.1f}%"
 
 
-# Per unit: how a value, an interval and a threshold are written (a difference has no interval).
-_FORMATS: dict[str, tuple[Callable[[float], str], Callable[[Sequence[float]], str] | None, Callable[[float], str]]] = {
+# Per unit: how a value, an interval and a threshold are written.
+_FORMATS: dict[str, tuple[Callable[[float], str], Callable[[Sequence[float]], str], Callable[[float], str]]] = {
     "percent": (_pct, lambda ci: f"[{_pct(ci[0])}, {_pct(ci[1])}]", _pct),
     "points": (lambda v: f"{100 * v:+.1f} points",
                lambda ci: f"[{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}] (paired bootstrap)", lambda t: f"{100 * t:+.0f} points"),
@@ -210,7 +216,7 @@ def markdown(report: dict[str, Any]) -> str:
              "| property | measured | 95% CI | threshold | met |", "|---|---|---|---|---|"]
     for v in report["checks"]:
         value, interval, threshold = _FORMATS[v["unit"]]
-        ci = interval(v["ci95"]) if interval and v["ci95"] else "-"
+        ci = interval(v["ci95"]) if v["ci95"] else "-"  # e.g. the sticker lift has no interval
         lines.append(f"| {v['label']} | {value(v['value'])} | {ci} | {v['op']} {threshold(v['threshold'])} | "
                      f"{'yes' if v['met'] else '**no**'} |")
     if "blank_bar" in report.get("figures", {}):
@@ -258,8 +264,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                         runtime=runtime).to_dict()
     figures.update(stroop_figures(stroop["results"]))
 
-    model = f"{args.model}" + (f" --pretrained {args.pretrained}" if args.pretrained else "")
-    source = f"--model {args.model}" + (f" --pretrained {args.pretrained}" if args.pretrained else "")
+    model = args.model + (f" --pretrained {args.pretrained}" if args.pretrained else "")
+    source = f"--model {model}"
     def data_options(limit: int | None) -> str:
         return f"--dataset cifar10-jpeg --data-root {args.data_root}" + (f" --limit {limit}" if limit else "") + \
             f" --seed {args.seed}"
@@ -269,7 +275,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "model": model,
         "weights_sha256": results["default"]["model"].get("weights_sha256"),
         "n": args.limit,
-        "probe_n": results["zeroshot"]["stages"][0]["n"],
+        "probe_n": figures["probe_minus_zeroshot"]["n"],
         "seed": args.seed,
         "stroop_stimuli": stroop["n_stimuli_per_prompt"],
         "figures": figures,

@@ -26,7 +26,6 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse
-import hashlib
 import json
 import math
 import platform
@@ -186,18 +185,15 @@ def save_weights(model: torch.nn.Module, path: Path, recipe: dict[str, Any], fp3
     """
     from safetensors.torch import save_file
 
+    from typobench.models.loading import file_sha256, tensors_sha256
+
     dtype = torch.float32 if fp32 else torch.float16
     state = {k: v.detach().to(dtype).contiguous() for k, v in model.state_dict().items() if v.is_floating_point()}
     state.update({k: v.detach().contiguous() for k, v in model.state_dict().items() if not v.is_floating_point()})
-    tensors = hashlib.sha256()
-    for name in sorted(state):
-        value = state[name]
-        tensors.update(f"{name}|{value.dtype}|{tuple(value.shape)}|".encode())
-        tensors.update(value.cpu().numpy().tobytes())
     tmp = path.with_suffix(".tmp")
     save_file(state, str(tmp), metadata={"typobench_recipe": json.dumps(recipe, sort_keys=True)})
     os.replace(tmp, path)
-    return hashlib.sha256(path.read_bytes()).hexdigest(), tensors.hexdigest()
+    return file_sha256(path), tensors_sha256(state)
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
