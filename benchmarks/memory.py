@@ -1,6 +1,6 @@
 """Benchmark: peak memory of an evaluation run on 1,000 vs 10,000 images (target: flat).
 
-Each size runs in its own subprocess: a clean-only (no suite) ``typobench.run.execute`` on
+Each size runs in its own subprocess: a clean-only (no suite) ``typobench.harness.run.execute`` on
 ``cifar10-jpeg`` with ``tiny-rn``, writing to a temporary folder. The child reports its peak resident
 set size (``resource.getrusage(RUSAGE_SELF).ru_maxrss``) once after the imports (the floor: Python,
 torch, open_clip, pandas) and once after the run. The harness streams the data set batch by batch, so
@@ -22,7 +22,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from typobench.timing import loadavg
+from typobench.core.timing import loadavg
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA_ROOT = REPO_ROOT.parent / "shared" / "data" / "cifar10-jpeg"
@@ -75,7 +75,8 @@ def child(args: argparse.Namespace) -> None:
 
     import torch
 
-    from typobench.run import RunConfig, execute
+    from typobench.harness.config import RunConfig
+    from typobench.harness.run import execute
 
     torch.set_num_threads(args.threads)
     floor = maxrss_mib()

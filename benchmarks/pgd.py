@@ -1,7 +1,7 @@
 """Benchmark: PGD images·steps/second vs. a bare forward+backward loop on the same model and batch.
 
 Both sides attack the same zero-shot classifier (built by the harness: normalise, image tower,
-zero-shot head) on the same batch of clean images. ``typobench.pgd.pgd`` with ``steps=S`` runs S+1
+zero-shot head) on the same batch of clean images. ``typobench.stages.pgd.pgd`` with ``steps=S`` runs S+1
 forwards (the start point, then each step's iterate) and S input gradients; the bare loop runs exactly
 that work and nothing else: S times forward + cross-entropy + ``torch.autograd.grad`` w.r.t. the input,
 then one forward under ``no_grad``. That is the physical limit. Target: PGD within 10% of it
@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from typobench.timing import breakdown, contention_note, cpus, loadavg, rates, ratio, timed_interleaved
+from typobench.core.timing import breakdown, contention_note, cpus, loadavg, rates, ratio, timed_interleaved
 
 TARGET = 0.9
 
@@ -94,14 +94,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    from typobench.cache import TensorCache
     from typobench.data import load_dataset
     from typobench.models import load_model
-    from typobench.pgd import PGDConfig, pgd
-    from typobench.run import RunConfig, build_classifier, limit_dataset
-    from typobench.runtime import Runtime
-    from typobench.stages import Batch, RunContext
-    from typobench.suites.pgd_stage import PGDStage
+    from typobench.stages.pgd import PGDConfig, pgd
+    from typobench.harness.config import RunConfig, limit_dataset
+    from typobench.harness.session import Session
+    from typobench.core.runtime import Runtime
+    from typobench.stages.base import Batch
+    from typobench.stages.pgd_stage import PGDStage
 
     runtime = Runtime.create(args.device, args.precision)
     device = runtime.device
@@ -113,9 +113,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     labels = torch.tensor(dataset.labels, device=device)
 
     with tempfile.TemporaryDirectory(prefix="typobench-bench-") as tmp:
-        config = RunConfig(model=args.model, pretrained=args.pretrained, dataset=args.dataset, head="zeroshot")
-        classifier, _ = build_classifier(config, loaded, dataset, runtime, TensorCache(Path(tmp) / "cache"))
-    ctx = RunContext(classifier=classifier, classnames=list(dataset.classnames), runtime=runtime, seed=args.seed)
+        config = RunConfig(model=args.model, pretrained=args.pretrained, dataset=args.dataset, head="zeroshot",
+                           seed=args.seed, cache_dir=str(Path(tmp) / "cache"))
+        session = Session.of(config, runtime, loaded, dataset)
+        classifier, ctx = session.classifier, session.context
     cfg = PGDConfig(eps=args.eps, step_size=args.step_size, steps=args.steps, norm=args.norm)
     stage = PGDStage("pgd", "clean", cfg)
     batch = Batch(images=images, labels=labels, indices=list(range(n)), sample_ids=list(dataset.sample_ids))

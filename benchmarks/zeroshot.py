@@ -29,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from typobench.timing import breakdown, contention_note, cpus, loadavg, rates, ratio, timed_interleaved
+from typobench.core.timing import breakdown, contention_note, cpus, loadavg, rates, ratio, timed_interleaved
 
 TARGET = 0.9
 
@@ -86,14 +86,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    from typobench.cache import TensorCache
     from typobench.data import ImageDataset, load_dataset
-    from typobench.evaluation import batch_plan, evaluate, run_stages_on_batch
+    from typobench.harness.evaluation import batch_plan, evaluate, run_stages_on_batch
     from typobench.models import load_model
-    from typobench.resume import BatchStore
-    from typobench.run import RunConfig, build_classifier, limit_dataset
-    from typobench.runtime import Runtime
-    from typobench.stages import Batch, CleanStage, RunContext
+    from typobench.harness.resume import BatchStore
+    from typobench.harness.config import RunConfig, limit_dataset
+    from typobench.harness.session import Session
+    from typobench.core.runtime import Runtime
+    from typobench.stages.base import Batch, CleanStage
 
     runtime = Runtime.create(args.device, args.precision)
     device = runtime.device
@@ -110,9 +110,10 @@ def main(argv: Sequence[str] | None = None) -> None:
                           loader=TensorLoader(pixels), transform=_identity, text_targets=source.text_targets)
 
     tmp = tempfile.TemporaryDirectory(prefix="typobench-bench-")
-    config = RunConfig(model=args.model, pretrained=args.pretrained, dataset=args.dataset, head="zeroshot")
-    classifier, _ = build_classifier(config, loaded, memory, runtime, TensorCache(Path(tmp.name) / "cache"))
-    ctx = RunContext(classifier=classifier, classnames=list(memory.classnames), runtime=runtime, seed=args.seed)
+    config = RunConfig(model=args.model, pretrained=args.pretrained, dataset=args.dataset, head="zeroshot",
+                       seed=args.seed, cache_dir=str(Path(tmp.name) / "cache"))
+    session = Session.of(config, runtime, loaded, memory)
+    classifier, ctx = session.classifier, session.context
     stages = [CleanStage()]
 
     plan = batch_plan(n, args.batch_size)

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import PIL
 
-from typobench.atomic import write_bytes_atomic, write_json_atomic
+from typobench.core.atomic import write_bytes_atomic, write_json_atomic
 from typobench.data import CIFAR10_CLASSNAMES, load_dataset, sample_hash, stratified_subset
 from typobench.data.bundled import images_sha256
 

@@ -27,8 +27,13 @@ PINNED_FILE = Path(__file__).with_name("pinned.json")
 SAMPLE = ["--dataset", "cifar10-sample", "--device", "cpu", "--quiet"]
 
 
+# Columns added to predictions after the pin was recorded: they add information, they change no prediction.
+ADDED_SINCE_PIN = ("size_requested_px",)
+
+
 def frame_sha256(frame: pd.DataFrame) -> str:
     """sha256 of a table, independent of row and column order and of float noise below 1e-6."""
+    frame = frame.drop(columns=[c for c in ADDED_SINCE_PIN if c in frame.columns])
     frame = frame.reindex(sorted(frame.columns), axis=1)
     for column in frame.columns:
         if pd.api.types.is_float_dtype(frame[column]):
@@ -67,9 +72,9 @@ def fort2021_run(tmp: Path) -> dict[str, Any]:
 
 def sweep_3_points(tmp: Path) -> dict[str, Any]:
     out = tmp / "sweep"
-    _call(["ablate", "--model", "toyclip", "--suite", "random-wrong-label", "--vary", "text.size=8,12,16", *SAMPLE,
+    _call(["sweep", "--model", "toyclip", "--suite", "random-wrong-label", "--vary", "text.size=8,12,16", *SAMPLE,
            "--limit", "30", "--no-plots", "--out", str(out)])
-    table = pd.read_csv(next(p for p in (out / "sweep.csv", out / "ablation.csv") if p.exists()))
+    table = pd.read_csv(out / "sweep.csv")
     columns = ["point", "stage", "accuracy", "accuracy_ci_lo", "accuracy_ci_hi", "n", "targeted_success"]
     points = sorted((out / "points").iterdir())
     predictions = [frame_sha256(pd.read_csv(p / "predictions.csv", keep_default_na=False)) for p in points]

@@ -7,8 +7,8 @@ import json
 import pytest
 import torch
 
-from typobench.atomic import write_json_atomic
-from typobench.cache import TensorCache, content_key
+from typobench.core.atomic import write_json_atomic
+from typobench.core.cache import TensorCache, content_key
 
 
 def test_content_key_changes_with_every_part():
@@ -25,7 +25,7 @@ def test_content_key_changes_with_every_part():
 
 def test_code_version_is_part_of_the_key(monkeypatch):
     before = content_key(a=1)
-    monkeypatch.setattr("typobench.cache.CACHE_CODE_VERSION", "999")
+    monkeypatch.setattr("typobench.core.cache.CACHE_CODE_VERSION", "999")
     assert content_key(a=1) != before
 
 

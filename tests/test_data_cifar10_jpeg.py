@@ -9,7 +9,7 @@ import pytest
 import torchvision.transforms as T
 
 from typobench.data import CIFAR10_CLASSNAMES, CIFAR_TEMPLATES, load_dataset
-from typobench.errors import UsageError
+from typobench.core.errors import UsageError
 
 TRANSFORM = T.Compose([T.Resize(40), T.CenterCrop(40), T.ToTensor()])
 

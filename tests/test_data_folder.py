@@ -12,7 +12,7 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from typobench.data import GENERIC_TEMPLATES, ImageReadError, load_dataset
-from typobench.errors import UsageError
+from typobench.core.errors import UsageError
 
 TRANSFORM = T.Compose([T.Resize(20), T.CenterCrop(20), T.ToTensor()])
 

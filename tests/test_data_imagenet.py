@@ -11,7 +11,7 @@ from open_clip.zero_shot_metadata import IMAGENET_CLASSNAMES
 from PIL import Image
 
 from typobench.data import imagenet_wnids, load_dataset, openai_imagenet_templates
-from typobench.errors import UsageError
+from typobench.core.errors import UsageError
 
 TRANSFORM = T.Compose([T.Resize(24), T.CenterCrop(24), T.ToTensor()])
 

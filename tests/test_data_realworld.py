@@ -12,8 +12,9 @@ import torchvision.transforms as T
 from PIL import Image
 
 from typobench.data import ImageDataset, dataset_entry, load_dataset
-from typobench.data.realworld import normalize_label, parse_attack_filename
-from typobench.errors import UsageError
+from typobench.data.realworld import parse_attack_filename
+from typobench.data.union_labels import normalize_label
+from typobench.core.errors import UsageError
 
 TRANSFORM = T.Compose([T.Resize(16), T.CenterCrop(16), T.ToTensor()])
 NAMES = ("materzynska", "paint", "rta100", "scam")

@@ -20,7 +20,7 @@ from typobench.data import (
     load_dataset,
     openai_imagenet_templates,
 )
-from typobench.errors import UsageError
+from typobench.core.errors import UsageError
 
 ALL = {"cifar10", "cifar100", "cifar10-jpeg", "cifar10-sample", "imagenet", "imagenet-sample", "folder", "materzynska", "paint", "rta100", "scam"}
 

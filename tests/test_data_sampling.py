@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 
 from typobench.data import sample_hash, stratified_subset
-from typobench.errors import UsageError
+from typobench.core.errors import UsageError
 
 LABELS = [i % 10 for i in range(1000)]  # 10 classes x 100
 

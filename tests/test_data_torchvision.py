@@ -12,7 +12,7 @@ import torchvision.datasets.cifar as tv_cifar
 import torchvision.transforms as T
 
 from typobench.data import CIFAR10_CLASSNAMES, CIFAR100_CLASSNAMES, load_dataset
-from typobench.errors import UsageError
+from typobench.core.errors import UsageError
 
 TRANSFORM = T.Compose([T.Resize(16), T.ToTensor()])
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from typobench.cache import TensorCache
+from typobench.core.cache import TensorCache
 from typobench.heads import ZeroShotHead, train_linear_probe, zeroshot_class_embeddings
 from typobench.heads.build import build_zeroshot_head
 from typobench.models import load_model

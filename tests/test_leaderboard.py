@@ -17,7 +17,7 @@ import pytest
 
 from typobench.cli import main
 from typobench.data import sample_hash
-from typobench.errors import UsageError
+from typobench.core.errors import UsageError
 from typobench.leaderboard import (
     Validator,
     build,
@@ -30,10 +30,10 @@ from typobench.leaderboard import (
 )
 from typobench.leaderboard.boards import column_label, eps_text, label_hash, leaderboards_dir
 from typobench.leaderboard.entry import dumps_entry
-from typobench.leaderboard.render import board_rows
+from typobench.leaderboard.rows import board_rows
 from typobench.leaderboard.scoring import column_value, rescore_suite
-from typobench.results import summarise_stages, write_results
-from typobench.stroop import (
+from typobench.harness.results import summarise_stages, write_results
+from typobench.experiments.stroop import (
     GOH_PROMPT,
     STROOP_JSON,
     PromptResult,
@@ -221,7 +221,7 @@ def fake_stroop_run(out_dir: Path, *, label: str = "fake-model", reads: float = 
     extra = {"created": "2025-01-02T03:04:05+00:00", "versions": {"typobench": "0.1.0"},
              "config_hash": "cd" * 32, "config": {"seed": 0, "precision": "fp32"}}
     # The pictures are not part of an entry; skip drawing them.
-    import typobench.stroop as stroop_module
+    import typobench.experiments.stroop.outputs as stroop_module
 
     original = stroop_module.stroop_figure_png
     stroop_module.stroop_figure_png = lambda *a, **k: b"png"
@@ -290,7 +290,7 @@ def test_rescoring_reuses_the_run_summariser():
     run = fake_run(Path(tempfile.mkdtemp()) / "run")
     results = json.loads((run / "results.json").read_text())
     from typobench.leaderboard.entry import suite_predictions_table
-    from typobench.results import read_predictions
+    from typobench.harness.results import read_predictions
 
     table = suite_predictions_table(read_predictions(run), ["clean", "random-wrong-label"])
     rescored = rescore_suite(table, CLASSES)
@@ -568,8 +568,9 @@ def test_seeded_entries_validate_and_published_tables_are_current(capsys):
 
 def test_real_run_round_trips_through_submit(tmp_path):
     """A real (tiny) run's predictions.csv re-scores to its results.json."""
-    from typobench.results import read_predictions
-    from typobench.run import RunConfig, execute
+    from typobench.harness.results import read_predictions
+    from typobench.harness.config import RunConfig
+    from typobench.harness.run import execute
 
     outcome = execute(RunConfig(model="tiny-vit", dataset="cifar10-sample", suite="random-wrong-label", limit=10,
                                 batch_size=10, device="cpu", out=str(tmp_path / "run"),

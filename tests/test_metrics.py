@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from typobench.metrics import per_class_accuracy, rate, wilson_interval
+from typobench.core.metrics import per_class_accuracy, rate, wilson_interval
 
 
 def test_wilson_interval_known_values():

@@ -6,8 +6,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from typobench.classifier import ImageClassifier
-from typobench.errors import UsageError
+from typobench.models.classifier import ImageClassifier
+from typobench.core.errors import UsageError
 from typobench.models import list_model_names, load_model, parse_model_spec
 from typobench.models.loading import ModelSpec, _tag_preprocess
 
@@ -122,8 +122,8 @@ def test_list_model_names_has_builtins_and_open_clip():
 
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
 def test_autocast_precision_changes_compute_dtype_but_not_the_answer(precision):
-    from typobench.runtime import Runtime
-    from typobench.stages import score
+    from typobench.core.runtime import Runtime
+    from typobench.stages.base import score
 
     loaded = load_model("tiny-vit")
     head = torch.nn.Linear(32, 5)
@@ -140,7 +140,7 @@ def test_autocast_precision_changes_compute_dtype_but_not_the_answer(precision):
 
 
 def test_unknown_precision_and_device_are_usage_errors():
-    from typobench.runtime import Runtime
+    from typobench.core.runtime import Runtime
 
     with pytest.raises(UsageError, match="precision"):
         Runtime.create("cpu", "fp8")

@@ -14,29 +14,23 @@ import torch
 from PIL import Image
 from torch import nn
 
-from typobench.classifier import ImageClassifier
+from typobench.models.classifier import ImageClassifier
 from typobench.cli import main
-from typobench.errors import UsageError
+from typobench.core.errors import UsageError
 from typobench.heads.linear_probe import LinearProbeHead
 from typobench.heads.zeroshot import ZeroShotHead
 from typobench.models import load_model
-from typobench.neurons import (
-    MultimodalTest,
-    ablate,
-    attribute,
-    blame_table,
-    capture,
-    class_image_z,
-    find_events,
-    find_layers,
-    matched_sets,
-    multimodal_pass,
-    random_sets,
-)
-from typobench.neurons.attribution import linearised_logits
-from typobench.neurons.cards import control_max, control_words, text_z, zscore
+from typobench.neurons.ablation import matched_sets, random_sets
+from typobench.neurons.after_run import explain_run
+from typobench.neurons.analysis import analyze
+from typobench.neurons.events import find_events
+from typobench.neurons.attribution import attribute, blame_table, linearised_logits
+from typobench.neurons.cards import MultimodalTest, class_image_z, control_max, control_words, multimodal_pass, text_z, zscore
+from typobench.neurons.hooks import ablate, capture, find_layers
+from typobench.neurons.options import NeuronsConfig
 from typobench.neurons.scoring import Scorer
-from typobench.run import RunConfig, execute
+from typobench.harness.config import RunConfig
+from typobench.harness.run import execute
 
 
 @pytest.fixture(scope="module")
@@ -409,9 +403,10 @@ words = "wrong-label"
 target = "written"
 [stage.placement]
 policy = "random"
-[stage.style]
+[stage.style]  # fits the 32 px tiny-vit without shrinking: a big white box that moves predictions
 font = "sans-bold"
-size = 0.25
+size = 0.2
+padding = 0.4
 fill = "black"
 box = "white"
 
@@ -532,14 +527,31 @@ def test_cli_on_a_zero_shot_run_without_failures_still_writes_every_output(tmp_p
     assert (run / "neuron_cards").is_dir()
 
 
-def test_a_suite_with_a_neurons_table_runs_the_analysis_once(workdir):
+def _neurons_suite(workdir: Path) -> Path:
+    """The mini suite's sticker stage with a [neurons] table."""
     suite = workdir / "with-neurons.toml"
     sticker_only = MINI_SUITE.split("[[stage]]\nname = \"pgd\"")[0]
     suite.write_text(sticker_only + '[neurons]\nstages = ["sticker"]\ntop_k = 3\ndraws = 2\nmodes = ["zero"]\n')
-    config = RunConfig(model="tiny-rn", suite=str(suite), dataset="folder", data_root=str(workdir / "colours"),
-                       head="linear-probe", limit=40, batch_size=16, out=str(workdir / "suite-neurons"),
-                       cache_dir=str(workdir / "cache"), device="cpu")
-    first = execute(config, progress=False)
+    return suite
+
+
+def _run_and_explain(config: RunConfig):
+    """``typobench run`` as a library: the run, then its suite's [neurons] analysis in the run's session."""
+    outcome = execute(config, progress=False)
+    outcome.neurons = explain_run(outcome, progress=False)
+    return outcome
+
+
+def _findings(report: dict) -> list[dict]:
+    """What an analysis found (its timings aside): events, blamed neurons and verdicts per stage and kind."""
+    return [{k: a.get(k) for k in ("stage", "kind", "n_events", "blamed", "verdict")} for a in report["analyses"]]
+
+
+def test_a_suite_with_a_neurons_table_runs_the_analysis_once(workdir):
+    config = RunConfig(model="tiny-rn", suite=str(_neurons_suite(workdir)), dataset="folder",
+                       data_root=str(workdir / "colours"), head="linear-probe", limit=40, batch_size=16,
+                       out=str(workdir / "suite-neurons"), cache_dir=str(workdir / "cache"), device="cpu")
+    first = _run_and_explain(config)
     report = json.loads((first.out_dir / "neurons.json").read_text())
     assert first.neurons is not None and first.neurons.report["config"] == report["config"]
     assert report["config"]["top_k"] == 3 and report["config"]["modes"] == ["zero"]
@@ -547,25 +559,61 @@ def test_a_suite_with_a_neurons_table_runs_the_analysis_once(workdir):
     assert [a["stage"] for a in report["analyses"]] and {a["stage"] for a in report["analyses"]} == {"sticker"}
     stamp = (first.out_dir / "neurons.json").stat().st_mtime_ns
 
-    again = execute(config, progress=False)  # finished run, same analysis: nothing recomputed
+    again = _run_and_explain(config)  # finished run, same analysis: nothing recomputed
     assert again.resumed_complete and again.neurons is None
     assert any("already holds this analysis" in note for note in again.notes)
     assert (first.out_dir / "neurons.json").stat().st_mtime_ns == stamp
 
     # Another analysis of the same run (here: a multimodal threshold the suite leaves at its default) is
-    # not the suite's: it is redone.
-    from typobench.neurons.analysis import NeuronsConfig, analyze
-
+    # not the suite's: it is redone, in the session of the run read back.
     analyze(NeuronsConfig(str(first.out_dir), stages=["sticker"], top_k=3, draws=2, modes=("zero",), tau_text=1.5,
                           device="cpu", cache_dir=str(workdir / "cache")), progress=False)
-    redone = execute(config, progress=False)
-    assert redone.neurons is not None
+    redone = _run_and_explain(config)
+    assert redone.resumed_complete and redone.neurons is not None
     assert json.loads((first.out_dir / "neurons.json").read_text())["config"]["tau_text"] == 2.0
+    assert _findings(redone.neurons.report) == _findings(first.neurons.report)
 
-    skipped = execute(RunConfig(**{**vars(config), "out": str(workdir / "no-neurons"), "neurons": False}),
-                      progress=False)
-    assert skipped.neurons is None and not (skipped.out_dir / "neurons.json").exists()
-    assert skipped.results["config_hash"] == first.results["config_hash"]  # --no-neurons changes no number
+    plain = execute(RunConfig(**{**vars(config), "suite": "random-wrong-label", "out": str(workdir / "plain")}),
+                    progress=False)
+    assert explain_run(plain, progress=False) is None  # a suite without [neurons]: nothing to explain
+
+
+def test_run_cli_with_a_neurons_table_loads_the_model_once(workdir, monkeypatch, capsys):
+    """`typobench run --suite S` with a [neurons] table: the analysis runs in the run's session (one model
+    load); `typobench neurons --from` reopens the run from disk and finds the same blame and verdicts."""
+    import typobench.harness.session as session_module
+
+    loads: list[str] = []
+    real_load_model = session_module.load_model
+
+    def counting_load_model(name, *args, **kwargs):
+        loads.append(name)
+        return real_load_model(name, *args, **kwargs)
+
+    monkeypatch.setattr(session_module, "load_model", counting_load_model)
+    run = ["run", "--model", "tiny-rn", "--suite", str(_neurons_suite(workdir)), "--dataset", "folder",
+           "--data-root", str(workdir / "colours"), "--head", "linear-probe", "--limit", "40", "--batch-size", "16",
+           "--cache-dir", str(workdir / "cache"), "--device", "cpu", "--quiet"]
+    out = workdir / "cli-neurons"
+    assert main([*run, "--out", str(out)]) == 0
+    assert loads == ["tiny-rn"]
+    in_memory = json.loads((out / "neurons.json").read_text())
+    assert in_memory["run"]["config_hash"] == json.loads((out / "results.json").read_text())["config_hash"]
+    assert f"neurons {out / 'neurons.md'}" in capsys.readouterr().out
+
+    from_disk_dir = workdir / "cli-neurons-from-disk"
+    assert main(["neurons", "--from", str(out), "--out", str(from_disk_dir), "--stage", "sticker", "--top-k", "3",
+                 "--draws", "2", "--modes", "zero", "--batch-size", "16", "--cache-dir", str(workdir / "cache"),
+                 "--device", "cpu", "--quiet"]) == 0
+    assert loads == ["tiny-rn", "tiny-rn"]  # reopened from results.json
+    from_disk = json.loads((from_disk_dir / "neurons.json").read_text())
+    assert _findings(from_disk) == _findings(in_memory) and any(a["n_events"] for a in _findings(in_memory))
+    assert pd.read_csv(out / "neurons_blame.csv").equals(pd.read_csv(from_disk_dir / "neurons_blame.csv"))
+
+    skipped = workdir / "cli-no-neurons"
+    assert main([*run, "--out", str(skipped), "--no-neurons"]) == 0
+    assert not (skipped / "neurons.json").exists()
+    assert json.loads((skipped / "results.json").read_text())["config_hash"] == in_memory["run"]["config_hash"]
 
 
 def test_run_cli_no_neurons_flag_reaches_the_config():
@@ -582,10 +630,9 @@ def test_run_cli_no_neurons_flag_reaches_the_config():
 def test_toyclip_reading_failures_are_undone_by_ablating_the_blamed_neurons(tmp_path):
     """On the shipped demo model the neurons blamed for random-wrong-label failures (chosen on half the
     failures) restore more of the other half than every draw of random and of activation-matched neurons."""
-    from typobench.neurons.analysis import NeuronsConfig, analyze
-
     run = tmp_path / "run"
-    execute(RunConfig(model="toyclip", dataset="cifar10-sample", suite="random-wrong-label", limit=300,
+    # 500 images: on 300 (57 held-out failures) one random draw ties the blamed set at 3 of 57.
+    execute(RunConfig(model="toyclip", dataset="cifar10-sample", suite="random-wrong-label", limit=500,
                       batch_size=100, out=str(run), cache_dir=str(tmp_path / "cache"), device="cpu"), progress=False)
     report = analyze(NeuronsConfig(str(run), events=("failure",), top_k=10, draws=10, modes=("zero",), max_cards=0,
                                    ref_limit=200, device="cpu", cache_dir=str(tmp_path / "cache")),

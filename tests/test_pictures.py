@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import torch
 
-from typobench.pictures import save_example_grid, save_stage_accuracy
+from typobench.harness.pictures import save_example_grid, save_stage_accuracy
 
 DOLLARS = "$$$ sticker $$$"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from typobench.cli import main
-from typobench.results import read_predictions, read_results
+from typobench.harness.results import read_predictions, read_results
 
 
 def run_cli(tmp_path, *args: str) -> dict:

@@ -11,11 +11,12 @@ import pytest
 
 from typobench.cli import main
 from typobench.data import ImageDataset
-from typobench.evaluation import evaluate
-from typobench.resume import BatchStore
-from typobench.results import read_predictions, read_results
-from typobench.run import RunConfig, execute
-from typobench.stages import CleanStage, Stage, StageOutput
+from typobench.harness.evaluation import evaluate
+from typobench.harness.resume import BatchStore
+from typobench.harness.results import read_predictions, read_results
+from typobench.harness.config import RunConfig
+from typobench.harness.run import execute
+from typobench.stages.base import CleanStage, Stage, StageOutput
 
 from helpers import synthetic_dataset
 from test_stages import make_ctx
@@ -55,7 +56,7 @@ def test_same_run_again_is_not_recomputed_and_other_config_is_refused(tmp_path):
     first = execute(config, progress=False)
     again = execute(config, progress=False)
     assert again.resumed_complete and again.results == read_results(first.out_dir)
-    from typobench.errors import UsageError
+    from typobench.core.errors import UsageError
 
     with pytest.raises(UsageError, match="different configuration"):
         execute(small_config(tmp_path, suite=None, seed=5), progress=False)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import torch
 
-from typobench.classifier import ImageClassifier
+from typobench.models.classifier import ImageClassifier
 from typobench.heads import ZeroShotHead
 from typobench.models import load_model
-from typobench.runtime import Runtime
-from typobench.stages import Batch, RunContext
+from typobench.core.runtime import Runtime
+from typobench.stages.base import Batch, RunContext
 from typobench.suites import load_suite, parse_suite
 
 from helpers import images_batch

@@ -11,11 +11,10 @@ import pytest
 import torch
 from PIL import Image
 
-from typobench.cache import TensorCache
 from typobench.cli import main
-from typobench.errors import UsageError
-from typobench.models import load_model
-from typobench.stroop import (
+from typobench.core.errors import UsageError
+from typobench.core.runtime import Runtime
+from typobench.experiments.stroop import (
     DEFAULT_PALETTE,
     GOH_PROMPT,
     check_prompts,
@@ -26,8 +25,10 @@ from typobench.stroop import (
     score_stroop,
     stroop_design,
     stroop_stimuli,
-    zeroshot_classifier,
 )
+from typobench.harness.config import RunConfig
+from typobench.harness.session import Session
+from typobench.models import load_model
 
 COLOUR_PROMPT = "a photo of the color {}"
 
@@ -35,6 +36,12 @@ COLOUR_PROMPT = "a photo of the color {}"
 @pytest.fixture(scope="module")
 def tiny_rn():
     return load_model("tiny-rn", device="cpu")
+
+
+def _session(model, cache_dir, **options) -> Session:
+    """A session without data over an already loaded model (the Python API's way)."""
+    config = RunConfig(model="tiny-rn", device="cpu", cache_dir=str(cache_dir), **options)
+    return Session.of(config, Runtime(torch.device("cpu")), model, None)
 
 
 def _counts(stimuli):
@@ -135,11 +142,11 @@ class InkReader(torch.nn.Module):
         return -torch.cdist(colour, self.inks)
 
 
-def test_run_stroop_with_a_classifier_that_reads_the_ink(tiny_rn):
+def test_run_stroop_with_a_classifier_that_reads_the_ink(tiny_rn, tmp_path):
     reader = InkReader(DEFAULT_PALETTE)
     words = lambda x: torch.zeros(len(x), 8)  # noqa: E731 -- always "black"
-    result = run_stroop(tiny_rn, [GOH_PROMPT, COLOUR_PROMPT], classifiers={GOH_PROMPT: reader, COLOUR_PROMPT: words},
-                        batch_size=10)
+    session = _session(tiny_rn, tmp_path, batch_size=10)
+    result = run_stroop(session, [GOH_PROMPT, COLOUR_PROMPT], classifiers={GOH_PROMPT: reader, COLOUR_PROMPT: words})
     ink, black = result.metrics
     assert ink["incongruent_accuracy"]["value"] == 1.0
     assert ink["word_named"]["value"] == 0.0
@@ -153,21 +160,23 @@ def test_run_stroop_with_a_classifier_that_reads_the_ink(tiny_rn):
     assert frame.loc[frame["word"] == "example", "p_word"].isna().all()
     assert (frame.loc[(frame["prompt_index"] == 0), "outcome"] == "ink").all()
     assert result.image_size == tiny_rn.image_size
+    assert [p.head for p in result.prompts] == [{"kind": "custom"}, {"kind": "custom"}]
+    assert not list(tmp_path.iterdir())  # no zero-shot head was built for a prompt with its own classifier
 
 
 def test_zeroshot_path_matches_the_classifier_on_pixels(tiny_rn, tmp_path):
-    cache = TensorCache(tmp_path)
+    session = _session(tiny_rn, tmp_path)
     design = stroop_design()
     stimuli = stroop_stimuli(design)
-    classifiers = [zeroshot_classifier(tiny_rn, design.classnames, p, cache)[0] for p in (GOH_PROMPT, COLOUR_PROMPT)]
-    shared = classify_stimuli(stimuli, design, tiny_rn.image_size, classifiers, batch_size=16)
+    classifiers = [session.zeroshot_classifier(design.classnames, [p])[0] for p in (GOH_PROMPT, COLOUR_PROMPT)]
+    shared = classify_stimuli(stimuli, design, tiny_rn.image_size, classifiers, runtime=session.runtime, batch_size=16)
     with torch.no_grad():
         pixels = render_stimuli(stimuli, design, tiny_rn.image_size)
         direct = [c(pixels) for c in classifiers]
     for got, expected in zip(shared, direct):
         assert torch.allclose(got, expected, atol=1e-4)
     assert not torch.allclose(direct[0], direct[1])  # the prompt changes the class embeddings
-    result = run_stroop(tiny_rn, [GOH_PROMPT, COLOUR_PROMPT], cache=cache)
+    result = run_stroop(session, [GOH_PROMPT, COLOUR_PROMPT])
     assert torch.equal(torch.as_tensor(result.prompts[1].pred), direct[1].argmax(1))
     assert result.prompts[0].head["templates"] == [GOH_PROMPT]
 
@@ -209,6 +218,13 @@ def test_cli_writes_json_csv_and_one_picture_per_prompt(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "word named" in printed and COLOUR_PROMPT in printed
     record = json.loads((out / "stroop.json").read_text())
+    # The result envelope every command writes comes first, then the Stroop fields.
+    assert list(record)[:9] == ["schema_version", "kind", "created", "versions", "config_hash", "seed", "config",
+                                "model", "dataset"]
+    assert record["kind"] == "stroop" and record["dataset"] is None and record["seed"] == 0
+    assert record["config"]["prompts"] == [GOH_PROMPT, COLOUR_PROMPT] and record["config"]["precision"] == "fp32"
+    assert record["config"]["device_resolved"] == "cpu" and len(record["config_hash"]) == 64
+    assert "git_commit" in record["versions"]
     assert record["prompts"] == [GOH_PROMPT, COLOUR_PROMPT]
     assert record["model"]["label"] == "tiny-rn" and len(record["model"]["weights_sha256"]) == 64
     assert record["fonts"][0]["name"] == "sans" and len(record["fonts"][0]["sha256"]) == 64

@@ -6,8 +6,9 @@ import math
 
 import pytest
 
-from typobench.errors import UsageError
-from typobench.suites import PGDStage, TextStage, list_suites, load_suite, parse_suite
+from typobench.core.errors import UsageError
+from typobench.stages import PGDStage, TextStage
+from typobench.suites import list_suites, load_suite, parse_suite
 
 SHIPPED = {"default", "goh2021-imagenet", "random-wrong-label", "true-label-sticker", "control-word",
            "fort2021-cifar10", "fort2021-unbounded", "pgd-eps-sweep"}

@@ -14,25 +14,23 @@ import torch.nn.functional as F
 from typobench.data.classnames import CIFAR10_CLASSNAMES
 from typobench.models import load_model
 from typobench.models.builtin import WEIGHTS_DIR, get_builtin_model
-from typobench.results import read_results
-from typobench.run import RunConfig, execute
+from typobench.harness.results import read_results
+from typobench.harness.config import RunConfig
+from typobench.harness.run import execute
 from typobench.suites import load_suite
-from typobench.toyclip.data import (
+from typobench.toyclip.loss import dedupe_captions, multi_positive_contrastive_loss
+from typobench.toyclip.mixture import Mixture
+from typobench.toyclip.photos import PhotoBank
+from typobench.toyclip.recipes import KINDS, PRESETS, MixtureConfig, preset
+from typobench.toyclip.vocabulary import (
     CONTROL_WORDS,
     HELD_OUT_FONT,
     HELD_OUT_FONT_FAMILY,
-    KINDS,
-    PRESETS,
     STROOP_NEUTRAL,
     VOCABULARIES,
     VOCABULARY,
-    Mixture,
-    MixtureConfig,
-    PhotoBank,
-    preset,
     training_fonts,
 )
-from typobench.toyclip.loss import dedupe_captions, multi_positive_contrastive_loss
 from typobench.typographic import list_font_families, resolve_font
 
 CARD = Path(__file__).resolve().parents[1] / "typobench" / "models" / "TOYCLIP_CARD.md"
@@ -157,7 +155,7 @@ def test_held_out_font_and_control_words_never_reach_training():
 
 
 def test_made_up_words_are_word_like_and_never_a_held_out_word():
-    from typobench.toyclip.data import random_string
+    from typobench.toyclip.made_up_words import random_string
 
     rng = np.random.default_rng(0)
     words = [random_string(rng) for _ in range(2000)]
@@ -170,7 +168,7 @@ def test_made_up_words_are_word_like_and_never_a_held_out_word():
 def test_near_misses_look_like_a_class_name_but_are_never_one():
     from collections import Counter
 
-    from typobench.toyclip.data import near_miss
+    from typobench.toyclip.made_up_words import near_miss
 
     rng = np.random.default_rng(0)
     for classname in CIFAR10_CLASSNAMES:
@@ -239,11 +237,11 @@ def test_shipped_weights_classify_read_and_break_on_the_sample(default_run):
 
 
 def test_shipped_weights_read_the_word_or_the_ink_as_the_prompt_asks(tmp_path):
-    from typobench.cache import TensorCache
-    from typobench.stroop import run_stroop
+    from typobench.experiments.stroop import run_stroop
+    from typobench.harness.session import Session
 
-    result = run_stroop(load_model("toyclip", device="cpu"), ["a photo of a {}.", "a photo of the color {}."],
-                        cache=TensorCache(tmp_path))
+    session = Session.open(RunConfig(model="toyclip", device="cpu", cache_dir=str(tmp_path)), data=False)
+    result = run_stroop(session, ["a photo of a {}.", "a photo of the color {}."])
     word_prompt, colour_prompt = result.metrics
     # Card (576 stimuli): word named 99.8%, congruent 100% / ink named 100%.
     assert word_prompt["word_named"]["value"] > 0.7 and word_prompt["congruent_accuracy"]["value"] > 0.7

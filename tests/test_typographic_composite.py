@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from typobench.errors import UsageError
+from typobench.core.errors import UsageError
 from typobench.typographic import (
     TextStyle,
     alpha_coverage,

@@ -7,9 +7,9 @@ import json
 import pytest
 import torch
 
-from typobench.errors import UsageError
+from typobench.core.errors import UsageError
 from typobench.typographic import create_placement, derive_seed, list_placements, sample_generator
-from typobench.typographic.placement import boxes_overlap, center_box
+from typobench.typographic.geometry import boxes_overlap, center_box
 
 RANDOM_POLICIES = [("random", {}), ("random", {"n": 3}), ("random_off_center", {}), ("random_off_center", {"n": 2, "center_fraction": 0.3})]
 ALL_POLICIES = [("fixed", {}), ("fixed", {"x": 0.0, "y": 1.0}), ("copies", {}), ("copies", {"n": 5})] + RANDOM_POLICIES

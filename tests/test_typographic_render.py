@@ -10,7 +10,7 @@ import matplotlib
 import pytest
 import torch
 
-from typobench.errors import UsageError
+from typobench.core.errors import UsageError
 from typobench.typographic import (
     TextStyle,
     clear_render_cache,

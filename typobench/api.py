@@ -1,4 +1,4 @@
-"""The Python API for attack scripts: the machinery of ``typobench run`` and ``typobench ablate`` as functions.
+"""The Python API for attack scripts: the machinery of ``typobench run`` and ``typobench sweep`` as functions.
 
     import typobench.api as tb
 
@@ -10,7 +10,10 @@
 
 ``evaluate`` returns one row per stage (accuracy and targeted success with Wilson 95% intervals and n,
 mean fraction of pixels changed); ``sweep`` one row per grid point x stage, written with its plots to
-``out`` and resumable. Parameter paths are documented in :mod:`typobench.ablation`.
+``out`` and resumable. Parameter paths are documented in :mod:`typobench.suites.edit`.
+
+A model and a data set are loaded once and kept: every call on the same data, head and batch size
+runs in the same harness session (``typobench.harness.session.Session``), so the head is built once.
 """
 
 from __future__ import annotations
@@ -22,20 +25,25 @@ from typing import Any
 
 import pandas as pd
 
-from . import ablation
-from .ablation import Bench, SuiteSpec, expand_grid, plot_sweep, run_sweep, stages_frame
-from .data import ImageDataset, load_dataset
-from .errors import UsageError
-from .models import LoadedModel
-from .models import load_model as _load_model
-from .models.builtin import get_builtin_model
-from .run import DEFAULT_DATASET, DEFAULT_MODEL, RunConfig, limit_dataset
-from .runtime import Runtime
+from typobench.core.errors import UsageError
+from typobench.core.runtime import Runtime
+from typobench.data import ImageDataset, load_dataset
+from typobench.experiments.sweep import expand_grid, plot_sweep, run_sweep, stages_frame
+from typobench.harness.config import DEFAULT_DATASET, DEFAULT_MODEL, RunConfig, limit_dataset
+from typobench.harness.run import evaluate_in_memory
+from typobench.harness.run import run_suite as _run_suite
+from typobench.harness.session import Session
+from typobench.models import LoadedModel
+from typobench.models import load_model as _load_model
+from typobench.models.builtin import get_builtin_model
+from typobench.suites import edit
+from typobench.suites.edit import SuiteSpec
 
 
 @dataclass
 class Model:
-    """A loaded model (image tower + text tower) on its device; heads are built per data set and kept."""
+    """A loaded model (image tower + text tower) on its device; one session per data set, head and batch
+    size is kept, so each head is built once."""
 
     name: str
     pretrained: str | None
@@ -43,7 +51,7 @@ class Model:
     runtime: Runtime
     seed: int = 0
     cache_dir: str | None = None
-    _benches: dict[tuple, Bench] = field(default_factory=dict, repr=False)
+    _sessions: dict[tuple, Session] = field(default_factory=dict, repr=False)
 
     @property
     def label(self) -> str:
@@ -108,53 +116,59 @@ def load_data(name: str = DEFAULT_DATASET, model: Model | None = None, *, root: 
 
 def load_suite(name_or_path: str) -> SuiteSpec:
     """A suite by name (``typobench list suites``) or ``.toml`` path, ready to :func:`override`."""
-    return ablation.load_spec(name_or_path)
+    return edit.load_spec(name_or_path)
 
 
 def suite_from_toml(text: str, source: str = "suite") -> SuiteSpec:
     """A suite written inline, in the format of ``attacks/*.toml``."""
-    return ablation.spec_from_bytes(text.encode("utf-8"), source)
+    return edit.spec_from_bytes(text.encode("utf-8"), source)
 
 
 def override(suite: SuiteSpec, params: Mapping[str, Any]) -> SuiteSpec:
     """The suite with parameters changed by path (``text.size``, ``placement.copies``, ``pgd.eps``,
     ``STAGE.pgd.steps``, ...); every value is checked like a suite file field."""
-    return ablation.override(suite, params)
+    return edit.override(suite, params)
 
 
 def parameter_paths(suite: SuiteSpec) -> list[str]:
-    """Every ``GROUP.KEY`` path that changes something in ``suite``."""
-    groups = ablation.parameter_paths(suite)
-    paths = [f"{g}.{k}" for g in groups for k in ablation.GROUPS[g][1]]
-    return paths + (["placement.copies"] if "placement" in groups else [])
+    """Every ``GROUP.KEY`` path that changes something in ``suite`` (aliases such as ``placement.copies`` last)."""
+    groups = edit.parameter_paths(suite)
+    paths = [f"{g}.{k}" for g in groups for k in edit.group_keys(g)]
+    return paths + [f"{g}.{alias}" for (g, alias) in edit.KEY_ALIASES if g in groups]
 
 
-def _bench(model: Model, data: Data, head: str, batch_size: int, probe_train_limit: int | None) -> Bench:
+def session(model: Model, data: Data, *, head: str = "zeroshot", batch_size: int = 64,
+            probe_train_limit: int | None = None) -> Session:
+    """The harness session of ``model`` on ``data`` with this head and batch size: made once, then reused."""
     key = (id(data.dataset), head, batch_size, probe_train_limit)
-    if key not in model._benches:
+    if key not in model._sessions:
+        if data.seed != model.seed:
+            raise UsageError(f"the data subset was drawn with seed {data.seed} and the model loaded with seed "
+                             f"{model.seed}: use one seed for both")
         config = RunConfig(model=model.name, pretrained=model.pretrained, dataset=data.name, data_root=data.root,
                            split=data.split, download=data.download, classnames_file=data.classnames_file,
                            head=head, suite=None, limit=data.limit, probe_train_limit=probe_train_limit,
                            batch_size=batch_size, device=str(model.runtime.device),
                            precision=model.runtime.precision, seed=model.seed, cache_dir=model.cache_dir)
         config.validate()
-        if data.seed != model.seed:
-            raise UsageError(f"the data subset was drawn with seed {data.seed} and the model loaded with seed "
-                             f"{model.seed}: use one seed for both")
-        model._benches[key] = Bench.from_loaded(config, model.runtime, model.loaded, data.dataset)
-    return model._benches[key]
+        model._sessions[key] = Session.of(config, model.runtime, model.loaded, data.dataset)
+    return model._sessions[key]
 
 
 def run_suite(model: Model, data: Data, suite: SuiteSpec | str, *, head: str = "zeroshot", batch_size: int = 64,
               probe_train_limit: int | None = None, out: str | Path | None = None,
               progress: bool = False) -> SuiteResult:
     """Every stage of ``suite`` on ``data``: per-stage metrics and per-sample predictions. With ``out``
-    the evaluation is resumable there and a finished one is read back."""
+    the evaluation is resumable there (results.json, predictions.csv, suite.toml) and a finished one
+    is read back; without, nothing is kept on disk."""
     spec = load_suite(suite) if isinstance(suite, str) else suite
-    bench = _bench(model, data, head, batch_size, probe_train_limit)
-    result = bench.run_suite(spec.build(), None if out is None else Path(out), progress=progress,
-                             suite_text=None if out is None else spec.text)
-    return SuiteResult(stages_frame(result.stages), result.predictions)
+    run_in = session(model, data, head=head, batch_size=batch_size, probe_train_limit=probe_train_limit)
+    if out is None:
+        outcome = evaluate_in_memory(run_in, spec.build())
+    else:
+        outcome = _run_suite(run_in, spec.build(), Path(out), progress=progress, pictures=False,
+                             suite_text=spec.text)
+    return SuiteResult(stages_frame(outcome.results["stages"]), outcome.predictions)
 
 
 def evaluate(model: Model, data: Data, suite: SuiteSpec | str, *, head: str = "zeroshot", batch_size: int = 64,
@@ -171,15 +185,15 @@ def sweep(model: Model, data: Data, suite: SuiteSpec | str,
           head: str = "zeroshot", batch_size: int = 64, probe_train_limit: int | None = None,
           progress: bool = True, plots: bool = True) -> pd.DataFrame:
     """``suite`` at every point of ``grid``: ``{path: [values]}`` (every combination) or a list of
-    ``{path: value}`` points. Writes ``ablation.csv``/``.parquet`` and plots to ``out``; a rerun skips
+    ``{path: value}`` points. Writes ``sweep.csv``/``.parquet`` and plots to ``out``; a rerun skips
     finished points. Returns one row per point x stage, with a column per varied parameter."""
     spec = load_suite(suite) if isinstance(suite, str) else suite
     points = expand_grid(grid) if isinstance(grid, Mapping) else [dict(p) for p in grid]
-    bench = _bench(model, data, head, batch_size, probe_train_limit)
-    return run_sweep(bench, spec, points, out, progress=progress, plots=plots).table
+    run_in = session(model, data, head=head, batch_size=batch_size, probe_train_limit=probe_train_limit)
+    return run_sweep(run_in, spec, points, out, progress=progress, plots=plots).table
 
 
 __all__ = [
     "Data", "Model", "SuiteResult", "SuiteSpec", "evaluate", "expand_grid", "load_data", "load_model", "load_suite",
-    "override", "parameter_paths", "plot_sweep", "run_suite", "suite_from_toml", "sweep",
+    "override", "parameter_paths", "plot_sweep", "run_suite", "session", "suite_from_toml", "sweep",
 ]

@@ -1,25 +1,43 @@
-"""``typobench`` command line: one module per subcommand under ``typobench.commands``."""
+"""``typobench`` command line: one module per subcommand under ``typobench.commands``.
+
+Exit status: 0 done; 2 a usage error (one line naming the thing and the fix, argparse's own errors
+included: the usage block is for ``--help``); 1 the environment failed (disk full, no permission: one
+line naming the path; finished batches are kept, the same command resumes) or finished work on disk is
+inconsistent; 130 interrupted.
+"""
 
 from __future__ import annotations
 
 import argparse
+import errno
+import logging
 import sys
 from collections.abc import Sequence
 
-from . import __version__
-from .commands import COMMANDS
-from .errors import UsageError
+from typobench import __version__
+from typobench.commands import COMMANDS
+from typobench.core.errors import IntegrityError, UsageError
 
 EXIT_USAGE = 2
+EXIT_ENVIRONMENT = 1
+EXIT_INTERRUPTED = 130
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (a ``UsageError``), not the usage block plus a line."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise UsageError(f"{message} (see `{self.prog} --help`)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="typobench",
         description="Measure how CLIP-style models fail under typographic and pixel attacks.",
         epilog="Run `typobench COMMAND --help` for the options of each command.",
     )
     parser.add_argument("--version", action="version", version=f"typobench {__version__}")
+    # Subparsers are built with the parent's class, so every subcommand's errors are one line too.
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for command in COMMANDS:
         command.register(subparsers)
@@ -27,18 +45,35 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    # Notices of the library (a damaged cache entry rebuilt, a damaged batch recomputed): one line each.
+    logging.basicConfig(format="typobench: %(message)s", level=logging.WARNING)
     try:
+        args = build_parser().parse_args(argv)
         return int(args.handler(args) or 0)
     except UsageError as exc:
-        # A user-fixable problem: one line, no traceback.
         print(f"typobench: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except IntegrityError as exc:
+        print(f"typobench: error: {exc}", file=sys.stderr)
+        return EXIT_ENVIRONMENT
+    except OSError as exc:
+        print(f"typobench: error: {environment_message(exc)}", file=sys.stderr)
+        return EXIT_ENVIRONMENT
     except KeyboardInterrupt:
         print("typobench: interrupted; finished batches are saved, run the same command again to resume",
               file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+
+
+def environment_message(exc: OSError) -> str:
+    """One line for a failure of the machine rather than of the input: what, which path, what to do."""
+    path = exc.filename or "a file"
+    what = exc.strerror or str(exc)
+    if exc.errno == errno.ENOSPC:
+        return f"cannot write {path}: {what}; free some space and run the same command again to resume"
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"cannot write {path}: {what}; pick a writable --out (or --cache-dir) and run again"
+    return f"{path}: {what}"
 
 
 if __name__ == "__main__":

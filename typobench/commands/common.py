@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..heads import HEAD_KINDS
-from ..run import DEFAULT_DATASET, DEFAULT_DEMO_LIMIT, DEFAULT_MODEL, DEFAULT_SUITE, RunConfig
+from typobench.heads import HEAD_KINDS
+from typobench.harness.config import DEFAULT_DATASET, DEFAULT_DEMO_LIMIT, DEFAULT_MODEL, DEFAULT_SUITE, RunConfig
 
 
 def positive_int(text: str) -> int:
@@ -53,8 +53,11 @@ def add_runtime_options(parser: argparse.ArgumentParser, *, workers: bool = True
     runtime.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32",
                          help="autocast precision (weights stay fp32)")
     runtime.add_argument("--batch-size", type=positive_int, default=64)
-    if workers:
+    if workers:  # commands that stream a data set
         runtime.add_argument("--workers", type=int, default=0, help="data loader worker processes")
+        runtime.add_argument("--checkpoint-every", dest="checkpoint_seconds", type=float, default=15.0, metavar="SECONDS",
+                             help="save finished batches at least this often, so an interrupted run resumes from there "
+                                  "(default: 15)")
     runtime.add_argument("--seed", type=int, default=0, help="seed for subsets, placements, attacks, random models")
     runtime.add_argument("--cache-dir", default=None,
                          help="cache for zero-shot weights and probe features (default: $TYPOBENCH_CACHE "

@@ -6,9 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..leaderboard.boards import ENTRIES_DIR, TABLES_DIR, load_boards
-from ..leaderboard.build import build
-from ..leaderboard.validate import entry_files, validate_paths
+from typobench.leaderboard.boards import ENTRIES_DIR, ROOT_HELP, TABLES_DIR, load_boards
+from typobench.leaderboard.build import build
+from typobench.leaderboard.validate import entry_files, validate_paths
 
 EXIT_INVALID = 1
 
@@ -27,8 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     check = actions.add_parser("validate", help="validate entry files (default: every entry)",
                                description="Validate entries; prints one line per entry, exits 1 if any is invalid.")
     check.add_argument("files", nargs="*", metavar="FILE", help=f"entry files (default: <root>/{ENTRIES_DIR}/*/*.json)")
-    check.add_argument("--root", default=None, help="leaderboards folder with boards.toml (default: the checkout's "
-                                                     "leaderboards/)")
+    check.add_argument("--root", default=None, help=ROOT_HELP)
     check.add_argument("--quiet", action="store_true", help="print only invalid entries")
     check.set_defaults(handler=handle_validate)
 
@@ -36,8 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               description="Validate every entry, then write leaderboards.md, leaderboards.csv, "
                                           "headline.csv and index.html (sortable, works offline). Writes nothing "
                                           "when an entry is invalid.")
-    make.add_argument("--root", default=None, help="leaderboards folder with boards.toml (default: the checkout's "
-                                                    "leaderboards/)")
+    make.add_argument("--root", default=None, help=ROOT_HELP)
     make.add_argument("--entries", default=None, help=f"entries folder (default: <root>/{ENTRIES_DIR}/)")
     make.add_argument("--out", default=None, help=f"tables folder (default: <root>/{TABLES_DIR}/)")
     make.add_argument("--check", action="store_true",

@@ -6,11 +6,13 @@ import argparse
 
 import open_clip
 
-from ..data import dataset_entry, list_datasets
-from ..errors import unknown_name_error
-from ..models import list_builtin_models
-from ..models.builtin import get_builtin_model
-from ..suites import list_suites, load_suite, suites_dir
+from typobench.data import dataset_entry, list_datasets
+from typobench.core.errors import UsageError, unknown_name_error
+from typobench.models import list_builtin_models
+from typobench.models.builtin import get_builtin_model
+from typobench.shipped import shipped_suites_dir
+from typobench.suites import find_suites, load_suite
+from typobench.suites.files import SHIPPED, SUITES_ENV
 
 TOPICS = ("models", "datasets", "suites")
 
@@ -55,10 +57,19 @@ def print_models(only: str | None = None) -> None:
 
 
 def print_suites() -> None:
-    print(f"attack suites in {suites_dir()} (run one with `typobench run --suite NAME`):")
-    for name in list_suites():
-        suite = load_suite(name)
-        print(f"  {name:<22} {len(suite.stages):>2} stages  {suite.description.splitlines()[0][:100]}")
+    """Each suite with where it comes from: shipped, or the folder of ``$TYPOBENCH_SUITES_DIR`` that holds it."""
+    suites = find_suites()
+    print(f"attack suites (run one with `typobench run --suite NAME`; {SHIPPED}: {shipped_suites_dir()}; "
+          f"add folders of your own with ${SUITES_ENV}):")
+    for found in suites.values():
+        origin = found.origin + (f" (shadows the {SHIPPED} one)" if found.shadows_shipped else "")
+        try:
+            suite = load_suite(str(found.path))
+        except UsageError as exc:  # one broken suite of a user's folder must not hide the others
+            print(f"  {found.name:<22} invalid   {origin}  {exc}")
+            continue
+        description = suite.description.splitlines()[0][:90] if suite.description else ""
+        print(f"  {found.name:<22} {len(suite.stages):>2} stages  {origin}  {description}")
 
 
 def print_datasets() -> None:

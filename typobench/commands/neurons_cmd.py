@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from ..neurons.ablation import ABLATION_MODES
-from ..neurons.analysis import EVENT_KINDS, NeuronsConfig, analyze
-from ..neurons.attribution import RANK_BY
-from ..neurons.cards import DEFAULT_WORDS
-from .common import positive_int
+from typobench.neurons.analysis import analyze
+from typobench.neurons.cards import DEFAULT_WORDS
+from typobench.neurons.options import ABLATION_MODES, EVENT_KINDS, RANK_BY, NeuronsConfig
+from typobench.commands.common import positive_int
 
 
 def _csv_list(choices):

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-from ..report import print_run_summary
-from ..run import DEFAULT_DATASET, DEFAULT_DEMO_LIMIT, execute
-from .common import add_model_data_options, config_from_args
+from typobench.harness.report import print_run_summary
+from typobench.harness.config import DEFAULT_DATASET, DEFAULT_DEMO_LIMIT
+from typobench.harness.run import execute
+from typobench.neurons.after_run import explain_run
+from typobench.commands.common import add_model_data_options, config_from_args
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -33,6 +35,9 @@ def handle(args: argparse.Namespace) -> int:
     if args.limit is None and args.dataset == DEFAULT_DATASET:
         args.limit = DEFAULT_DEMO_LIMIT
         print(f"built-in default: {DEFAULT_DEMO_LIMIT} images of {DEFAULT_DATASET} (pass --limit 1000 for all of it)")
-    outcome = execute(config_from_args(args), progress=not args.quiet)
+    config = config_from_args(args)
+    outcome = execute(config, progress=not args.quiet)
+    if config.neurons:  # the suite's [neurons] analysis, in the run's session: nothing is loaded again
+        outcome.neurons = explain_run(outcome, progress=not args.quiet)
     print_run_summary(outcome)
     return 0

@@ -3,29 +3,21 @@
 from __future__ import annotations
 
 import argparse
-import time
-from pathlib import Path
 
-from ..cache import TensorCache, default_cache_dir
-from ..models import load_model
-from ..results import environment, utc_now
-from ..runtime import Runtime
-from ..stroop import (
+from typobench.commands.common import add_model_options, add_runtime_options
+from typobench.experiments.stroop import (
     DEFAULT_BACKGROUND,
     DEFAULT_NEUTRAL,
     DEFAULT_PALETTE,
     DEFAULT_SIZES,
     GOH_PROMPT,
-    check_prompts,
-    default_stroop_out_dir,
+    StroopConfig,
+    StroopOutcome,
+    execute_stroop,
     hex_colour,
     metrics_table,
-    run_stroop,
-    stroop_config_hash,
-    stroop_design,
-    write_stroop_outputs,
 )
-from .common import add_model_options, add_runtime_options
+from typobench.harness.config import RunConfig
 
 _DEFAULT_PALETTE_TEXT = ",".join(f"{name}={hex_colour(rgb)}" for name, rgb in DEFAULT_PALETTE.items())
 
@@ -71,31 +63,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    started = time.perf_counter()
-    runtime = Runtime.create(args.device, args.precision)
-    # Validate the cheap things before loading a model.
-    prompts = check_prompts(args.prompts)
+    run = RunConfig(model=args.model, pretrained=args.pretrained, device=args.device, precision=args.precision,
+                    seed=args.seed, cache_dir=args.cache_dir, batch_size=args.batch_size, out=args.out)
     words = [w for w in args.words.split(",") if w.strip()] if args.words else None
-    design_options = dict(palette=args.palette, words=words, neutral=args.neutral, fonts=args.fonts,
-                          sizes=args.sizes, background=args.background)
-    stroop_design(**design_options)
+    config = StroopConfig(run, prompts=args.prompts, palette=args.palette, words=words, neutral=args.neutral,
+                          fonts=args.fonts, sizes=args.sizes, background=args.background)
+    print_summary(execute_stroop(config))
+    return 0
 
-    loaded = load_model(args.model, args.pretrained, device=runtime.device, seed=args.seed)
-    cache = TensorCache(args.cache_dir or default_cache_dir())
-    result = run_stroop(loaded, prompts, **design_options, cache=cache, runtime=runtime, batch_size=args.batch_size)
 
-    config_hash = stroop_config_hash(result, {"precision": args.precision})
-    out_dir = Path(args.out) if args.out else default_stroop_out_dir(loaded.spec.label, config_hash)
-    config = {k: v for k, v in vars(args).items() if k != "handler"}
-    extra = {
-        "created": utc_now(),
-        "versions": environment(),
-        "config_hash": config_hash,
-        "config": {**config, "device_resolved": str(runtime.device)},
-        "elapsed_s": round(time.perf_counter() - started, 3),
-    }
-    files = write_stroop_outputs(result, out_dir, extra)
-
+def print_summary(outcome: StroopOutcome) -> None:
+    result, files = outcome.result, outcome.files
     model = result.model or {}
     counts = result.to_dict()["counts"]
     design = result.design
@@ -111,4 +89,3 @@ def handle(args: argparse.Namespace) -> int:
     print(f"        {files['csv']}")
     for i in range(len(result.prompts)):
         print(f"        {files[f'png_{i}']}")
-    return 0

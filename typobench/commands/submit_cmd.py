@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from ..errors import UsageError
-from ..leaderboard.boards import ENTRIES_DIR, column_label, load_boards
-from ..leaderboard.entry import default_submitter, entry_from_run, entry_path, write_entry
-from ..leaderboard.render import format_value, unit
-from ..leaderboard.validate import Validator, read_entry
+from typobench.core.errors import UsageError
+from typobench.leaderboard.boards import ENTRIES_DIR, ROOT_HELP, column_label, load_boards, writable_folder
+from typobench.leaderboard.entry import default_submitter, entry_from_run, entry_path, write_entry
+from typobench.leaderboard.render import format_value, unit
+from typobench.leaderboard.validate import Validator, read_entry
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,8 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--model-name", default=None,
                         help="model name on the board (default: NAME:TAG of the run; needed for local checkpoints "
                              "whose file name is not a good name)")
-    parser.add_argument("--root", default=None, help="leaderboards folder with boards.toml (default: the checkout's "
-                                                      "leaderboards/)")
+    parser.add_argument("--root", default=None, help=ROOT_HELP)
     parser.add_argument("--out", default=None, help=f"entries folder (default: <root>/{ENTRIES_DIR}/)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing entry of this model on the board")
     parser.set_defaults(handler=handle)
@@ -38,9 +36,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     boards = load_boards(args.root)
+    out_dir = writable_folder(boards, ENTRIES_DIR, args.out, "--out")
     submitter = args.submitter if args.submitter is not None else default_submitter()
     board, entry = entry_from_run(args.results_dir, boards, submitter=submitter, model_name=args.model_name)
-    out_dir = Path(args.out) if args.out else (boards.root or Path(".")) / ENTRIES_DIR
     path = entry_path(out_dir, board.id, entry["model"]["label"])
     try:
         valid = Validator(boards).validate(entry, path=path)

@@ -10,12 +10,12 @@ templates and stable per-item ``sample_ids``, and can be cut down with :func:`st
 
 from __future__ import annotations
 
-from .base import ImageDataset, ImageReadError, PixelTransform, read_rgb
-from .classnames import CIFAR10_CLASSNAMES, CIFAR100_CLASSNAMES, imagenet_classnames, imagenet_wnids
-from . import realworld  # noqa: F401  (registers materzynska, paint, rta100, scam)
-from .registry import DatasetEntry, dataset_entry, list_datasets, load_dataset, register_dataset
-from .sampling import sample_hash, stratified_subset
-from .templates import CIFAR_TEMPLATES, GENERIC_TEMPLATES, openai_imagenet_templates
+from typobench.data.base import ImageDataset, ImageReadError, PixelTransform, read_rgb
+from typobench.data.classnames import CIFAR10_CLASSNAMES, CIFAR100_CLASSNAMES, imagenet_classnames, imagenet_wnids
+from typobench.data import realworld  # noqa: F401  (registers materzynska, paint, rta100, scam)
+from typobench.data.registry import DatasetEntry, dataset_entry, list_datasets, load_dataset, register_dataset
+from typobench.data.sampling import sample_hash, stratified_subset
+from typobench.data.templates import CIFAR_TEMPLATES, GENERIC_TEMPLATES, openai_imagenet_templates
 
 __all__ = [
     "CIFAR10_CLASSNAMES",

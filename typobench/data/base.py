@@ -19,9 +19,9 @@ import PIL.Image
 import torch
 from torch.utils.data import Dataset
 
-from typobench.errors import UsageError
+from typobench.core.errors import UsageError
 
-from .sampling import sample_hash
+from typobench.data.sampling import sample_hash
 
 PixelTransform = Callable[[PIL.Image.Image], torch.Tensor]
 """The model's resize/crop + ``ToTensor`` (no ``Normalize``): PIL image -> ``[3, H, W]`` float in [0, 1]."""

@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from .base import ArrayLoader, ImageDataset, PixelTransform
-from .classnames import CIFAR10_CLASSNAMES
-from .templates import CIFAR_TEMPLATES
+from typobench.data.base import ArrayLoader, ImageDataset, PixelTransform
+from typobench.data.classnames import CIFAR10_CLASSNAMES
+from typobench.data.templates import CIFAR_TEMPLATES
 
 SAMPLE_FILE = "cifar10_sample.npz"
 SAMPLE_NAME = "cifar10-sample"

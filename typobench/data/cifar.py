@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from typobench.errors import UsageError
+from typobench.core.errors import UsageError
 
-from .base import ArrayLoader, ImageDataset, PixelTransform
-from .classnames import CIFAR10_CLASSNAMES, CIFAR100_CLASSNAMES
-from .templates import CIFAR_TEMPLATES
+from typobench.data.base import ArrayLoader, ImageDataset, PixelTransform
+from typobench.data.classnames import CIFAR10_CLASSNAMES, CIFAR100_CLASSNAMES
+from typobench.data.templates import CIFAR_TEMPLATES
 
 _BASE_FOLDER = {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python"}
 

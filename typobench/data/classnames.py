@@ -6,7 +6,7 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
-from typobench.errors import UsageError
+from typobench.core.errors import UsageError
 
 # torchvision's CIFAR10 order (= ImageFolder's alphabetical order of the JPEG conversion's folders).
 CIFAR10_CLASSNAMES: tuple[str, ...] = (

@@ -12,11 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from typobench.errors import UsageError
+from typobench.core.errors import UsageError
 
-from .base import FileLoader, ImageDataset, PixelTransform
-from .classnames import CIFAR10_CLASSNAMES, folder_to_classname
-from .templates import CIFAR_TEMPLATES, GENERIC_TEMPLATES
+from typobench.data.base import FileLoader, ImageDataset, PixelTransform
+from typobench.data.classnames import CIFAR10_CLASSNAMES, folder_to_classname
+from typobench.data.templates import CIFAR_TEMPLATES, GENERIC_TEMPLATES
 
 # Same set as torchvision's IMG_EXTENSIONS; compared case-insensitively (ImageNet uses ".JPEG").
 IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")

@@ -10,12 +10,12 @@ import os
 import re
 from pathlib import Path
 
-from typobench.errors import UsageError
+from typobench.core.errors import UsageError
 
-from .base import FileLoader, ImageDataset, PixelTransform
-from .classnames import imagenet_classnames, imagenet_wnid_to_index
-from .folder import check_root_exists, folder_dataset, is_image_file, scan_image_folder
-from .templates import openai_imagenet_templates
+from typobench.data.base import FileLoader, ImageDataset, PixelTransform
+from typobench.data.classnames import imagenet_classnames, imagenet_wnid_to_index
+from typobench.data.folder import check_root_exists, folder_dataset, is_image_file, scan_image_folder
+from typobench.data.templates import openai_imagenet_templates
 
 _WNID = re.compile(r"n\d{8}")
 

@@ -1,12 +1,10 @@
 """Published real-photo typographic attack data sets, loaded from a local copy: ``materzynska``,
 ``paint``, ``rta100`` and ``scam``.
 
-All four are scored in *union-label* mode: the classes are the sorted union of the true labels and
-the attack words (normalised: lower-case, stripped, ``_`` -> space, runs of spaces collapsed), the
-only template is ``"a photo of a {}."``, ``labels`` index the true object and ``text_targets`` index
-the word written in the image (``-1`` where nothing is written). A word that is both a true label
-and an attack word is one class. Sample ids are paths relative to ``--data-root`` (POSIX ``/``),
-items are sorted by id. Nothing is ever downloaded.
+All four are scored in *union-label* mode (:mod:`.union_labels`): the classes are the sorted union
+of the true labels and the attack words, ``labels`` index the true object and ``text_targets`` the
+word written in the image (``-1`` where nothing is written). Sample ids are paths relative to
+``--data-root`` (POSIX ``/``), items are sorted by id. Nothing is ever downloaded.
 
 On-disk layouts (what each loader expects, and how sure we are):
 
@@ -58,65 +56,16 @@ import json
 import os
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from types import MappingProxyType
 from typing import Any
 
-from typobench.errors import UsageError
+from typobench.core.errors import UsageError
 
-from .base import FileLoader, ImageDataset, PixelTransform
-from .folder import check_root_exists, is_image_file
-from .registry import DatasetEntry, register_dataset
-
-UNION_TEMPLATES: tuple[str, ...] = ("a photo of a {}.",)
-NO_TEXT = -1
-
-
-def normalize_label(text: str) -> str:
-    """``" Golden_Retriever "`` -> ``"golden retriever"``: lower-case, ``_`` -> space, whitespace collapsed."""
-    return " ".join(text.replace("_", " ").lower().split())
-
-
-@dataclass(frozen=True)
-class AttackItem:
-    """One photo: its path relative to the data root, true object, and written word (``""`` = none)."""
-
-    relpath: str
-    label: str
-    text: str
-
-
-def union_dataset(
-    *,
-    name: str,
-    root: Path,
-    split: str,
-    items: list[AttackItem],
-    transform: PixelTransform,
-    vocabulary: Iterable[AttackItem] | None = None,
-) -> ImageDataset:
-    """An :class:`ImageDataset` in union-label mode over ``items`` (sorted by path).
-
-    ``vocabulary`` (default: ``items``) are the items whose labels and words make up the classes.
-    """
-    items = sorted(items, key=lambda it: it.relpath)
-    vocabulary = items if vocabulary is None else list(vocabulary)
-    classes = sorted({it.label for it in vocabulary} | {it.text for it in vocabulary if it.text})
-    index = {c: i for i, c in enumerate(classes)}
-    relpaths = [it.relpath for it in items]
-    return ImageDataset(
-        name=name,
-        split=split,
-        classnames=classes,
-        templates=UNION_TEMPLATES,
-        labels=[index[it.label] for it in items],
-        sample_ids=relpaths,
-        loader=FileLoader(root, relpaths),
-        transform=transform,
-        root=root,
-        text_targets=[index[it.text] if it.text else NO_TEXT for it in items],
-    )
+from typobench.data.base import ImageDataset, PixelTransform
+from typobench.data.folder import check_root_exists, is_image_file
+from typobench.data.registry import DatasetEntry, register_dataset
+from typobench.data.union_labels import AttackItem, normalize_label, union_dataset
 
 
 def walk_files(root: Path) -> Iterable[tuple[Path, str]]:

@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
-from typobench.errors import UsageError, unknown_name_error
+from typobench.core.errors import UsageError, unknown_name_error
 
-from . import bundled, cifar, folder, imagenet
-from .base import ImageDataset, PixelTransform
-from .classnames import read_classnames_file
+from typobench.data import bundled, cifar, folder, imagenet
+from typobench.data.base import ImageDataset, PixelTransform
+from typobench.data.classnames import read_classnames_file
 
 LIST_COMMAND = "typobench list datasets"
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
-from typobench.errors import UsageError
+from typobench.core.errors import UsageError
 
 
 def _rank_key(seed: int, kind: str, value: int) -> bytes:

@@ -1,7 +1,7 @@
 """Classifier heads on top of the image tower: zero-shot and linear probe."""
 
-from .linear_probe import DEFAULT_WEIGHT_DECAYS, LinearProbeHead, ProbeReport, fit_logistic_regression, train_linear_probe
-from .zeroshot import ZeroShotHead, zeroshot_class_embeddings
+from typobench.heads.linear_probe import DEFAULT_WEIGHT_DECAYS, LinearProbeHead, ProbeReport, fit_logistic_regression, train_linear_probe
+from typobench.heads.zeroshot import ZeroShotHead, zeroshot_class_embeddings
 
 HEAD_KINDS = ("zeroshot", "linear-probe")
 

@@ -7,14 +7,14 @@ from typing import Any
 
 from torch import nn
 
-from ..cache import TensorCache, content_key
-from ..classifier import ImageClassifier
-from ..data import ImageDataset, sample_hash
-from ..features import extract_features, features_cache_key
-from ..models import LoadedModel
-from ..runtime import Runtime
-from .linear_probe import train_linear_probe
-from .zeroshot import ZeroShotHead, zeroshot_class_embeddings
+from typobench.core.cache import TensorCache, content_key
+from typobench.models.classifier import ImageClassifier
+from typobench.data import ImageDataset, sample_hash
+from typobench.heads.features import extract_features, features_cache_key
+from typobench.models import LoadedModel
+from typobench.core.runtime import Runtime
+from typobench.heads.linear_probe import train_linear_probe
+from typobench.heads.zeroshot import ZeroShotHead, zeroshot_class_embeddings
 
 
 def build_zeroshot_head(

@@ -7,11 +7,13 @@
 * ``typobench leaderboard build`` -- Markdown, CSV and a static HTML page (:func:`build`).
 """
 
-from .boards import Board, Boards, Column, leaderboards_dir, load_boards, published_suite_sha256, stroop_protocol_sha256
-from .build import BuildOutcome, build
-from .entry import ENTRY_SCHEMA, dumps_entry, entry_from_run, entry_path, model_slug, write_entry
-from .scoring import headline_values, predictions_frame, rescore_stroop, rescore_suite
-from .validate import EntryError, ValidEntry, Validator, entry_files, parse_entry_text, read_entry, validate_paths
+from typobench.leaderboard.boards import Board, Boards, Column, leaderboards_dir, load_boards, published_suite_sha256, stroop_protocol_sha256
+from typobench.leaderboard.build import BuildOutcome, build
+from typobench.leaderboard.entry import ENTRY_SCHEMA, dumps_entry, entry_from_run, entry_path, model_slug, write_entry
+from typobench.leaderboard.scoring import headline_values, predictions_frame, rescore_stroop, rescore_suite
+from typobench.leaderboard.entry_fields import EntryError
+from typobench.leaderboard.entry_reading import parse_entry_text, read_entry
+from typobench.leaderboard.validate import ValidEntry, Validator, entry_files, validate_paths
 
 __all__ = [
     "ENTRY_SCHEMA",

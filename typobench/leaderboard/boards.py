@@ -20,13 +20,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import UsageError
+from typobench.core.errors import UsageError
+from typobench.experiments.stroop.design import stroop_design
+from typobench.shipped import in_source_checkout, shipped_leaderboards_dir
+from typobench.suites import load_suite, published_suite_path
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
+LEADERBOARDS_ENV = "TYPOBENCH_LEADERBOARDS_DIR"
+ROOT_HELP = (f"leaderboards folder with boards.toml (default: ${LEADERBOARDS_ENV}, else the leaderboards shipped "
+             "with typobench)")
 BOARDS_FILE = "boards.toml"
 ENTRIES_DIR = "entries"
 TABLES_DIR = "tables"
@@ -40,9 +46,25 @@ SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
 def leaderboards_dir() -> Path:
-    """``$TYPOBENCH_LEADERBOARDS_DIR``, else the ``leaderboards/`` folder of the typobench checkout."""
-    env = os.environ.get("TYPOBENCH_LEADERBOARDS_DIR")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "leaderboards"
+    """``$TYPOBENCH_LEADERBOARDS_DIR``, else the shipped leaderboards (in a checkout: its ``leaderboards/``)."""
+    env = os.environ.get(LEADERBOARDS_ENV)
+    return Path(env) if env else shipped_leaderboards_dir()
+
+
+def writable_folder(boards: Boards, subfolder: str, given: str | Path | None, option: str) -> Path:
+    """Where a writing command writes: ``given`` (its ``option``), else ``<root>/<subfolder>``.
+
+    The default is refused when the root is the copy shipped inside an installed package, so that no
+    command edits site-packages; in a source checkout that copy is the version-controlled one, written on purpose.
+    """
+    if given:
+        return Path(given)
+    root = boards.root or Path(".")
+    shipped = shipped_leaderboards_dir()
+    if root.resolve() == shipped.resolve() and not in_source_checkout(shipped):
+        raise UsageError(f"{root / subfolder} belongs to the installed typobench package (read-only): pass "
+                         f"{option} FOLDER, or --root FOLDER (a copy of the leaderboards with boards.toml)")
+    return root / subfolder
 
 
 def is_safe_id(text: Any) -> bool:
@@ -219,7 +241,8 @@ def load_boards(root: str | Path | None = None) -> Boards:
     root = Path(root) if root is not None else leaderboards_dir()
     path = root / BOARDS_FILE
     if not path.is_file():
-        raise UsageError(f"board protocols '{path}' not found: run from a typobench checkout or pass --root")
+        raise UsageError(f"board protocols '{path}' not found: pass --root (or set ${LEADERBOARDS_ENV}) to a folder "
+                         f"with {BOARDS_FILE}")
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
@@ -256,24 +279,23 @@ def load_boards(root: str | Path | None = None) -> Boards:
 
 
 def published_suite_sha256(board: Board) -> str:
-    """The sha256 of the board's published suite: ``attacks/<suite>.toml``, or the Stroop design."""
+    """The sha256 of the board's published suite (:func:`published_suite_file`), or of the Stroop design."""
     if board.kind == "stroop":
-        from ..stroop import stroop_design
-
         return stroop_protocol_sha256(stroop_design().to_dict(), board.prompt or "")
-    from ..suites import suites_dir
+    return hashlib.sha256(published_suite_file(board).read_bytes()).hexdigest()
 
-    path = suites_dir() / f"{board.suite}.toml"
-    if not path.is_file():
-        raise UsageError(f"board '{board.id}': its published suite {path} is missing")
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+def published_suite_file(board: Board) -> Path:
+    """The file of a suite board's published suite: the shipped ``attacks/<suite>.toml``."""
+    try:
+        return published_suite_path(board.suite)
+    except UsageError as exc:
+        raise UsageError(f"board '{board.id}': its published suite is missing ({exc})") from None
 
 
 def published_suite(board: Board):
     """The parsed published suite of a suite board (stage names, eps for labels)."""
-    from ..suites import load_suite, suites_dir
-
-    return load_suite(str(suites_dir() / f"{board.suite}.toml"))
+    return load_suite(str(published_suite_file(board)))
 
 
 def stroop_protocol_sha256(design: dict[str, Any], prompt: str) -> str:

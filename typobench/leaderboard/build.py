@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..atomic import write_text_atomic
-from .boards import ENTRIES_DIR, TABLES_DIR, Boards, load_boards
-from .render import render_all
-from .validate import ValidEntry, Validator, entry_files, validate_paths
+from typobench.core.atomic import write_text_atomic
+from typobench.leaderboard.boards import ENTRIES_DIR, TABLES_DIR, Boards, load_boards, writable_folder
+from typobench.leaderboard.render import render_all
+from typobench.leaderboard.validate import ValidEntry, Validator, entry_files, validate_paths
 
 
 @dataclass
@@ -33,7 +33,8 @@ def build(root: str | Path | None = None, *, entries_dir: str | Path | None = No
     boards = load_boards(root)
     base = boards.root or Path(".")
     entries_dir = Path(entries_dir) if entries_dir else base / ENTRIES_DIR
-    out_dir = Path(out_dir) if out_dir else base / TABLES_DIR
+    # check only compares, so it may read the installed package's tables; writing them is refused.
+    out_dir = Path(out_dir or base / TABLES_DIR) if check else writable_folder(boards, TABLES_DIR, out_dir, "--out")
     entries, invalid = validate_paths(entry_files(entries_dir), boards)
     outcome = BuildOutcome(entries, invalid)
     if invalid:

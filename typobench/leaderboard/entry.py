@@ -16,12 +16,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..data import sample_hash
-from ..errors import UsageError
-from ..results import PREDICTIONS_FILE, RESULTS_FILE, utc_now
-from ..stroop import STROOP_CSV, STROOP_JSON
-from .boards import STROOP_DATASET, STROOP_SUITE, Board, Boards, is_safe_id, stroop_protocol_sha256
-from .scoring import STAGE_METRIC_FIELDS, headline_values
+from typobench.data import sample_hash
+from typobench.core.errors import UsageError
+from typobench.harness.results import PREDICTIONS_FILE, RESULTS_FILE, utc_now
+from typobench.experiments.stroop import STROOP_CSV, STROOP_JSON
+from typobench.leaderboard.boards import STROOP_DATASET, STROOP_SUITE, Board, Boards, is_safe_id, stroop_protocol_sha256
+from typobench.leaderboard.scoring import STAGE_METRIC_FIELDS, headline_values
 
 ENTRY_SCHEMA = 1
 # Model labels: open_clip names and tags, hf-hub:org/repo. No '..', no leading '/', no control characters.
@@ -81,7 +81,7 @@ def dumps_entry(obj: Any, indent: int = 0) -> str:
 
 
 def write_entry(path: str | Path, entry: dict[str, Any]) -> None:
-    from ..atomic import write_text_atomic
+    from typobench.core.atomic import write_text_atomic
 
     write_text_atomic(path, dumps_entry(entry) + "\n")
 
@@ -177,7 +177,7 @@ def _finish(board: Board, boards: Boards, *, model: dict, dataset: dict, suite: 
 def entry_from_results(run_dir: Path, boards: Boards, *, submitter: str, model_name: str | None = None,
                        date: str | None = None) -> tuple[Board, dict[str, Any]]:
     """The entry of a finished ``typobench run`` (results.json + predictions.csv)."""
-    from ..results import read_predictions, read_results
+    from typobench.harness.results import read_predictions, read_results
 
     try:
         results = read_results(run_dir)

@@ -1,8 +1,8 @@
 """Re-scoring: every number of an entry, recomputed from its own per-sample predictions.
 
-The metrics are computed by the very functions a run uses -- ``typobench.results.summarise_stages``
+The metrics are computed by the very functions a run uses -- ``typobench.harness.results.summarise_stages``
 (accuracy, Wilson CI, targeted success with the clean-prediction eligibility rule) and
-``typobench.stroop.stroop_metrics`` -- on a frame rebuilt from the entry's compact table. Headline
+``typobench.experiments.stroop.stroop_metrics`` -- on a frame rebuilt from the entry's compact table. Headline
 columns (lift, mean targeted success, ...) are then read off those stage metrics.
 """
 
@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..results import summarise_stages
-from ..stroop import stroop_metrics
-from .boards import Board, Column
+from typobench.harness.results import summarise_stages
+from typobench.experiments.stroop import stroop_metrics
+from typobench.leaderboard.boards import Board, Column
 
 STAGE_METRIC_FIELDS = ("accuracy", "ci95", "n", "targeted_success")
 

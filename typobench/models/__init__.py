@@ -1,7 +1,7 @@
 """Model loading: open_clip names/tags, local checkpoints, hf-hub, and the built-in models."""
 
-from .builtin import BuiltinModel, list_builtin_models, register_builtin
-from .loading import LoadedModel, ModelSpec, file_sha256, list_model_names, load_model, parse_model_spec
+from typobench.models.builtin import BuiltinModel, list_builtin_models, register_builtin
+from typobench.models.loading import LoadedModel, ModelSpec, file_sha256, list_model_names, load_model, parse_model_spec
 
 __all__ = [
     "BuiltinModel",

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Iterator
 
 import open_clip
 import torch
 from torch import nn
 from torchvision import transforms as T
 
-from ..errors import UsageError, unknown_name_error
-from .builtin import get_builtin_model, list_builtin_models
+from typobench.core.hashing import file_sha256, tensors_sha256
+from typobench.core.errors import UsageError, unknown_name_error
+from typobench.models.builtin import get_builtin_model, list_builtin_models
 
 HF_HUB_PREFIX = "hf-hub:"
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt", ".npz")
@@ -107,26 +107,6 @@ class LoadedModel:
         }
 
 
-def tensors_sha256(state: Mapping[str, torch.Tensor]) -> str:
-    """sha256 over every tensor of ``state`` (name, shape, dtype and bytes, in name order): what a set of
-    weights *is*, whatever file or metadata holds it."""
-    digest = hashlib.sha256()
-    for key, tensor in sorted(state.items()):
-        digest.update(key.encode())
-        digest.update(str(tuple(tensor.shape)).encode())
-        digest.update(str(tensor.dtype).encode())
-        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
-
-
-def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def list_model_names() -> list[str]:
     """Built-in models first, then every open_clip architecture."""
     return list_builtin_models() + [m for m in open_clip.list_models() if not m.startswith("typobench-")]
@@ -138,6 +118,9 @@ def _looks_like_path(value: str) -> bool:
 
 def _validate(spec: ModelSpec) -> None:
     """Fail early, in one line, on a name or tag that open_clip does not know (no download attempted)."""
+    if get_builtin_model(spec.name) and spec.pretrained is not None:
+        raise UsageError(f"built-in model '{spec.name}' has its own weights and does not take --pretrained "
+                         f"'{spec.pretrained}': drop --pretrained, or pass an open_clip architecture with it")
     if spec.is_hub or get_builtin_model(spec.name):
         return
     if spec.name not in open_clip.list_models():
@@ -238,7 +221,7 @@ def _create_builtin(builtin, seed: int) -> tuple[nn.Module, Path | None]:
 
 def _create_open_clip(spec: ModelSpec, seed: int, cache_dir: str | None) -> tuple[nn.Module, Path | None]:
     checkpoint = Path(spec.pretrained) if spec.pretrained and _looks_like_path(spec.pretrained) else None
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), _unreadable_checkpoint(checkpoint):
         torch.manual_seed(seed)
         # open_clip loads local checkpoints with torch.load(weights_only=True) or safetensors:
         # nothing is unpickled. Tags and hf-hub download through open_clip's own cache.
@@ -250,3 +233,17 @@ def _create_open_clip(spec: ModelSpec, seed: int, cache_dir: str | None) -> tupl
             weights_only=True,
         )
     return model, checkpoint
+
+
+@contextmanager
+def _unreadable_checkpoint(checkpoint: Path | None) -> Iterator[None]:
+    """A local checkpoint that is not one (text, a pickle with forbidden globals, cut short, other weights)
+    is a one-line UsageError naming the file, not a traceback from deep inside the loaders."""
+    try:
+        yield
+    except Exception as exc:  # torch, safetensors and pickle each raise their own kinds
+        if checkpoint is None or isinstance(exc, (UsageError, KeyboardInterrupt)):
+            raise
+        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise UsageError(f"--pretrained '{checkpoint}' is not a usable checkpoint for this model ({type(exc).__name__}: "
+                         f"{reason}): pass a .safetensors or weights-only .pt file of the same architecture") from None

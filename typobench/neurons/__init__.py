@@ -1,43 +1,15 @@
-"""Multimodal neurons behind typographic failures: blame (attribution), proof (ablation), cards.
+"""Multimodal neurons behind typographic failures.
 
-``typobench neurons --from RESULTS_DIR`` reuses a finished run: see :func:`analyze`.
+* ``options``: NeuronsConfig and the allowed values (what ``typobench neurons`` and ``[neurons]`` accept);
+* ``replay``: a finished run with the session that regenerates its attacked images (in memory or from disk);
+* ``events``: failures, lifts and hijacks found in the run's predictions, regenerated;
+* ``hooks``, ``scoring``: the neurons of a classifier, capturing and ablating them;
+* ``attribution`` (blame), ``ablation`` (proof), ``scope`` (both for one stage and event kind, verdicts);
+* ``reference``: the clean reference images; ``cards``, ``blamed_cards``: neuron cards, multimodal test;
+* ``analysis.analyze``: the whole analysis; ``after_run.explain_run``: a suite's [neurons] after a run;
+* ``report``: neurons.json, the CSV tables, the cards and neurons.md.
+
+Import what you need from its module, e.g. ``from typobench.neurons.analysis import analyze``; the
+package itself imports nothing, so that suites can read the analysis options (``options``) without
+loading the analysis.
 """
-
-from .ablation import ABLATION_MODES, Events, ablation_study, matched_sets, random_sets
-from .analysis import EVENT_KINDS, NeuronsConfig, NeuronsOutcome, analyze, find_events
-from .attribution import Attribution, attribute, blame_table
-from .cards import DEFAULT_WORDS, MultimodalTest, class_image_z, multimodal_pass, render_word, word_activations
-from .hooks import NeuronLayer, NeuronSpace, ablate, capture, find_layers, neuron_name, parse_neuron, unit_activations
-from .replay import RunReplay, load_run
-
-__all__ = [
-    "ABLATION_MODES",
-    "DEFAULT_WORDS",
-    "EVENT_KINDS",
-    "Attribution",
-    "Events",
-    "MultimodalTest",
-    "NeuronLayer",
-    "NeuronSpace",
-    "NeuronsConfig",
-    "NeuronsOutcome",
-    "RunReplay",
-    "ablate",
-    "ablation_study",
-    "analyze",
-    "attribute",
-    "blame_table",
-    "capture",
-    "class_image_z",
-    "find_events",
-    "find_layers",
-    "load_run",
-    "matched_sets",
-    "multimodal_pass",
-    "neuron_name",
-    "parse_neuron",
-    "random_sets",
-    "render_word",
-    "unit_activations",
-    "word_activations",
-]

@@ -33,11 +33,11 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..errors import UsageError
-from .hooks import NeuronSpace, ablate, as_pixels
-from .scoring import Scorer
+from typobench.core.errors import UsageError
+from typobench.neurons.options import ABLATION_MODES
+from typobench.neurons.hooks import NeuronSpace, ablate, as_pixels
+from typobench.neurons.scoring import Scorer
 
-ABLATION_MODES = ("zero", "mean")
 SELECTIONS = ("blamed", "random", "matched")
 COMPARED = ("restored", "effect_removed", "targeted_removed", "margin_drop")
 

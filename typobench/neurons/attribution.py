@@ -25,9 +25,9 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from .hooks import NeuronSpace, as_pixels, capture, mean_over_positions
+from typobench.neurons.options import RANK_BY
+from typobench.neurons.hooks import NeuronSpace, as_pixels, capture, mean_over_positions
 
-RANK_BY = ("added", "diff", "attacked")
 
 
 @dataclass

@@ -43,10 +43,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..errors import UsageError
-from ..pictures import _save, plain_text
-from ..typographic import TextStyle, build_canvas, composite, parse_color, render_patch
-from .hooks import NeuronSpace, as_pixels, unit_activations
+from typobench.core.errors import UsageError
+from typobench.harness.pictures import _save, plain_text
+from typobench.typographic import TextStyle, build_canvas, composite, parse_color, render_patch
+from typobench.neurons.hooks import NeuronSpace, as_pixels, unit_activations
 
 DEFAULT_WORDS = (
     "table", "cloud", "lamp", "river", "chair", "window", "garden", "pencil", "candle", "ladder",
@@ -257,7 +257,7 @@ def save_card(path: Path, facts: CardFacts, images: Tensor, labels: Sequence[int
               side: int, z_img_unit: Tensor, z_txt_class_unit: Tensor, test: MultimodalTest,
               blamed_for: str = "") -> None:
     """The card: top dataset images, top rendered words, the word z-scores and the image/text z of every class."""
-    import matplotlib.pyplot as plt  # the Agg backend: typobench.pictures selected it on import
+    import matplotlib.pyplot as plt  # the Agg backend: typobench.harness.pictures selected it on import
 
     cols = 6
     fig = plt.figure(figsize=(12, 7.2))

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from ..errors import UsageError
+from typobench.core.errors import UsageError
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,8 @@ from typing import Any
 
 import pandas as pd
 
-from ..atomic import write_json_atomic, write_text_atomic
-from .cards import save_card
+from typobench.core.atomic import write_json_atomic, write_text_atomic
+from typobench.neurons.cards import save_card
 
 JSON_FILE = "neurons.json"
 BLAME_CSV = "neurons_blame.csv"
@@ -111,6 +111,16 @@ def _baseline(stats: dict[str, Any], fmt) -> str:
 
 
 def markdown(report: dict[str, Any]) -> str:
+    """neurons.md: the run and method, a summary table, a section per analysed scope, the cards."""
+    lines = _header(report) + _summary(report["analyses"])
+    for analysis in report["analyses"]:
+        if analysis.get("n_events") and "ablation" in analysis:
+            lines += _scope_section(analysis, report["config"])
+    lines += _cards_section(report["cards"])
+    return "\n".join(lines) + "\n"
+
+
+def _header(report: dict[str, Any]) -> list[str]:
     run = report["run"]
     cfg = report["config"]
     layers = ", ".join(f"`{layer['name']}` ({layer['units']} units)" for layer in report["layers"])
@@ -127,12 +137,15 @@ def markdown(report: dict[str, Any]) -> str:
                                          f"length_slack = {text['length_slack']})")
         lines.append(f"- **{key}**: {text}")
     lines.append("")
+    return lines
 
-    lines += ["## Summary", "",
-              ("| stage | events | n | top blamed | metric | blamed (zero / mean) | random (zero / mean) "
+
+def _summary(analyses: list[dict[str, Any]]) -> list[str]:
+    lines = ["## Summary", "",
+             ("| stage | events | n | top blamed | metric | blamed (zero / mean) | random (zero / mean) "
               "| matched (zero / mean) | verdict |"),
-              "|---|---|---|---|---|---|---|---|---|"]
-    for a in report["analyses"]:
+             "|---|---|---|---|---|---|---|---|---|"]
+    for a in analyses:
         if not a.get("n_events") or "ablation" not in a:
             lines.append(f"| {a['stage']} | {a['kind']} | {a.get('n_events', 0)} | - | - | - | - | - | no events |")
             continue
@@ -145,63 +158,73 @@ def markdown(report: dict[str, Any]) -> str:
                      f"({a['verdict_split']}) | {cells['blamed']} | {cells['random_mean']} | {cells['matched_mean']} | "
                      f"{a['verdict']} |")
     lines.append("")
+    return lines
 
-    for a in report["analyses"]:
-        if not a.get("n_events") or "ablation" not in a:
-            continue
-        regen = a["regeneration"]
-        lines += [f"## {a['stage']} -- {a['kind']} ({a['n_events']} events)", "",
-                  (f"Regenerated {regen['regenerated']} attacked images of this stage; {regen['mismatches']} did not "
-                   f"reproduce the recorded prediction and were left out. Mean logit margin (to - from): attacked "
-                   f"{_num(a['mean_margin_attacked'])}, clean {_num(a['mean_margin_clean'])}; attributions sum to "
-                   f"{_num(a['attribution_sum_attacked'])} (attacked) and {_num(a['attribution_sum_clean'])} (clean)."),
-                  "",
-                  "### Blame", "",
-                  "| rank | neuron | attr attacked | attr clean | attr diff | share | in event top-10 |",
+
+def _scope_section(a: dict[str, Any], cfg: dict[str, Any]) -> list[str]:
+    """One stage and event kind: regeneration, blame table, ablation tables, verdict, groups."""
+    regen = a["regeneration"]
+    lines = [f"## {a['stage']} -- {a['kind']} ({a['n_events']} events)", "",
+             (f"Regenerated {regen['regenerated']} attacked images of this stage; {regen['mismatches']} did not "
+              f"reproduce the recorded prediction and were left out. Mean logit margin (to - from): attacked "
+              f"{_num(a['mean_margin_attacked'])}, clean {_num(a['mean_margin_clean'])}; attributions sum to "
+              f"{_num(a['attribution_sum_attacked'])} (attacked) and {_num(a['attribution_sum_clean'])} (clean)."),
+             "",
+             "### Blame", "",
+             "| rank | neuron | attr attacked | attr clean | attr diff | share | in event top-10 |",
+             "|---|---|---|---|---|---|---|"]
+    for r in a["blame"][: max(cfg["top_k"], 10)]:
+        lines.append(f"| {r['rank']} | `{r['neuron']}` | {_num(r['mean_attr_attacked'])} | "
+                     f"{_num(r['mean_attr_clean'])} | {_num(r['mean_attr_diff'])} | {_pct(r['share'])} | "
+                     f"{_pct(r['in_event_topk'])} |")
+    lines += _ablation_tables(a, cfg)
+    lines += ["", f"**Verdict:** {a['verdict']}.", ""]
+    if a.get("groups"):
+        lines += ["### Per group", "", "| group | n | top neurons (share) | verdict |", "|---|---|---|---|"]
+        for g in a["groups"]:
+            tops = ", ".join(f"`{r['neuron']}` ({_pct(r['share'])})" for r in g["top"][:3])
+            text = "; ".join(f"{m}: {v['text']}" for m, v in g.get("verdict", {}).items() if isinstance(v, dict)) \
+                or f"not ablated (< {cfg['min_group']} events)"
+            lines.append(f"| {g['group']} | {g['n_events']} | {tops} | {text} |")
+        lines.append("")
+    return lines
+
+
+def _ablation_tables(a: dict[str, Any], cfg: dict[str, Any]) -> list[str]:
+    """The held-out ablation (when there is one), then the in-sample one."""
+    tables = []
+    if a.get("held_out"):
+        h = a["held_out"]
+        chosen = ", ".join(f"`{n}`" for n in h["blamed"][:5])
+        title = (f"held-out: top {cfg['top_k']} chosen on {h['n_fit']} events ({chosen}, ...; "
+                 f"{h['overlap_with_blamed']} shared with the table above), ablated on the other {h['n_test']}")
+        tables.append((title, h["ablation"]))
+    tables.append((f"in-sample: the top {cfg['top_k']} above, ablated on all {a['n_events']} events", a["ablation"]))
+    lines = []
+    for title, summary in tables:
+        lines += ["", f"### Ablation ({title})", "",
+                  "| mode | metric | blamed | random | matched | beats random (p) | beats matched (p) |",
                   "|---|---|---|---|---|---|---|"]
-        for r in a["blame"][: max(cfg["top_k"], 10)]:
-            lines.append(f"| {r['rank']} | `{r['neuron']}` | {_num(r['mean_attr_attacked'])} | "
-                         f"{_num(r['mean_attr_clean'])} | {_num(r['mean_attr_diff'])} | {_pct(r['share'])} | "
-                         f"{_pct(r['in_event_topk'])} |")
-        tables = []
-        if a.get("held_out"):
-            h = a["held_out"]
-            chosen = ", ".join(f"`{n}`" for n in h["blamed"][:5])
-            title = (f"held-out: top {cfg['top_k']} chosen on {h['n_fit']} events ({chosen}, ...; "
-                     f"{h['overlap_with_blamed']} shared with the table above), ablated on the other {h['n_test']}")
-            tables.append((title, h["ablation"]))
-        tables.append((f"in-sample: the top {cfg['top_k']} above, ablated on all {a['n_events']} events", a["ablation"]))
-        for title, summary in tables:
-            lines += ["", f"### Ablation ({title})", "",
-                      "| mode | metric | blamed | random | matched | beats random (p) | beats matched (p) |",
-                      "|---|---|---|---|---|---|---|"]
-            for mode, metrics in summary.items():
-                for metric, entry in metrics.items():
-                    fmt = _num if metric == "margin_drop" else _pct
-                    lines.append(f"| {mode} | {metric} | {fmt(entry['blamed'])} | {_baseline(entry['random'], fmt)} | "
-                                 f"{_baseline(entry['matched'], fmt)} | {_beats(entry, 'random')} | "
-                                 f"{_beats(entry, 'matched')} |")
-        lines += ["", f"**Verdict:** {a['verdict']}.", ""]
-        if a.get("groups"):
-            lines += ["### Per group", "", "| group | n | top neurons (share) | verdict |", "|---|---|---|---|"]
-            for g in a["groups"]:
-                tops = ", ".join(f"`{r['neuron']}` ({_pct(r['share'])})" for r in g["top"][:3])
-                text = "; ".join(f"{m}: {v['text']}" for m, v in g.get("verdict", {}).items() if isinstance(v, dict)) \
-                    or f"not ablated (< {cfg['min_group']} events)"
-                lines.append(f"| {g['group']} | {g['n_events']} | {tops} | {text} |")
-            lines.append("")
+        for mode, metrics in summary.items():
+            for metric, entry in metrics.items():
+                fmt = _num if metric == "margin_drop" else _pct
+                lines.append(f"| {mode} | {metric} | {fmt(entry['blamed'])} | {_baseline(entry['random'], fmt)} | "
+                             f"{_baseline(entry['matched'], fmt)} | {_beats(entry, 'random')} | "
+                             f"{_beats(entry, 'matched')} |")
+    return lines
 
-    cards = report["cards"]
+
+def _cards_section(cards: dict[str, Any]) -> list[str]:
     blamed_rate = _pct(cards["blamed_multimodal"] / cards["blamed_total"]) if cards["blamed_total"] else "-"
-    lines += ["## Neuron cards", "",
-              (f"Vocabulary: {cards['vocabulary']['n']} words ({cards['vocabulary']['class_names']} class names). "
-               f"Classes testable on the image side (>= {cards['test']['min_class_images']} reference images): "
-               f"{cards['testable_classes']}. Multimodal by the test: {cards['blamed_multimodal']} of "
-               f"{cards['blamed_total']} blamed neurons ({blamed_rate}) vs {cards['base_rate_n']} of all "
-               f"{cards['n_neurons']} neurons ({_pct(cards['base_rate'])}, the base rate)."), "",
-              ("| neuron | multimodal | classes | best class (z_img, z_txt; best length-matched control) "
+    lines = ["## Neuron cards", "",
+             (f"Vocabulary: {cards['vocabulary']['n']} words ({cards['vocabulary']['class_names']} class names). "
+              f"Classes testable on the image side (>= {cards['test']['min_class_images']} reference images): "
+              f"{cards['testable_classes']}. Multimodal by the test: {cards['blamed_multimodal']} of "
+              f"{cards['blamed_total']} blamed neurons ({blamed_rate}) vs {cards['base_rate_n']} of all "
+              f"{cards['n_neurons']} neurons ({_pct(cards['base_rate'])}, the base rate)."), "",
+             ("| neuron | multimodal | classes | best class (z_img, z_txt; best length-matched control) "
               "| top words (z) | blamed for |"),
-              "|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|"]
     for n in cards["neurons"]:
         words = ", ".join(f"{w} ({z:.1f})" for w, z in n["top_words"][:5])
         lines.append(f"| `{n['neuron']}` | {_yn(n['multimodal'])} | {', '.join(n['multimodal_classes'][:5]) or '-'} | "
@@ -210,7 +233,7 @@ def markdown(report: dict[str, Any]) -> str:
     lines.append("")
     for n in cards["neurons"]:
         lines += [f"### `{n['neuron']}`", "", f"![{n['neuron']}]({n['card']})", ""]
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def _beats(entry: dict[str, Any], selection: str) -> str:

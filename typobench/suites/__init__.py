@@ -1,21 +1,13 @@
-"""Declarative attack suites (TOML in ``attacks/``) and the stages they are made of."""
+"""Declarative attack suites: TOML files that state every parameter of a protocol.
 
-from .paste_stage import PasteStage
-from .pgd_stage import PGDStage
-from .suite import STAGE_BUILDERS, Suite, list_suites, load_suite, parse_suite, resolve_suite_path, suites_dir
-from .text_stage import StyleSampler, TextStage, WordChoice
+``schema`` declares each stage kind once; ``suite`` parses a file into stages (``typobench.stages``);
+``files`` finds suites (shipped, or a user's folder); ``edit`` changes a suite by parameter path
+(sweeps, overrides) and writes it back to TOML.
+"""
 
-__all__ = [
-    "PGDStage",
-    "PasteStage",
-    "STAGE_BUILDERS",
-    "StyleSampler",
-    "Suite",
-    "TextStage",
-    "WordChoice",
-    "list_suites",
-    "load_suite",
-    "parse_suite",
-    "resolve_suite_path",
-    "suites_dir",
-]
+from typobench.suites.files import SuiteFile, find_suites, list_suites, published_suite_path, resolve_suite_path
+from typobench.suites.kinds import STAGE_SCHEMAS
+from typobench.suites.suite import Suite, load_suite, parse_suite
+
+__all__ = ["STAGE_SCHEMAS", "Suite", "SuiteFile", "find_suites", "list_suites", "load_suite", "parse_suite",
+           "published_suite_path", "resolve_suite_path"]

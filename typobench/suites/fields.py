@@ -6,7 +6,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from ..errors import UsageError, close_matches
+from typobench.core.errors import UsageError, close_matches
 
 _REQUIRED = object()
 

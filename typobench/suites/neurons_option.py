@@ -1,5 +1,8 @@
 """A suite's optional ``[neurons]`` table: explain the run's failures by neurons right after it finishes.
 
+The options of a neurons analysis (``NeuronsConfig``) are declared here, with the suite format that
+carries them: ``typobench neurons`` and the ``typobench.neurons`` package read them from here.
+
 ::
 
     [neurons]          # every key optional; the same options as `typobench neurons`
@@ -15,10 +18,75 @@ it). Only method options belong here: where the run lives, the device and caches
 from __future__ import annotations
 
 import re
+from dataclasses import asdict, dataclass
 from typing import Any
 
-from ..errors import UsageError
-from .fields import Table
+from typobench.core.errors import UsageError
+from typobench.suites.fields import Table
+
+EVENT_KINDS = ("failure", "lift", "hijack")
+ABLATION_MODES = ("zero", "mean")
+RANK_BY = ("added", "diff", "attacked")
+
+
+@dataclass
+class NeuronsConfig:
+    run_dir: str
+    stages: list[str] | None = None
+    top_k: int = 10
+    draws: int = 20
+    vocab: str | None = None
+    out: str | None = None
+    rank_by: str = "added"
+    modes: tuple[str, ...] = ABLATION_MODES
+    events: tuple[str, ...] = EVENT_KINDS
+    max_events: int = 1000
+    ref_limit: int = 500
+    min_group: int = 5
+    heldout_min: int = 10
+    max_cards: int = 30
+    table_k: int = 20
+    tau_image: float = 1.0
+    tau_text: float = 2.0
+    min_class_images: int = 3
+    length_slack: int = 1
+    vit_blocks: int = 1
+    device: str = "auto"
+    batch_size: int = 64
+    seed: int | None = None
+    cache_dir: str | None = None
+
+    # Where and how fast the analysis runs and where it writes: not what it finds.
+    _NOT_METHOD = ("run_dir", "out", "device", "cache_dir", "batch_size")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every option, JSON-ready (neurons.json's ``config``)."""
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()}
+
+    def same_method(self, recorded: dict[str, Any]) -> bool:
+        """Whether a neurons.json ``config`` was made with these method options (``seed`` None: the run's)."""
+        mine = {k: v for k, v in self.to_dict().items()
+                if k not in self._NOT_METHOD and not (k == "seed" and v is None)}
+        return all(recorded.get(k) == v for k, v in mine.items())
+
+    def validate(self) -> None:
+        for name in ("top_k", "draws", "max_events", "ref_limit", "min_group", "heldout_min", "table_k", "min_class_images",
+                     "vit_blocks", "batch_size"):
+            if getattr(self, name) < 1:
+                raise UsageError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(self, name)}")
+        if self.length_slack < 0:
+            raise UsageError(f"--length-slack must be >= 0, got {self.length_slack}")
+        if self.max_cards < 0:
+            raise UsageError(f"--max-cards must be >= 0, got {self.max_cards}")
+        if self.rank_by not in RANK_BY:
+            raise UsageError(f"--rank-by '{self.rank_by}' is unknown: use {', '.join(RANK_BY)}")
+        for mode in self.modes:
+            if mode not in ABLATION_MODES:
+                raise UsageError(f"--modes '{mode}' is unknown: use {', '.join(ABLATION_MODES)}")
+        for kind in self.events:
+            if kind not in EVENT_KINDS:
+                raise UsageError(f"--events '{kind}' is unknown: use {', '.join(EVENT_KINDS)}")
+
 
 # NeuronsConfig fields a suite may set, by the kind of value they take.
 _INTEGERS = ("top_k", "draws", "max_events", "ref_limit", "min_group", "heldout_min", "max_cards", "table_k",
@@ -31,8 +99,6 @@ NEURON_OPTIONS = (*_INTEGERS, *_NUMBERS, *_STRING_LISTS, *_STRINGS)
 
 def parse_neurons_table(table: Table) -> dict[str, Any]:
     """The ``[neurons]`` table as ``NeuronsConfig`` keyword arguments, checked field by field."""
-    from ..neurons.analysis import NeuronsConfig
-
     options: dict[str, Any] = {}
     for key in _INTEGERS:
         if table.has(key):
@@ -71,9 +137,7 @@ def check_neuron_stages(options: dict[str, Any], stage_names: list[str], where: 
 def neurons_config(options: dict[str, Any], run_dir: str, *, device: str, cache_dir: str | None,
                    batch_size: int):
     """The ``NeuronsConfig`` for a finished run of a suite with a ``[neurons]`` table."""
-    from ..neurons.analysis import NeuronsConfig
-
     return NeuronsConfig(run_dir=run_dir, device=device, cache_dir=cache_dir, batch_size=batch_size, **options)
 
 
-__all__ = ["NEURON_OPTIONS", "check_neuron_stages", "neurons_config", "parse_neurons_table"]
+__all__ = ["ABLATION_MODES", "EVENT_KINDS", "NEURON_OPTIONS", "NeuronsConfig", "RANK_BY", "check_neuron_stages", "neurons_config", "parse_neurons_table"]

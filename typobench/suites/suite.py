@@ -1,47 +1,29 @@
 """Attack suites: declarative TOML files (in ``attacks/``) that state every parameter of a protocol.
 
-A suite is a list of stages (see ``typobench.stages``). Results record the suite's content hash,
+A suite is a list of stages (see ``typobench.stages.base``). Results record the suite's content hash,
 so a changed suite can never be mistaken for the published one.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from ..errors import UsageError, unknown_name_error
-from ..stages import CleanStage, Stage
-from .fields import Table
-from .neurons_option import check_neuron_stages, parse_neurons_table
-from .paste_stage import build_paste_stage
-from .pgd_stage import build_pgd_stage
-from .text_stage import build_text_stage
+from typobench.core.errors import UsageError, unknown_name_error
+from typobench.stages.base import Stage, check_sources
+from typobench.suites.fields import Table
+from typobench.suites.files import resolve_suite_path
+from typobench.suites.kinds import STAGE_SCHEMAS
+from typobench.suites.neurons_option import check_neuron_stages, parse_neurons_table
+from typobench.suites.schema import defaults_tables, expand_defaults
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
-StageBuilder = Callable[[Table, str, str, dict], Stage]
-
-
-def _build_clean(table: Table, name: str, source: str, defaults: dict) -> Stage:
-    table.raw("name"), table.raw("kind"), table.raw("source", None)
-    table.finish(["name", "kind"])
-    return CleanStage(name)
-
-
-STAGE_BUILDERS: dict[str, StageBuilder] = {
-    "clean": _build_clean,
-    "text": build_text_stage,
-    "pgd": build_pgd_stage,
-    "paste": build_paste_stage,
-}
 SUITE_FIELDS = ("name", "description", "reference", "protocol_version", "datasets", "defaults", "stage", "neurons")
 
 
@@ -68,30 +50,6 @@ class Suite:
             stage.check(classnames, f"suite {self.name}")
 
 
-def suites_dir() -> Path:
-    """``$TYPOBENCH_SUITES_DIR``, else the ``attacks/`` folder of the typobench checkout."""
-    env = os.environ.get("TYPOBENCH_SUITES_DIR")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "attacks"
-
-
-def list_suites() -> list[str]:
-    folder = suites_dir()
-    return sorted(p.stem for p in folder.glob("*.toml")) if folder.is_dir() else []
-
-
-def resolve_suite_path(name_or_path: str) -> Path:
-    candidate = Path(name_or_path)
-    if candidate.suffix == ".toml" or candidate.exists():
-        if not candidate.is_file():
-            raise UsageError(f"suite file '{name_or_path}' not found: pass an existing .toml file or a name "
-                             "from `typobench list suites`")
-        return candidate
-    path = suites_dir() / f"{name_or_path}.toml"
-    if not path.is_file():
-        raise unknown_name_error("suite", name_or_path, list_suites(), "typobench list suites")
-    return path
-
-
 def load_suite(name_or_path: str) -> Suite:
     path = resolve_suite_path(name_or_path)
     data = path.read_bytes()
@@ -105,13 +63,18 @@ def parse_suite(data: bytes, where: str = "suite", path: str | None = None) -> S
         raise UsageError(f"{where}: not valid TOML ({exc}); fix the file") from exc
     top = Table(raw, "", where)
     name = top.str("name")
+    if not name.strip():
+        raise top.error("name", "must be a non-empty name")
     where = f"suite {name}"
     top.where = where
-    defaults_table = top.table("defaults", {})
-    defaults = {key: defaults_table.raw(key) for key in list(defaults_table.data)}
-    defaults_table.finish(["style", "placement", "pgd"])
-    stages = [_build_stage(Table(entry, f"stage[{i}]", where), defaults)
-              for i, entry in enumerate(top.list("stage"))]
+    defaults = top.table("defaults", {})
+    for key in list(defaults.data):
+        defaults.table(key)  # each [defaults.X] must be a table
+    defaults.finish(defaults_tables(STAGE_SCHEMAS.values()))
+    top.list("stage")
+    # [defaults.X] are copied into the stages that read them: builders see each stage whole.
+    expanded = expand_defaults(raw, STAGE_SCHEMAS)
+    stages = [_build_stage(Table(entry, f"stage[{i}]", where)) for i, entry in enumerate(expanded["stage"])]
     suite = Suite(
         name=name,
         description=top.str("description", ""),
@@ -126,20 +89,20 @@ def parse_suite(data: bytes, where: str = "suite", path: str | None = None) -> S
     if suite.neurons is not None:
         check_neuron_stages(suite.neurons, [s.name for s in stages], where)
     top.finish(SUITE_FIELDS)
-    from ..evaluation import check_stage_sources
-
     try:
-        check_stage_sources(stages)
+        check_sources(stages)
     except UsageError as exc:
         raise UsageError(f"{where}: {exc}") from exc
     return suite
 
 
-def _build_stage(table: Table, defaults: dict) -> Stage:
+def _build_stage(table: Table) -> Stage:
     name = table.str("name")
+    if not name.strip():  # a stage is referred to by name (source, mask_stage, predictions.csv)
+        raise table.error("name", "must be a non-empty name")
     kind = table.str("kind")
-    if kind not in STAGE_BUILDERS:
-        raise unknown_name_error(f"stage kind in {table.where} {table.path}", kind, STAGE_BUILDERS,
+    if kind not in STAGE_SCHEMAS:
+        raise unknown_name_error(f"stage kind in {table.where} {table.path}", kind, STAGE_SCHEMAS,
                                  "the README's suite format")
     source = table.str("source", "clean")
-    return STAGE_BUILDERS[kind](table, name, source, defaults)
+    return STAGE_SCHEMAS[kind].build(table, name, source)

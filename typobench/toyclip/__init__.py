@@ -4,7 +4,13 @@ A *model organism* for typographic attacks: its training images contain written 
 project's own renderer) and their captions sometimes name them, the same cause as in CLIP. See
 ``typobench/models/TOYCLIP_CARD.md`` for the recipe and the measured metrics.
 
-* ``typobench.toyclip.data``: the training mixture (``Mixture``, ``MixtureConfig``, ``PhotoBank``),
+* ``typobench.toyclip.vocabulary``: the words, colours, caption templates and fonts trained on (and held out),
+* ``typobench.toyclip.recipes``: ``MixtureConfig``, the training distribution, and the named ``PRESETS``,
+* ``typobench.toyclip.photos``: ``PhotoBank``, CIFAR-10 training photos in memory,
+* ``typobench.toyclip.draws``, ``typobench.toyclip.made_up_words``: random colours, choices and made-up words,
+* ``typobench.toyclip.mixture``: ``Mixture``, the training batches (a pure function of seed and step),
 * ``typobench.toyclip.loss``: the multi-positive contrastive loss,
-* ``typobench.toyclip.train``: the training script (``python -m typobench.toyclip.train``).
+* ``typobench.toyclip.model``: the open_clip model (created, quickly measured, saved),
+* ``typobench.toyclip.train``: the training script (``python -m typobench.toyclip.train``),
+* ``typobench.toyclip.measure``: the model card's measurements (``python -m typobench.toyclip.measure``).
 """

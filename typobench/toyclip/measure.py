@@ -26,9 +26,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..atomic import write_json_atomic, write_text_atomic
-from ..results import read_predictions
-from ..run import RunConfig, execute
+from typobench.core.atomic import write_json_atomic, write_text_atomic
+from typobench.experiments.stroop import GOH_PROMPT, run_stroop
+from typobench.harness.config import RunConfig
+from typobench.harness.results import read_predictions
+from typobench.harness.run import execute
+from typobench.harness.session import Session
 
 WORD_PROMPT = "a photo of a {}."
 COLOUR_PROMPT = "a photo of the color {}."
@@ -229,16 +232,12 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def measure(args: argparse.Namespace) -> dict[str, Any]:
-    from ..cache import TensorCache, default_cache_dir
-    from ..models import load_model
-    from ..runtime import Runtime
-    from ..stroop import GOH_PROMPT, run_stroop
-
+def _run_configs(args: argparse.Namespace) -> dict[str, RunConfig]:
+    """The ``typobench run`` runs that measure the model, by the name of their folder in ``--out``."""
     out = Path(args.out)
     common = dict(model=args.model, pretrained=args.pretrained, dataset="cifar10-jpeg", data_root=args.data_root,
                   split="test", limit=args.limit, seed=args.seed, batch_size=args.batch_size, cache_dir=args.cache_dir)
-    runs = {
+    return {
         "default": RunConfig(**common, suite="default", out=str(out / "default")),
         "held-out-font": RunConfig(**common, suite="held-out-font", out=str(out / "held-out-font")),
         "control-word": RunConfig(**common, suite="control-word", out=str(out / "control-word")),
@@ -248,31 +247,63 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                                   probe_train_limit=args.probe_train_limit, out=str(out / "linear-probe")),
         "zeroshot": RunConfig(**{**common, "limit": args.probe_eval_limit}, suite=None, out=str(out / "zeroshot")),
     }
-    results = {name: execute(config, progress=not args.quiet).results for name, config in runs.items()}
+
+
+def _run_figures(args: argparse.Namespace, results: dict[str, dict[str, Any]]) -> dict[str, dict]:
+    """The figures of the runs (``results``: each run's results.json by name), with bootstrap intervals."""
+    out = Path(args.out)
     figures = suite_figures(results["default"], results["held-out-font"])
     figures["control_ratio"]["ci95"] = control_ratio_ci(read_predictions(out / "default"))
     figures.update(probe_figures(results["linear-probe"], results["zeroshot"]))
     figures.update(covering_figures(results["control-word"]))
     figures["probe_minus_zeroshot"]["ci95"] = paired_difference_ci(read_predictions(out / "linear-probe"),
                                                                    read_predictions(out / "zeroshot"))
+    return figures
 
-    runtime = Runtime.create("auto", "fp32")
-    loaded = load_model(args.model, args.pretrained, device=runtime.device, seed=args.seed)
-    cache = TensorCache(args.cache_dir or default_cache_dir())
-    prompts = [WORD_PROMPT, COLOUR_PROMPT, GOH_PROMPT]
-    stroop = run_stroop(loaded, prompts, fonts=list(STROOP_FONTS), sizes=list(STROOP_SIZES), cache=cache,
-                        runtime=runtime).to_dict()
-    figures.update(stroop_figures(stroop["results"]))
 
-    model = args.model + (f" --pretrained {args.pretrained}" if args.pretrained else "")
-    source = f"--model {model}"
+def _stroop(args: argparse.Namespace, prompts: Sequence[str]) -> dict[str, Any]:
+    """``typobench stroop`` on the model with ``prompts``: StroopResult.to_dict()."""
+    session = Session.open(RunConfig(model=args.model, pretrained=args.pretrained, seed=args.seed,
+                                     cache_dir=args.cache_dir), data=False)
+    return run_stroop(session, prompts, fonts=list(STROOP_FONTS), sizes=list(STROOP_SIZES)).to_dict()
+
+
+def _model_options(args: argparse.Namespace) -> str:
+    """The model as ``typobench`` options take it, without ``--model``: ``toyclip --pretrained FILE``."""
+    return args.model + (f" --pretrained {args.pretrained}" if args.pretrained else "")
+
+
+def _commands(args: argparse.Namespace, prompts: Sequence[str]) -> list[str]:
+    """The command lines that reproduce every figure."""
+    source = f"--model {_model_options(args)}"
+
     def data_options(limit: int | None) -> str:
         return f"--dataset cifar10-jpeg --data-root {args.data_root}" + (f" --limit {limit}" if limit else "") + \
             f" --seed {args.seed}"
 
     data, probe_data = data_options(args.limit), data_options(args.probe_eval_limit)
+    return [
+        f"typobench run {source} {data} --suite default",
+        f"typobench run {source} {data} --suite held-out-font",
+        f"typobench run {source} {data} --suite control-word",
+        f"typobench run {source} {probe_data} --suite none --head linear-probe"
+        + (f" --probe-train-limit {args.probe_train_limit}" if args.probe_train_limit else ""),
+        f"typobench run {source} {probe_data} --suite none",
+        f"typobench stroop {source} " + " ".join(f"--prompt '{p}'" for p in prompts)
+        + f" --fonts {','.join(STROOP_FONTS)} --sizes {','.join(map(str, STROOP_SIZES))}",
+    ]
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    """Run everything, judge every check; the report, also written to ``OUT/measure.json`` and ``.md``."""
+    out = Path(args.out)
+    results = {name: execute(config, progress=not args.quiet).results for name, config in _run_configs(args).items()}
+    figures = _run_figures(args, results)
+    prompts = [WORD_PROMPT, COLOUR_PROMPT, GOH_PROMPT]
+    stroop = _stroop(args, prompts)
+    figures.update(stroop_figures(stroop["results"]))
     report = {
-        "model": model,
+        "model": _model_options(args),
         "weights_sha256": results["default"]["model"].get("weights_sha256"),
         "n": args.limit,
         "probe_n": figures["probe_minus_zeroshot"]["n"],
@@ -281,16 +312,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "figures": figures,
         "checks": verdicts(figures),
         "all_met": None,
-        "commands": [
-            f"typobench run {source} {data} --suite default",
-            f"typobench run {source} {data} --suite held-out-font",
-            f"typobench run {source} {data} --suite control-word",
-            f"typobench run {source} {probe_data} --suite none --head linear-probe"
-            + (f" --probe-train-limit {args.probe_train_limit}" if args.probe_train_limit else ""),
-            f"typobench run {source} {probe_data} --suite none",
-            f"typobench stroop {source} " + " ".join(f"--prompt '{p}'" for p in prompts)
-            + f" --fonts {','.join(STROOP_FONTS)} --sizes {','.join(map(str, STROOP_SIZES))}",
-        ],
+        "commands": _commands(args, prompts),
     }
     report["all_met"] = all(v["met"] for v in report["checks"])
     write_json_atomic(out / "measure.json", report)

@@ -1,7 +1,7 @@
 """Train toyclip from scratch on CPU: ``python -m typobench.toyclip.train --data-root DIR --out DIR --seed 0``.
 
 The model is the open_clip config ``typobench-toyclip`` (shipped in ``typobench/models/configs``);
-the data is the mixture of ``typobench.toyclip.data``; the loss is the multi-positive contrastive loss
+the data is the mixture of ``typobench.toyclip.mixture``; the loss is the multi-positive contrastive loss
 of ``typobench.toyclip.loss``. Everything random comes from ``--seed``: the initial weights
 (``torch.manual_seed``) and every batch (a pure function of seed and step), so a run, or a run
 resumed from its checkpoint, repeats the same training.
@@ -37,12 +37,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import open_clip
 import torch
 
-from .data import COLOUR_TEMPLATES, HELD_OUT_FONT_FAMILY, PRESETS, Mixture, PhotoBank, preset, training_fonts
-from .loss import dedupe_captions, multi_positive_contrastive_loss
+from typobench.toyclip.loss import dedupe_captions, multi_positive_contrastive_loss
+from typobench.toyclip.mixture import Mixture
+from typobench.toyclip.model import OPEN_CLIP_NAME, create_model, normalise, quick_zeroshot_accuracy, save_weights
+from typobench.toyclip.photos import PhotoBank
+from typobench.toyclip.recipes import PRESETS, MixtureConfig, preset
+from typobench.toyclip.vocabulary import COLOUR_TEMPLATES, HELD_OUT_FONT_FAMILY, training_fonts
 
-OPEN_CLIP_NAME = "typobench-toyclip"
 RECIPE_VERSION = 1
 
 
@@ -80,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "2.2x faster on CPUs with AMX/AVX-512 bf16, as measured here")
     p.add_argument("--workers", type=int, default=1, help="processes that render batches ahead (0: in the main process)")
     p.add_argument("--photo-limit", type=int, default=None, help="use only the first N training photos (quick tests)")
-    p.add_argument("--mixture", default="r7", choices=sorted(PRESETS), help="named training mixture (data.PRESETS)")
+    p.add_argument("--mixture", default="r7", choices=sorted(PRESETS), help="named training mixture (recipes.PRESETS)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=JSON",
                    help="override a MixtureConfig field, e.g. --set word_caption_p=0.6")
     p.add_argument("--log-every", type=int, default=20)
@@ -111,15 +115,6 @@ def _worker_init(_: int) -> None:
     torch.set_num_threads(1)
 
 
-def create_model(seed: int) -> torch.nn.Module:
-    import open_clip
-
-    import typobench.models.builtin  # noqa: F401  registers typobench-* configs with open_clip
-
-    torch.manual_seed(seed)
-    return open_clip.create_model(OPEN_CLIP_NAME, pretrained=None)
-
-
 def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     # open_clip's rule: no decay on gains, biases, norms and the logit scale.
     def exclude(n: str, p: torch.Tensor) -> bool:
@@ -132,104 +127,34 @@ def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str,
     ]
 
 
-@torch.no_grad()
-def quick_zeroshot_accuracy(model: torch.nn.Module, limit: int = 500) -> float:
-    """Clean zero-shot accuracy (18 CIFAR templates) on the first ``limit`` images of the bundled sample."""
-    import open_clip
-    from PIL import Image
-
-    from typobench.data import load_dataset
-    from typobench.data.templates import CIFAR_TEMPLATES
-
-    was_training = model.training
-    model.eval()
-    tokenizer = open_clip.get_tokenizer(OPEN_CLIP_NAME)
-
-    def transform(image: Image.Image) -> torch.Tensor:
-        image = image.convert("RGB").resize((64, 64), Image.BICUBIC)
-        return torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0).permute(2, 0, 1)
-
-    ds = load_dataset("cifar10-sample", transform=transform)
-    weights = []
-    for name in ds.classnames:
-        emb = model.encode_text(tokenizer([t.format(name) for t in CIFAR_TEMPLATES]), normalize=True).mean(0)
-        weights.append(emb / emb.norm())
-    classifier = torch.stack(weights, 1)
-    # Spread over the classes: the sample is stored class by class.
-    order = np.random.default_rng(0).permutation(len(ds))[:limit]
-    mean = torch.tensor(model.visual.preprocess_cfg.get("mean", (0.48145466, 0.4578275, 0.40821073))).view(1, 3, 1, 1)
-    std = torch.tensor(model.visual.preprocess_cfg.get("std", (0.26862954, 0.26130258, 0.27577711))).view(1, 3, 1, 1)
-    correct = 0
-    for start in range(0, len(order), 250):
-        idx = order[start:start + 250]
-        x = torch.stack([ds[int(i)][0] for i in idx])
-        feats = model.encode_image((x - mean) / std, normalize=True)
-        pred = (feats @ classifier).argmax(1)
-        correct += int((pred == torch.tensor([ds.labels[int(i)] for i in idx])).sum())
-    model.train(was_training)
-    return correct / len(order)
-
-
-def _normalise(images: torch.Tensor, model: torch.nn.Module) -> torch.Tensor:
-    cfg = getattr(model.visual, "preprocess_cfg", {})
-    mean = torch.tensor(cfg.get("mean", (0.48145466, 0.4578275, 0.40821073))).view(1, 3, 1, 1)
-    std = torch.tensor(cfg.get("std", (0.26862954, 0.26130258, 0.27577711))).view(1, 3, 1, 1)
-    return (images - mean) / std
-
-
-def save_weights(model: torch.nn.Module, path: Path, recipe: dict[str, Any], fp32: bool = False) -> tuple[str, str]:
-    """Write the state dict as safetensors (fp16 unless ``fp32``) with ``recipe`` as metadata.
-
-    Returns the file's sha256 and the *tensors'* sha256 (names, dtypes, shapes and bytes, in name order):
-    the file's hash also covers the metadata (wall time, machine), the tensors' only what training made.
-    """
-    from safetensors.torch import save_file
-
-    from typobench.models.loading import file_sha256, tensors_sha256
-
-    dtype = torch.float32 if fp32 else torch.float16
-    state = {k: v.detach().to(dtype).contiguous() for k, v in model.state_dict().items() if v.is_floating_point()}
-    state.update({k: v.detach().contiguous() for k, v in model.state_dict().items() if not v.is_floating_point()})
-    tmp = path.with_suffix(".tmp")
-    save_file(state, str(tmp), metadata={"typobench_recipe": json.dumps(recipe, sort_keys=True)})
-    os.replace(tmp, path)
-    return file_sha256(path), tensors_sha256(state)
-
-
 def _write_json(path: Path, data: dict[str, Any]) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
     os.replace(tmp, path)
 
 
-def train(args: argparse.Namespace) -> dict[str, Any]:
-    import open_clip
+# CLIP's cap on the learned temperature: logits at most 100 x cosine similarity.
+_MAX_LOGIT_SCALE = math.log(100.0)
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(args.threads)
-    log_file = open(out / "train.log", "a", buffering=1)
 
-    def log(message: str) -> None:
+class _TrainLog:
+    """``train.log``: each message with the time of day, appended to the file and printed."""
+
+    def __init__(self, path: Path) -> None:
+        self._file = open(path, "a", buffering=1)
+
+    def __call__(self, message: str) -> None:
         line = f"[{time.strftime('%H:%M:%S')}] {message}"
         print(line, flush=True)
-        log_file.write(line + "\n")
+        self._file.write(line + "\n")
 
-    mixture_config = preset(args.mixture, **_parse_overrides(args.overrides))
-    t_load = time.time()
-    photos = PhotoBank.load(args.dataset, args.data_root, "train", download=args.download, limit=args.photo_limit)
-    log(f"loaded {len(photos)} training photos from {photos.source} in {time.time() - t_load:.1f}s")
-    mixture = Mixture(photos, mixture_config, seed=args.seed)
+    def close(self) -> None:
+        self._file.close()
 
-    model = create_model(args.seed)
-    # channels_last convolutions: 28% faster on CPU here, same maths (save_weights stores contiguous tensors).
-    model.visual.to(memory_format=torch.channels_last)
-    model.train()
-    tokenizer = open_clip.get_tokenizer(OPEN_CLIP_NAME)
-    optimizer = torch.optim.AdamW(_param_groups(model, args.weight_decay), lr=args.lr, betas=(0.9, 0.98), eps=1e-6)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, total_steps=args.steps, pct_start=args.pct_start)
 
-    recipe: dict[str, Any] = {
+def _recipe(args: argparse.Namespace, mixture_config: MixtureConfig, photos: int) -> dict[str, Any]:
+    """Every setting of the run, written to recipe.json and the weights' metadata (``photos``: how many)."""
+    return {
         "recipe_version": RECIPE_VERSION,
         "open_clip_name": OPEN_CLIP_NAME,
         "seed": args.seed,
@@ -239,7 +164,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
                       "weight_decay": args.weight_decay, "grad_clip": args.grad_clip,
                       "schedule": "OneCycleLR (cosine)", "pct_start": args.pct_start},
         "loss": "multi-positive symmetric InfoNCE over deduplicated captions, positives = same caption key",
-        "data": {"dataset": args.dataset, "split": "train", "photos": len(photos), "photo_limit": args.photo_limit},
+        "data": {"dataset": args.dataset, "split": "train", "photos": photos, "photo_limit": args.photo_limit},
         "mixture_preset": args.mixture,
         "mixture": mixture_config.to_dict(),
         "vocabulary": list(mixture_config.words),
@@ -256,95 +181,163 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count()},
     }
 
-    # CPU seconds of the training process (all its threads; not the render worker): unlike wall time,
-    # hardly inflated by other jobs on a shared machine.
-    start_step, elapsed_before, cpu_before = 0, 0.0, 0.0
-    checkpoint_path = out / "checkpoint.pt"
-    if checkpoint_path.exists() and not args.no_resume:
-        state = torch.load(checkpoint_path, weights_only=True)
-        if state["recipe"]["mixture"] != recipe["mixture"] or state["recipe"]["seed"] != args.seed or state["recipe"]["steps"] != args.steps:
-            raise SystemExit(f"{checkpoint_path} belongs to another recipe: use another --out or --no-resume")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        start_step, elapsed_before, cpu_before = state["step"], state["elapsed_s"], state.get("cpu_s", 0.0)
-        log(f"resumed from {checkpoint_path} at step {start_step}")
 
-    loader = torch.utils.data.DataLoader(
-        _Batches(mixture, args.batch_size, args.steps),
-        batch_size=None,
-        sampler=range(start_step, args.steps),
-        num_workers=args.workers,
-        worker_init_fn=_worker_init if args.workers else None,
-        prefetch_factor=2 if args.workers else None,
-        persistent_workers=False,
-    )
-    log(f"training {OPEN_CLIP_NAME} ({sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters) "
-        f"for {args.steps} steps of {args.batch_size}, seed {args.seed}, from step {start_step}")
+class _Training:
+    """One sitting of a run: the model, its optimiser and schedule, and the bookkeeping of the step loop.
 
-    max_scale = math.log(100.0)
-    losses: deque[float] = deque(maxlen=args.log_every)
-    evals: list[dict[str, Any]] = []
-    t0, c0 = time.time(), time.process_time()
-    t_last, last_step = t0, start_step
-    step = start_step
-    for step, batch in enumerate(loader, start=start_step):
+    A run may take several sittings (``--stop-after``): each resumes from ``checkpoint.pt`` the model,
+    optimiser, schedule, step and the time spent so far.
+    """
+
+    def __init__(self, args: argparse.Namespace, recipe: dict[str, Any], log: _TrainLog, out: Path) -> None:
+        self.args, self.recipe, self.log, self.out = args, recipe, log, out
+        self.checkpoint_path = out / "checkpoint.pt"
+        self.model = create_model(args.seed)
+        # channels_last convolutions: 28% faster on CPU here, same maths (save_weights stores contiguous tensors).
+        self.model.visual.to(memory_format=torch.channels_last)
+        self.model.train()
+        self.tokenizer = open_clip.get_tokenizer(OPEN_CLIP_NAME)
+        self.optimizer = torch.optim.AdamW(_param_groups(self.model, args.weight_decay), lr=args.lr,
+                                           betas=(0.9, 0.98), eps=1e-6)
+        self.scheduler = torch.optim.lr_scheduler.OneCycleLR(self.optimizer, max_lr=args.lr, total_steps=args.steps,
+                                                             pct_start=args.pct_start)
+        # CPU seconds of the training process (all its threads; not the render worker): unlike wall time,
+        # hardly inflated by other jobs on a shared machine.
+        self.start_step, self.elapsed_before, self.cpu_before = 0, 0.0, 0.0
+        self.losses: deque[float] = deque(maxlen=args.log_every)
+        self.evals: list[dict[str, Any]] = []
+        # Clocks of this sitting (wall, CPU, last logged step), started by ``run``.
+        self.t0 = self.c0 = self.t_last = 0.0
+        self.last_step = 0
+
+    def resume(self) -> None:
+        """Continue from ``checkpoint.pt`` when there is one (unless ``--no-resume``) of this very recipe."""
+        args, path = self.args, self.checkpoint_path
+        if not path.exists() or args.no_resume:
+            return
+        state = torch.load(path, weights_only=True)
+        if state["recipe"]["mixture"] != self.recipe["mixture"] or state["recipe"]["seed"] != args.seed or state["recipe"]["steps"] != args.steps:
+            raise SystemExit(f"{path} belongs to another recipe: use another --out or --no-resume")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.start_step, self.elapsed_before, self.cpu_before = state["step"], state["elapsed_s"], state.get("cpu_s", 0.0)
+        self.log(f"resumed from {path} at step {self.start_step}")
+
+    def loader(self, mixture: Mixture) -> torch.utils.data.DataLoader:
+        """The batches of the steps still to do, in order (rendered ahead by ``--workers`` processes)."""
+        args = self.args
+        return torch.utils.data.DataLoader(
+            _Batches(mixture, args.batch_size, args.steps),
+            batch_size=None,
+            sampler=range(self.start_step, args.steps),
+            num_workers=args.workers,
+            worker_init_fn=_worker_init if args.workers else None,
+            prefetch_factor=2 if args.workers else None,
+            persistent_workers=False,
+        )
+
+    def run(self, mixture: Mixture) -> dict[str, Any]:
+        """Train to ``--steps`` (or ``--stop-after``); the recipe, with ``stopped_at`` when stopped early."""
+        args = self.args
+        loader = self.loader(mixture)
+        self.log(f"training {OPEN_CLIP_NAME} ({sum(p.numel() for p in self.model.parameters()) / 1e6:.1f}M parameters) "
+                 f"for {args.steps} steps of {args.batch_size}, seed {args.seed}, from step {self.start_step}")
+        self.t0, self.c0 = time.time(), time.process_time()
+        self.t_last, self.last_step = self.t0, self.start_step
+        for step, batch in enumerate(loader, start=self.start_step):
+            texts = self.step(batch)
+            done = step + 1
+            self.report(done, texts)
+            stopping = args.stop_after is not None and done >= args.stop_after and done != args.steps
+            if (done % args.checkpoint_every == 0 or stopping) and done != args.steps:
+                self.save_checkpoint(done)
+            if stopping:
+                self.log(f"stopped at step {done} (--stop-after); run the same command again to continue")
+                return {**self.recipe, "stopped_at": done}
+        return self.finish()
+
+    def step(self, batch: dict[str, Any]) -> int:
+        """One optimiser step on ``batch`` (images ``[B, 3, 64, 64]``, captions, keys); how many distinct texts."""
+        model, args = self.model, self.args
         unique, positives = dedupe_captions(batch["captions"], batch["keys"])
-        images = _normalise(batch["images"], model).contiguous(memory_format=torch.channels_last)
+        images = normalise(batch["images"], model).contiguous(memory_format=torch.channels_last)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.precision == "bf16"):
             image_features = model.encode_image(images, normalize=True)
         image_features = image_features.float()
-        text_features = model.encode_text(tokenizer(unique), normalize=True)
+        text_features = model.encode_text(self.tokenizer(unique), normalize=True)
         loss = multi_positive_contrastive_loss(image_features, text_features, positives, model.logit_scale.exp())
-        optimizer.zero_grad(set_to_none=True)
+        self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if args.grad_clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), args.grad_clip)
-        optimizer.step()
-        scheduler.step()
+        self.optimizer.step()
+        self.scheduler.step()
         with torch.no_grad():
-            model.logit_scale.clamp_(0, max_scale)
-        losses.append(loss.item())
-        done = step + 1
+            model.logit_scale.clamp_(0, _MAX_LOGIT_SCALE)
+        self.losses.append(loss.item())
+        return len(unique)
+
+    def report(self, done: int, texts: int) -> None:
+        """Log the loss every ``--log-every`` steps; measure accuracy every ``--eval-every`` steps."""
+        args = self.args
         if done % args.log_every == 0 or done == args.steps:
             now = time.time()
-            per_step = (now - t_last) / max(1, done - last_step)
-            t_last, last_step = now, done
-            log(f"step {done}/{args.steps} loss {np.mean(losses):.4f} lr {scheduler.get_last_lr()[0]:.2e} "
-                f"scale {model.logit_scale.exp().item():.1f} texts {len(unique)} {per_step:.2f}s/step "
-                f"elapsed {elapsed_before + now - t0:.0f}s eta {per_step * (args.steps - done):.0f}s")
+            per_step = (now - self.t_last) / max(1, done - self.last_step)
+            self.t_last, self.last_step = now, done
+            self.log(f"step {done}/{args.steps} loss {np.mean(self.losses):.4f} lr {self.scheduler.get_last_lr()[0]:.2e} "
+                     f"scale {self.model.logit_scale.exp().item():.1f} texts {texts} {per_step:.2f}s/step "
+                     f"elapsed {self.elapsed_before + now - self.t0:.0f}s eta {per_step * (args.steps - done):.0f}s")
         if args.eval_every and done % args.eval_every == 0 and done != args.steps:
-            acc = quick_zeroshot_accuracy(model)
-            evals.append({"step": done, "clean_zeroshot_sample500": acc})
-            log(f"step {done}: clean zero-shot accuracy on 500 cifar10-sample images {acc:.3f}")
-        stopping = args.stop_after is not None and done >= args.stop_after and done != args.steps
-        if (done % args.checkpoint_every == 0 or stopping) and done != args.steps:
-            tmp = checkpoint_path.with_suffix(".tmp")
-            torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict(), "step": done, "recipe": recipe,
-                        "elapsed_s": elapsed_before + time.time() - t0,
-                        "cpu_s": cpu_before + time.process_time() - c0}, tmp)
-            os.replace(tmp, checkpoint_path)
-        if stopping:
-            log(f"stopped at step {done} (--stop-after); run the same command again to continue")
-            log_file.close()
-            return {**recipe, "stopped_at": done}
+            acc = quick_zeroshot_accuracy(self.model)
+            self.evals.append({"step": done, "clean_zeroshot_sample500": acc})
+            self.log(f"step {done}: clean zero-shot accuracy on 500 cifar10-sample images {acc:.3f}")
 
-    wall = elapsed_before + time.time() - t0
-    cpu = cpu_before + time.process_time() - c0
-    model.eval()
-    acc = quick_zeroshot_accuracy(model)
-    evals.append({"step": args.steps, "clean_zeroshot_sample500": acc})
-    log(f"finished in {wall:.0f}s ({wall / 60:.1f} min, {cpu / 60:.1f} CPU-min); clean zero-shot accuracy on 500 cifar10-sample images {acc:.3f}")
-    recipe.update({"train_wall_s": round(wall, 1), "train_cpu_s": round(cpu, 1), "final_loss": float(np.mean(losses)) if losses else None,
-                   "quick_evals": evals, "precision_saved": "fp32" if args.fp32 else "fp16"})
-    weights = out / "toyclip.safetensors"
-    recipe["weights_sha256"], recipe["tensors_sha256"] = save_weights(
-        model, weights, {k: v for k, v in recipe.items() if k != "quick_evals"}, args.fp32)
-    _write_json(out / "recipe.json", recipe)
-    log(f"wrote {weights} ({weights.stat().st_size / 1e6:.1f} MB) and {out / 'recipe.json'}")
-    log_file.close()
-    return recipe
+    def save_checkpoint(self, done: int) -> None:
+        tmp = self.checkpoint_path.with_suffix(".tmp")
+        torch.save({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                    "scheduler": self.scheduler.state_dict(), "step": done, "recipe": self.recipe,
+                    "elapsed_s": self.elapsed_before + time.time() - self.t0,
+                    "cpu_s": self.cpu_before + time.process_time() - self.c0}, tmp)
+        os.replace(tmp, self.checkpoint_path)
+
+    def finish(self) -> dict[str, Any]:
+        """Measure the trained model, write the weights and recipe.json; the recipe with the results."""
+        args, recipe, out = self.args, self.recipe, self.out
+        wall = self.elapsed_before + time.time() - self.t0
+        cpu = self.cpu_before + time.process_time() - self.c0
+        self.model.eval()
+        acc = quick_zeroshot_accuracy(self.model)
+        self.evals.append({"step": args.steps, "clean_zeroshot_sample500": acc})
+        self.log(f"finished in {wall:.0f}s ({wall / 60:.1f} min, {cpu / 60:.1f} CPU-min); clean zero-shot accuracy on 500 cifar10-sample images {acc:.3f}")
+        recipe.update({"train_wall_s": round(wall, 1), "train_cpu_s": round(cpu, 1),
+                       "final_loss": float(np.mean(self.losses)) if self.losses else None,
+                       "quick_evals": self.evals, "precision_saved": "fp32" if args.fp32 else "fp16"})
+        weights = out / "toyclip.safetensors"
+        recipe["weights_sha256"], recipe["tensors_sha256"] = save_weights(
+            self.model, weights, {k: v for k, v in recipe.items() if k != "quick_evals"}, args.fp32)
+        _write_json(out / "recipe.json", recipe)
+        self.log(f"wrote {weights} ({weights.stat().st_size / 1e6:.1f} MB) and {out / 'recipe.json'}")
+        return recipe
+
+
+def train(args: argparse.Namespace) -> dict[str, Any]:
+    """One sitting of training (see the module's docstring); the recipe, as written to recipe.json."""
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(args.threads)
+    log = _TrainLog(out / "train.log")
+    try:
+        mixture_config = preset(args.mixture, **_parse_overrides(args.overrides))
+        t_load = time.time()
+        photos = PhotoBank.load(args.dataset, args.data_root, "train", download=args.download, limit=args.photo_limit)
+        log(f"loaded {len(photos)} training photos from {photos.source} in {time.time() - t_load:.1f}s")
+        mixture = Mixture(photos, mixture_config, seed=args.seed)
+        training = _Training(args, _recipe(args, mixture_config, len(photos)), log, out)
+        training.resume()
+        return training.run(mixture)
+    finally:
+        log.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -28,17 +28,14 @@ from typobench.typographic.fonts import (
     matplotlib_font_dir,
     resolve_font,
 )
+from typobench.typographic.geometry import center_box
 from typobench.typographic.placement import (
     Placement,
     PlacementRecord,
-    SampleStream,
-    center_box,
     create_placement,
     default_grid,
-    derive_seed,
     list_placements,
-    sample_generator,
-    sample_rng,
+    placement_parameters,
 )
 from typobench.typographic.render import (
     RenderCacheInfo,
@@ -48,6 +45,7 @@ from typobench.typographic.render import (
     render_cache_info,
     render_patch,
 )
+from typobench.typographic.seeding import SampleStream, derive_seed, sample_generator, sample_rng
 
 __all__ = [
     "DEFAULT_CHANGE_TOL",
@@ -71,6 +69,7 @@ __all__ = [
     "list_font_families",
     "list_fonts",
     "list_placements",
+    "placement_parameters",
     "matplotlib_font_dir",
     "parse_color",
     "pixel_fraction",

@@ -14,8 +14,9 @@ from collections.abc import Sequence
 
 import torch
 
-from typobench.errors import UsageError
-from typobench.typographic.placement import PlacementRecord, Position, Size
+from typobench.core.errors import UsageError
+from typobench.typographic.geometry import Position, Size
+from typobench.typographic.placement import PlacementRecord
 
 # A pixel counts as changed when it would change after rounding to 8 bits.
 DEFAULT_CHANGE_TOL = 0.5 / 255

@@ -16,7 +16,7 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from typobench.errors import UsageError, unknown_name_error
+from typobench.core.errors import UsageError, unknown_name_error
 
 FONT_FILE_SUFFIXES = (".ttf", ".otf", ".ttc")
 

@@ -1,20 +1,15 @@
 """Where to put a text patch: placement policies producing integer top-left ``(x, y)`` positions.
 
-Coordinates are pixels, ``x`` along the width and ``y`` along the height; a patch of size
-``(h, w)`` at ``(x, y)`` covers rows ``y..y+h-1`` and columns ``x..x+w-1``. Positions may lie
-partly outside the image (compositing clips); the built-in policies keep patches inside whenever
-the patch fits.
+Positions may lie partly outside the image (compositing clips); the built-in policies keep patches
+inside whenever the patch fits. Coordinates and boxes are defined in :mod:`.geometry`.
 
-Random policies are reproducible per sample: they draw from ``SampleStream(seed, sample_id)``,
-uniform integers made from SHA-256 of ``(seed, sample_id, counter)``. A sample therefore gets the
-same position whatever batch or order it runs in, and, unlike ``torch.randint`` or numpy's
-``Generator.integers`` (whose algorithms may change between releases), on any library version.
+Random policies are reproducible per sample: they draw from ``SampleStream(seed, sample_id)``
+(:mod:`.seeding`), so a sample gets the same position whatever batch or order it runs in, on any
+library version.
 """
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -22,66 +17,21 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
-import torch
 
-from typobench.errors import UsageError, close_matches, unknown_name_error
-
-Size = tuple[int, int]  # (height, width)
-Position = tuple[int, int]  # (x, y) top-left
-Coordinate = int | float  # int: pixels; float in [0, 1]: fraction of the free range
+from typobench.core.errors import UsageError, close_matches, unknown_name_error
+from typobench.typographic.geometry import (
+    Position,
+    Size,
+    axis_split,
+    center_box,
+    check_coordinate,
+    check_size,
+    clamp_inside,
+    resolve_coordinate,
+)
+from typobench.typographic.seeding import SampleStream
 
 _HOW_TO_LIST = "typobench.typographic.list_placements()"
-
-
-# -- per-sample randomness ------------------------------------------------------------------
-
-
-def derive_seed(seed: int, sample_id: str | int, stream: str = "placement") -> int:
-    """A 63-bit seed from ``(stream, seed, sample_id)`` via SHA-256.
-
-    ``stream`` separates independent uses (placement vs. choosing the text) so they don't draw
-    correlated numbers. ``sample_id`` is used as ``str(sample_id)``: ``5`` and ``"5"`` are the same.
-    """
-    payload = f"{stream}\x1f{int(seed)}\x1f{sample_id}".encode()
-    return int.from_bytes(hashlib.sha256(payload).digest()[:8], "little") & ((1 << 63) - 1)
-
-
-def sample_generator(seed: int, sample_id: str | int, stream: str = "placement") -> torch.Generator:
-    """A CPU ``torch.Generator`` seeded from ``derive_seed(seed, sample_id, stream)``."""
-    generator = torch.Generator()
-    generator.manual_seed(derive_seed(seed, sample_id, stream))
-    return generator
-
-
-def sample_rng(seed: int, sample_id: str | int, stream: str = "placement") -> np.random.Generator:
-    """A numpy ``Generator`` seeded from ``derive_seed(seed, sample_id, stream)``."""
-    return np.random.default_rng(derive_seed(seed, sample_id, stream))
-
-
-class SampleStream:
-    """Uniform random integers for one sample: SHA-256 of ``(stream, seed, sample_id, counter)``.
-
-    Pure Python and version-stable (see the module docstring), and cheap enough to build one per
-    sample (a few microseconds, against tens for seeding a ``torch.Generator``).
-    """
-
-    def __init__(self, seed: int, sample_id: str | int, stream: str = "placement") -> None:
-        self._key = f"{stream}\x1f{int(seed)}\x1f{sample_id}\x1f".encode()
-        self._counter = 0
-        self._words: list[int] = []
-
-    def _next_word(self) -> int:
-        if not self._words:
-            digest = hashlib.sha256(self._key + self._counter.to_bytes(8, "little")).digest()
-            self._counter += 1
-            self._words = [int.from_bytes(digest[i : i + 8], "little") for i in range(24, -1, -8)]
-        return self._words.pop()
-
-    def integer(self, n: int) -> int:
-        """Uniform in ``[0, n)``. Multiply-shift of a 64-bit word: bias below ``n / 2**64``."""
-        if n < 1:
-            raise ValueError(f"need n >= 1, got {n}")
-        return (self._next_word() * n) >> 64
 
 
 # -- records --------------------------------------------------------------------------------
@@ -120,41 +70,7 @@ class PlacementRecord:
         }
 
 
-# -- helpers --------------------------------------------------------------------------------
-
-
-def _size(value: Any, what: str) -> Size:
-    try:
-        h, w = (int(v) for v in value)
-    except (TypeError, ValueError):
-        raise UsageError(f"{what} must be (height, width) integers, got {value!r}") from None
-    if h < 1 or w < 1:
-        raise UsageError(f"{what} must be at least 1x1 pixels, got {(h, w)}")
-    return h, w
-
-
-def _check_coordinate(value: Any, what: str) -> Coordinate:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise UsageError(f"{what} must be an int (pixels) or a float in [0, 1] (fraction), got {value!r}")
-    if isinstance(value, (float, np.floating)):
-        if not 0.0 <= float(value) <= 1.0:
-            raise UsageError(f"{what}={value} as a float must be a fraction in [0, 1]; use an int for pixels")
-        return float(value)
-    return int(value)
-
-
-def _resolve_coordinate(value: Coordinate, patch: int, image: int) -> int:
-    """Pixels stay as given; a fraction f maps to round(f * (image - patch)): 0 = start, 1 = end edge."""
-    if isinstance(value, float):
-        return round(value * (image - patch))
-    return value
-
-
-def _inside(start: int, patch: int, image: int) -> int:
-    """Clamp so the patch lies inside; a patch wider than the image is centred (clipped both sides)."""
-    if patch > image:
-        return (image - patch) // 2
-    return min(max(start, 0), image - patch)
+# -- parameter checks --------------------------------------------------------------------------
 
 
 def _positive_int(value: Any, what: str) -> int:
@@ -199,7 +115,7 @@ class Placement(ABC):
         Randomised policies draw from ``SampleStream(seed, sample_id)``, so the result depends
         only on ``(policy params, sizes, seed, sample_id)``.
         """
-        patch, image = _size(patch_size, "patch_size"), _size(image_size, "image_size")
+        patch, image = check_size(patch_size, "patch_size"), check_size(image_size, "image_size")
         stream = SampleStream(seed, sample_id) if self.randomised else None
         positions, extras = self._positions(patch, image, stream)
         return PlacementRecord(
@@ -230,12 +146,12 @@ class FixedPlacement(Placement):
     defaults = {"x": 0.5, "y": 0.5}
 
     def _validate(self, params: dict[str, Any]) -> dict[str, Any]:
-        return {"x": _check_coordinate(params["x"], "x"), "y": _check_coordinate(params["y"], "y")}
+        return {"x": check_coordinate(params["x"], "x"), "y": check_coordinate(params["y"], "y")}
 
     def _positions(self, patch: Size, image: Size, stream: SampleStream | None) -> tuple[list[Position], dict[str, Any]]:
         (h, w), (height, width) = patch, image
-        x = _resolve_coordinate(self.params["x"], w, width)
-        y = _resolve_coordinate(self.params["y"], h, height)
+        x = resolve_coordinate(self.params["x"], w, width)
+        y = resolve_coordinate(self.params["y"], h, height)
         return [(x, y)], {}
 
 
@@ -269,7 +185,7 @@ class CopiesPlacement(Placement):
                 raise UsageError(f"positions must be a list of (x, y) pairs, got {positions!r}") from None
             if not pairs or any(len(p) != 2 for p in pairs):
                 raise UsageError(f"positions must be a non-empty list of (x, y) pairs, got {positions!r}")
-            checked = tuple((_check_coordinate(x, "positions x"), _check_coordinate(y, "positions y")) for x, y in pairs)
+            checked = tuple((check_coordinate(x, "positions x"), check_coordinate(y, "positions y")) for x, y in pairs)
             if "n" in self._given and params["n"] != len(checked):
                 raise UsageError(f"n={params['n']} disagrees with {len(checked)} positions: drop n or make them match")
             if params["cols"] is not None or params["rows"] is not None:
@@ -294,14 +210,14 @@ class CopiesPlacement(Placement):
     def _positions(self, patch: Size, image: Size, stream: SampleStream | None) -> tuple[list[Position], dict[str, Any]]:
         (h, w), (height, width) = patch, image
         if self.params["positions"] is not None:
-            return [(_resolve_coordinate(x, w, width), _resolve_coordinate(y, h, height)) for x, y in self.params["positions"]], {}
+            return [(resolve_coordinate(x, w, width), resolve_coordinate(y, h, height)) for x, y in self.params["positions"]], {}
         cols, rows = self.params["cols"], self.params["rows"]
         positions = []
         for index in range(self.params["n"]):
             row, col = divmod(index, cols)
             centre_x = (col + 0.5) * width / cols
             centre_y = (row + 0.5) * height / rows
-            positions.append((_inside(round(centre_x - w / 2), w, width), _inside(round(centre_y - h / 2), h, height)))
+            positions.append((clamp_inside(round(centre_x - w / 2), w, width), clamp_inside(round(centre_y - h / 2), h, height)))
         return positions, {}
 
 
@@ -332,14 +248,6 @@ class RandomPlacement(Placement):
         return [(draw(w, width), draw(h, height)) for _ in range(n)], {}
 
 
-def center_box(image_size: Sequence[int], center_fraction: float) -> tuple[int, int, int, int]:
-    """The central box ``(x0, y0, x1, y1)`` (exclusive ends) covering ``center_fraction`` of each side."""
-    height, width = _size(image_size, "image_size")
-    box_w, box_h = round(center_fraction * width), round(center_fraction * height)
-    x0, y0 = (width - box_w) // 2, (height - box_h) // 2
-    return x0, y0, x0 + box_w, y0 + box_h
-
-
 class RandomOffCenterPlacement(Placement):
     """``n`` copies, each uniform over the in-image positions whose patch does not overlap the
     central box (``center_fraction`` of each side, where the object usually is).
@@ -365,8 +273,8 @@ class RandomOffCenterPlacement(Placement):
         if h > height or w > width:
             raise UsageError(f"a {h}x{w} text patch does not fit a {height}x{width} image: reduce the text size")
         empty = box[0] == box[2] or box[1] == box[3]  # a zero-area box blocks nothing
-        xs = _axis_split(width - w + 1, w, box[0], box[0] if empty else box[2])
-        ys = _axis_split(height - h + 1, h, box[1], box[1] if empty else box[3])
+        xs = axis_split(width - w + 1, w, box[0], box[0] if empty else box[2])
+        ys = axis_split(height - h + 1, h, box[1], box[1] if empty else box[3])
         # Allowed = clear of the box along y (any x), or not clear along y but clear along x.
         # Counting the two disjoint parts lets one uniform index pick a position exactly.
         part_y = ys.n_clear * xs.n
@@ -387,35 +295,6 @@ class RandomOffCenterPlacement(Placement):
         return positions, {"center_box": list(box)}
 
 
-@dataclass(frozen=True)
-class _AxisSplit:
-    """Along one axis: the ``n`` start positions ``0..n-1`` of a patch, split into those clear of
-    the box span (``n_before`` before it, then from ``first_after`` on) and a blocked run between."""
-
-    n: int
-    n_before: int
-    first_after: int
-    n_clear: int
-
-    def clear(self, k: int) -> int:
-        """The ``k``-th clear start, in increasing order."""
-        return k if k < self.n_before else self.first_after + (k - self.n_before)
-
-    def blocked(self, k: int) -> int:
-        """The ``k``-th start whose patch overlaps the box span."""
-        return self.n_before + k
-
-
-@functools.lru_cache(maxsize=4096)
-def _axis_split(n: int, length: int, lo: int, hi: int) -> _AxisSplit:
-    """Split starts ``0..n-1`` of a patch of ``length`` against the box span ``[lo, hi)`` (cached: same sizes recur)."""
-    if hi <= lo:
-        return _AxisSplit(n, n, n, n)  # empty box: everything is clear
-    n_before = max(0, min(n, lo - length + 1))  # starts s with s + length <= lo
-    first_after = max(hi, n_before)  # first start s >= hi
-    return _AxisSplit(n, n_before, first_after, n_before + max(0, n - first_after))
-
-
 _PLACEMENTS: dict[str, type[Placement]] = {
     cls.name: cls for cls in (FixedPlacement, CopiesPlacement, RandomPlacement, RandomOffCenterPlacement)
 }
@@ -426,15 +305,15 @@ def list_placements() -> list[str]:
     return sorted(_PLACEMENTS)
 
 
+def placement_parameters(name: str | None = None) -> tuple[str, ...]:
+    """The parameters policy ``name`` accepts; with no name, those of every policy (first seen first)."""
+    if name is not None:
+        return tuple(_PLACEMENTS[name].defaults) if name in _PLACEMENTS else ()
+    return tuple(dict.fromkeys(key for cls in _PLACEMENTS.values() for key in cls.defaults))
+
+
 def create_placement(name: str, **params: Any) -> Placement:
     """Build a policy by name; unknown name or bad parameter raises ``UsageError`` naming it."""
     if name not in _PLACEMENTS:
         raise unknown_name_error("placement", str(name), list_placements(), _HOW_TO_LIST)
     return _PLACEMENTS[name](**params)
-
-
-def boxes_overlap(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:
-    """Whether boxes ``(x0, y0, x1, y1)`` with exclusive ends share any pixel (an empty box shares none)."""
-    if a[0] >= a[2] or a[1] >= a[3] or b[0] >= b[2] or b[1] >= b[3]:
-        return False
-    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]

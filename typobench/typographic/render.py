@@ -22,7 +22,7 @@ from typing import Any, NamedTuple, Union
 import numpy as np
 import torch
 
-from typobench.errors import UsageError
+from typobench.core.errors import UsageError
 from typobench.typographic.fonts import FontSpec, load_pil_font, missing_glyphs, resolve_font
 
 RGB = tuple[int, int, int]

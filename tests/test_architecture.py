@@ -1,0 +1,114 @@
+"""The layout keeps its promises: layers import only downwards, no import cycle (not even inside a
+function), every module imports in a fresh interpreter, modules and functions stay small."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from graphlib import CycleError, TopologicalSorter
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "typobench"
+# Lowest first. A module may import its own layer and the ones before it, never a later one.
+LAYERS = [
+    ("core",),
+    ("typographic", "data", "models", "heads", "shipped"),
+    ("stages",),
+    ("suites",),
+    ("harness",),
+    ("experiments", "neurons", "leaderboard", "toyclip"),
+    ("api", "commands", "cli", "__main__"),
+]
+MAX_MODULE_LINES = 400
+MAX_FUNCTION_LINES = 60
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {_module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def _imports(name: str, path: Path) -> set[str]:
+    """typobench modules that ``name`` imports anywhere in its file (top level or inside functions)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+                package = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1])
+                base = f"{package}.{base}".rstrip(".")
+            # `from pkg import module` imports the module; `from module import name` the module itself.
+            targets = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in MODULES else base for alias in node.names]
+        else:
+            continue
+        found.update(t for t in targets if t in MODULES and t != name)
+    return found
+
+
+GRAPH = {name: _imports(name, path) for name, path in MODULES.items()}
+
+
+def _layer(name: str) -> int:
+    top = name.split(".")[1] if "." in name else "__init__"
+    for index, members in enumerate(LAYERS):
+        if top in members:
+            return index
+    return -1
+
+
+def test_every_module_belongs_to_a_layer():
+    assert [name for name in MODULES if name != "typobench" and _layer(name) < 0] == []
+
+
+def test_layers_import_only_downwards():
+    upward = [f"{name} -> {target}" for name, targets in GRAPH.items() for target in targets
+              if name != "typobench" and _layer(target) > _layer(name)]
+    assert upward == []
+
+
+def test_no_import_cycle():
+    try:
+        order = list(TopologicalSorter(GRAPH).static_order())
+    except CycleError as exc:
+        pytest.fail(f"import cycle: {' -> '.join(exc.args[1])}")
+    assert set(order) == set(MODULES)
+
+
+def test_every_module_imports_in_a_fresh_interpreter_in_dependency_order():
+    # typobench.__main__ is the `python -m typobench` script: importing it runs the command line.
+    order = [name for name in TopologicalSorter(GRAPH).static_order() if name != "typobench.__main__"]
+    script = "import importlib\nfor name in %r:\n    importlib.import_module(name)\n" % order
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_modules_are_small():
+    big = {name: n for name, path in MODULES.items() if (n := len(path.read_text().splitlines())) > MAX_MODULE_LINES}
+    assert big == {}
+
+
+def test_functions_are_short():
+    long = []
+    for name, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > MAX_FUNCTION_LINES:
+                    long.append(f"{name}.{node.name}: {lines} lines")
+    assert long == []
+
+
+def test_the_graph_sees_imports_inside_functions(tmp_path):
+    """The checker itself: an import hidden in a function body, or relative, is an edge like any other."""
+    source = tmp_path / "fake.py"
+    source.write_text("def f():\n    from typobench.harness import session\n\n\ndef g():\n    from ..suites import edit\n")
+    assert _imports("typobench.core.fake", source) == {"typobench.harness.session", "typobench.suites.edit"}

@@ -1,0 +1,112 @@
+"""Running the Stroop test in a harness session: ``run_stroop`` (in memory) and ``execute_stroop``
+(``typobench stroop`` as a library function: open the session, run, write the outputs)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from typobench.experiments.stroop.design import (
+    DEFAULT_BACKGROUND,
+    DEFAULT_NEUTRAL,
+    StroopDesign,
+    check_prompts,
+    stroop_design,
+)
+from typobench.experiments.stroop.outputs import default_stroop_out_dir, stroop_config_hash, write_stroop_outputs
+from typobench.experiments.stroop.scoring import Classify, StroopResult, evaluate_stroop
+from typobench.harness.config import RunConfig
+from typobench.harness.results import envelope
+from typobench.harness.session import Session
+
+# The RunConfig options a Stroop run uses (it has no data set, head or suite).
+STROOP_RUN_OPTIONS = ("model", "pretrained", "device", "precision", "batch_size", "seed", "cache_dir", "out")
+
+
+def run_stroop(
+    session: Session,
+    prompts: Sequence[str] | str | None = None,
+    *,
+    design: StroopDesign | None = None,
+    classifiers: Mapping[str, Classify] | None = None,
+    **design_options: Any,
+) -> StroopResult:
+    """The Stroop test of the session's model under each prompt, at the model's input size.
+
+    Each prompt gets the session's zero-shot classifier over the palette names
+    (``Session.zeroshot_classifier(classnames, [prompt])``, class embeddings in the session's cache);
+    ``classifiers`` maps a prompt to any pixels ``[N, 3, H, W]`` -> logits ``[N, C]`` callable instead
+    (a fake in tests, another head in experiments). ``design_options`` go to ``stroop_design`` when
+    no ``design`` is given. Runtime and batch size are the session's.
+    """
+    prompts = check_prompts(prompts)
+    design = design if design is not None else stroop_design(**design_options)
+    chosen: list[Classify] = []
+    heads: list[dict[str, Any]] = []
+    for prompt in prompts:
+        if classifiers is not None and prompt in classifiers:
+            chosen.append(classifiers[prompt])
+            heads.append({"kind": "custom"})
+            continue
+        classifier, info = session.zeroshot_classifier(design.classnames, [prompt])
+        chosen.append(classifier)
+        heads.append(info)
+    return evaluate_stroop(design, session.model.image_size, prompts, chosen, runtime=session.runtime,
+                           batch_size=session.config.batch_size, heads=heads, model=session.model.describe())
+
+
+@dataclass
+class StroopConfig:
+    """Every option of ``typobench stroop``: the model, runtime and output folder (``run``, a config
+    without data), the prompts and the design (see ``stroop_design``)."""
+
+    run: RunConfig = field(default_factory=RunConfig)
+    prompts: list[str] | None = None
+    palette: str | None = None
+    words: list[str] | None = None
+    neutral: str = DEFAULT_NEUTRAL
+    fonts: list[str] | None = None
+    sizes: list[str] | None = None
+    background: str = DEFAULT_BACKGROUND
+
+    def design(self) -> StroopDesign:
+        return stroop_design(self.palette, words=self.words, neutral=self.neutral, fonts=self.fonts,
+                             sizes=self.sizes, background=self.background)
+
+    def options(self) -> dict[str, Any]:
+        """The options as recorded in stroop.json: the run options a Stroop run uses, then the Stroop ones."""
+        run = asdict(self.run)
+        stroop = {k: v for k, v in asdict(self).items() if k != "run"}
+        return {**{k: run[k] for k in STROOP_RUN_OPTIONS}, **stroop}
+
+
+@dataclass
+class StroopOutcome:
+    result: StroopResult
+    out_dir: Path
+    files: dict[str, Path]  # csv, json, png_<i> per prompt
+    session: Session
+
+
+def execute_stroop(config: StroopConfig) -> StroopOutcome:
+    """``typobench stroop``: validate the prompts and design, open a session without data, run every
+    prompt, and write stroop.csv, the pictures and stroop.json (the result envelope first)."""
+    started = time.perf_counter()
+    # Validate the cheap things before loading a model.
+    config.run.validate()
+    prompts = check_prompts(config.prompts)
+    design = config.design()
+    session = Session.open(config.run, data=False)
+    result = run_stroop(session, prompts, design=design)
+    config_hash = stroop_config_hash(result, {"precision": config.run.precision})
+    out_dir = Path(config.run.out) if config.run.out else default_stroop_out_dir(session.model.spec.label, config_hash)
+    header = {
+        **envelope("stroop", config={**config.options(), "device_resolved": str(session.runtime.device)},
+                   config_hash=config_hash, seed=config.run.seed, model=session.model.describe(), dataset=None),
+        "elapsed_s": round(time.perf_counter() - started, 3),
+    }
+    files = write_stroop_outputs(result, out_dir, header)
+    return StroopOutcome(result, out_dir, files, session)

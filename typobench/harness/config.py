@@ -1,0 +1,89 @@
+"""Every option of a run, validated once, with the built-in defaults of ``typobench run``."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from typobench.core.errors import UsageError
+from typobench.data import ImageDataset, stratified_subset
+from typobench.heads import HEAD_KINDS
+
+DEFAULT_MODEL = "toyclip"
+DEFAULT_DATASET = "cifar10-sample"
+DEFAULT_SUITE = "default"
+# `typobench run` with no --dataset and no --limit evaluates this many images of the bundled sample
+# (20 per class), so that the built-in demo takes about a minute on 2 CPU cores.
+DEFAULT_DEMO_LIMIT = 200
+
+# Options that change where or how fast a run happens, but not its numbers.
+_NON_SEMANTIC = ("out", "workers", "cache_dir", "device", "overwrite", "neurons", "checkpoint_seconds")
+
+
+@dataclass
+class RunConfig:
+    """Every option of a run. The resolved config is recorded in results.json."""
+
+    model: str = DEFAULT_MODEL
+    pretrained: str | None = None
+    dataset: str = DEFAULT_DATASET
+    data_root: str | None = None
+    split: str = "test"
+    download: bool = False
+    classnames_file: str | None = None
+    head: str = "zeroshot"
+    suite: str | None = DEFAULT_SUITE
+    limit: int | None = None
+    probe_train_limit: int | None = None
+    batch_size: int = 64
+    workers: int = 0
+    device: str = "auto"
+    precision: str = "fp32"
+    seed: int = 0
+    out: str | None = None
+    cache_dir: str | None = None
+    overwrite: bool = False
+    # Run the suite's [neurons] analysis (if it has one) after the attack run.
+    neurons: bool = True
+    # Finished batches reach the disk at least this often (and whenever the run stops): what a kill can cost.
+    checkpoint_seconds: float = 15.0
+
+    def validate(self) -> None:
+        if self.head not in HEAD_KINDS:
+            raise UsageError(f"--head '{self.head}' is unknown: use one of {', '.join(HEAD_KINDS)}")
+        for option in ("batch_size", "limit", "probe_train_limit"):
+            value = getattr(self, option)
+            if value is not None and value < 1:
+                raise UsageError(f"--{option.replace('_', '-')} must be a positive integer, got {value}")
+        if self.workers < 0:
+            raise UsageError(f"--workers must be >= 0, got {self.workers}")
+        if not self.checkpoint_seconds >= 0:
+            raise UsageError(f"--checkpoint-every must be >= 0 seconds, got {self.checkpoint_seconds}")
+
+    def semantic(self) -> dict[str, Any]:
+        """The options that determine the numbers, apart from the suite (hashed by its content)."""
+        return {k: v for k, v in asdict(self).items() if k not in _NON_SEMANTIC and k != "suite"}
+
+    @classmethod
+    def from_record(cls, recorded: dict[str, Any]) -> RunConfig:
+        """The config recorded in a results.json (keys this version does not know are ignored)."""
+        return cls(**{k: v for k, v in recorded.items() if k in cls.__dataclass_fields__})
+
+
+def limit_dataset(dataset: ImageDataset, limit: int | None, seed: int) -> ImageDataset:
+    """A deterministic class-stratified subset of ``limit`` items (all items when limit is None)."""
+    if limit is None or limit >= len(dataset):
+        return dataset
+    return dataset.subset(stratified_subset(dataset.labels, limit, seed))
+
+
+def default_out_dir(prefix: str, parts: list[str], key: str) -> Path:
+    """``runs/<prefix>-<parts joined>-<key[:10]>`` with only file-name-safe characters."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", "-".join([prefix, *parts] if prefix else parts))
+    return Path("runs") / f"{slug}-{key[:10]}"
+
+
+__all__ = ["DEFAULT_DATASET", "DEFAULT_DEMO_LIMIT", "DEFAULT_MODEL", "DEFAULT_SUITE", "RunConfig", "default_out_dir",
+           "limit_dataset"]

@@ -1,0 +1,163 @@
+"""Finished batches are written as they complete, so an interrupted run resumes where it stopped.
+
+Every file of the store is written atomically and carries the sha256 of its own bytes in its name
+(``part-000000-000003-<sha16>.csv``): a file that was cut short, edited or half-copied no longer
+matches its name, and its batches are recomputed. A store is guarded by the run's config hash; an
+unfinished run of another configuration blocks the folder only if it has finished batches to lose.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
+from torch import Tensor
+
+from typobench.core.atomic import write_bytes_atomic, write_text_atomic
+from typobench.core.errors import UsageError
+from typobench.core.hashing import bytes_sha256
+
+log = logging.getLogger("typobench")
+PART = re.compile(r"part-(\d{6})-(\d{6})-([0-9a-f]{16})\.csv")
+EXAMPLES = re.compile(r"examples-(\d{6})-([0-9a-f]{16})\.safetensors")
+
+
+def _checked_name(stem: str, data: bytes, suffix: str) -> str:
+    return f"{stem}-{bytes_sha256(data)[:16]}{suffix}"
+
+
+def _intact(path: Path, recorded: str) -> bytes | None:
+    """The file's bytes when their sha256 starts with ``recorded`` (the name's), else None."""
+    data = path.read_bytes()
+    return data if bytes_sha256(data).startswith(recorded) else None
+
+
+class BatchStore:
+    """``OUT/.partial/``: one part file per group of finished batches (a ``batch`` column says which) and
+    a few example images per batch for the picture, guarded by the run's config hash.
+
+    Batches are deterministic (fixed sample order and batch size, per-sample random streams),
+    so a resumed run skips finished batches and produces the same predictions.
+    """
+
+    def __init__(self, out_dir: Path, config_hash: str):
+        self.dir = Path(out_dir) / ".partial"
+        self.config_hash = config_hash
+        self._parts: dict[Path, pd.DataFrame] = {}
+
+    def recorded_key(self) -> str | None:
+        """The config hash of the unfinished run in this store, if there is one."""
+        marker = self.dir / "config_hash"
+        return marker.read_text().strip() if marker.exists() else None
+
+    def open(self) -> set[int]:
+        """Prepare the store and return the batch numbers already finished (verified)."""
+        if self.dir.exists() and self.recorded_key() != self.config_hash:
+            if self._verified_parts():
+                raise UsageError(f"{self.dir.parent} holds an unfinished run with a different configuration: "
+                                 "pass a new --out, or --overwrite to replace it")
+            log.warning("%s held an unfinished run of another configuration with no finished batch: replaced",
+                        self.dir.parent)
+            shutil.rmtree(self.dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        for stale in self.dir.glob(".*.tmp"):  # left by a run killed while writing
+            stale.unlink(missing_ok=True)
+        write_text_atomic(self.dir / "config_hash", self.config_hash)
+        self._parts = self._verified_parts(remove_damaged=True)
+        return {int(b) for frame in self._parts.values() for b in frame["batch"].unique()}
+
+    def _verified_parts(self, remove_damaged: bool = False) -> dict[Path, pd.DataFrame]:
+        """Every part file whose bytes match its name and whose batches no earlier part holds."""
+        parts: dict[Path, pd.DataFrame] = {}
+        seen: set[int] = set()
+        for path in sorted(self.dir.glob("part-*.csv")) if self.dir.exists() else []:
+            frame, why = self._read_part(path, seen)
+            if frame is not None:
+                parts[path] = frame
+                seen.update(int(b) for b in frame["batch"].unique())
+            elif remove_damaged:
+                log.warning("finished batches %s are damaged (%s): removed, they will be recomputed", path, why)
+                path.unlink(missing_ok=True)
+        return parts
+
+    @staticmethod
+    def _read_part(path: Path, seen: set[int]) -> tuple[pd.DataFrame | None, str]:
+        match = PART.fullmatch(path.name)
+        if match is None:
+            return None, "not a part file name"
+        data = _intact(path, match.group(3))
+        if data is None:
+            return None, "its content does not match its sha256"
+        frame = pd.read_csv(io.BytesIO(data), keep_default_na=False)
+        if "batch" not in frame.columns or seen & set(frame["batch"].astype(int)):
+            return None, "its batches are already in another part"
+        return frame, ""
+
+    def save(self, batches: dict[int, pd.DataFrame]) -> pd.DataFrame:
+        """Write finished batches as one part file; returns their rows (without the ``batch`` column)."""
+        frame = pd.concat(batches.values(), ignore_index=True)
+        numbers = np.repeat(list(batches), [len(f) for f in batches.values()])
+        data = frame.assign(batch=numbers).to_csv(index=False).encode("utf-8")
+        name = _checked_name(f"part-{min(batches):06d}-{max(batches):06d}", data, ".csv")
+        write_bytes_atomic(self.dir / name, data)
+        return frame
+
+    def save_examples(self, batch_no: int, tensors: dict[str, Tensor], sample_ids: list[str]) -> None:
+        """Images [K,3,H,W] of a few samples of one batch through every stage, for the picture."""
+        contiguous = {k: v.detach().float().cpu().contiguous() for k, v in tensors.items()}
+        data = save_safetensors(contiguous, metadata={"sample_ids": json.dumps(sample_ids)})
+        write_bytes_atomic(self.dir / _checked_name(f"examples-{batch_no:06d}", data, ".safetensors"), data)
+
+    def load_examples(self) -> tuple[dict[str, Tensor], list[str]]:
+        """All intact example images, concatenated in batch order: ({stage: [K,3,H,W]}, sample ids)."""
+        images: dict[str, list[Tensor]] = {}
+        sample_ids: list[str] = []
+        for path in sorted(self.dir.glob("examples-*.safetensors")):
+            match = EXAMPLES.fullmatch(path.name)
+            data = _intact(path, match.group(2)) if match else None
+            if data is None:
+                log.warning("example images %s are damaged: left out of the picture", path)
+                continue
+            try:
+                tensors, ids = load_safetensors(data), _sample_ids_of(data)
+            except (SafetensorError, ValueError, KeyError) as exc:
+                log.warning("example images %s are unreadable (%s): left out of the picture", path, exc)
+                continue
+            sample_ids += ids
+            for key, tensor in tensors.items():
+                images.setdefault(key, []).append(tensor)
+        return {k: torch.cat(v) for k, v in images.items()}, sample_ids
+
+    def load_all(self) -> pd.DataFrame:
+        """Every saved row, in batch order (parts verified by ``open`` or read now)."""
+        parts = self._parts or self._verified_parts()
+        frame = pd.concat(list(parts.values()) + self._new_parts(parts), ignore_index=True)
+        return frame.sort_values("batch", kind="stable").drop(columns="batch").reset_index(drop=True)
+
+    def _new_parts(self, known: dict[Path, pd.DataFrame]) -> list[pd.DataFrame]:
+        """Parts written since ``open`` verified the store (this run's own)."""
+        return [pd.read_csv(path, keep_default_na=False) for path in sorted(self.dir.glob("part-*.csv"))
+                if path not in known]
+
+    def clear(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _sample_ids_of(data: bytes) -> list[str]:
+    """The sample ids in a safetensors file's metadata (header: 8-byte length, then JSON)."""
+    length = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + length])
+    return json.loads(header["__metadata__"]["sample_ids"])
+
+
+__all__ = ["BatchStore"]

@@ -1,0 +1,161 @@
+"""Run a suite in a session and write its record: results.json, predictions.csv, pictures.
+
+This is ``typobench run`` as a library function, and each grid point of a sweep.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from typobench.core.atomic import write_bytes_atomic
+from typobench.core.errors import IntegrityError, UsageError
+from typobench.harness.config import RunConfig, default_out_dir
+from typobench.harness.pictures import save_example_grid, save_stage_accuracy
+from typobench.harness.results import (
+    RESULTS_FILE,
+    envelope,
+    read_predictions,
+    read_results,
+    summarise_stages,
+    write_results,
+)
+from typobench.harness.lock import output_lock
+from typobench.harness.resume import BatchStore
+from typobench.harness.session import Session
+from typobench.stages.base import CleanStage, Stage
+from typobench.suites import Suite, load_suite
+
+SUITE_FILE = "suite.toml"
+
+
+@dataclass
+class RunOutcome:
+    out_dir: Path
+    results: dict[str, Any]
+    predictions: pd.DataFrame
+    resumed_complete: bool = False
+    notes: list[str] = field(default_factory=list)
+    session: Session | None = None  # the session that ran it (execute): later analyses reuse its model and data
+    suite: Suite | None = None
+    neurons: Any = None  # the NeuronsOutcome of the suite's [neurons] analysis, when it ran
+
+
+def run_suite(session: Session, suite: Suite | None, out_dir: str | Path | None = None, *, progress: bool = True,
+              pictures: bool = True, overwrite: bool = False, suite_text: bytes | None = None,
+              on_start: Callable[[int, int], None] | None = None) -> RunOutcome:
+    """Every stage of ``suite`` (only ``clean`` when None) on the session's data, written to ``out_dir``.
+
+    The folder is locked for the whole run. Finished batches are kept in it while the run goes (an
+    interrupted run resumes); a finished run of the same configuration is read back instead of
+    recomputed. ``out_dir`` None: a default folder under ``runs/`` named by the configuration.
+    ``suite_text`` (the suite's exact TOML) is saved as suite.toml next to the results.
+    ``on_start(done, total)`` is told how many batches were finished earlier, before evaluating.
+    """
+    stages = suite.stages if suite else [CleanStage()]
+    if suite:
+        suite.check(list(session.data.classnames))
+    key = session.run_key(stages, suite.sha256 if suite else None)
+    config = session.config
+    out_dir = Path(out_dir) if out_dir else default_out_dir("", [config.model, config.dataset, config.head], key)
+    with output_lock(out_dir):
+        if (finished := finished_results(out_dir, key, overwrite)) is not None:
+            return RunOutcome(out_dir, finished, read_predictions(out_dir), resumed_complete=True)
+        return _run(session, suite, stages, key, out_dir, progress=progress, pictures=pictures,
+                    suite_text=suite_text, on_start=on_start)
+
+
+def _run(session: Session, suite: Suite | None, stages: list[Stage], key: str, out_dir: Path, *, progress: bool,
+         pictures: bool, suite_text: bytes | None, on_start: Callable[[int, int], None] | None) -> RunOutcome:
+    started = time.perf_counter()
+    store = BatchStore(out_dir, key)
+    predictions = session.evaluate(stages, store, progress=progress, on_start=on_start)
+    check_complete(predictions, stages, session.data.sample_ids, store.dir)
+    stage_info = [stage.describe() for stage in stages]
+    results = {
+        **envelope("run", config=session.describe_config(), config_hash=key, seed=session.config.seed,
+                   model=session.model.describe(), dataset=session.describe_data()),
+        "head": session.head_info,
+        "suite": suite.describe() if suite else None,
+        "stages": summarise_stages(predictions, stage_info, session.data.classnames),
+        "elapsed_s": round(time.perf_counter() - started, 3),
+    }
+    results["pictures"] = save_pictures(out_dir, store, results, predictions) if pictures else []
+    if suite_text is not None:
+        write_bytes_atomic(out_dir / SUITE_FILE, suite_text)
+    write_results(out_dir, results, predictions)
+    store.clear()
+    return RunOutcome(out_dir, results, predictions)
+
+
+def check_complete(predictions: pd.DataFrame, stages: Sequence[Stage], sample_ids: Sequence[str],
+                   where: Path) -> None:
+    """Every sample exactly once in every stage, or ``IntegrityError``: never a result with a smaller n."""
+    expected = pd.Series(list(sample_ids)).value_counts()
+    for stage in stages:
+        got = predictions.loc[predictions["stage"] == stage.name, "sample_id"].astype(str).value_counts()
+        if got.reindex(expected.index, fill_value=0).eq(1).all() and len(got) == len(expected):
+            continue
+        missing = int((got.reindex(expected.index, fill_value=0) == 0).sum())
+        twice = int((got > 1).sum())
+        raise IntegrityError(f"stage '{stage.name}' has {missing} of {len(expected)} samples missing and {twice} "
+                             f"present more than once in the finished batches of {where}: nothing was written; "
+                             "delete that folder and run the same command again")
+
+
+def evaluate_in_memory(session: Session, suite: Suite, *, progress: bool = False) -> RunOutcome:
+    """``run_suite`` in a temporary folder that is removed afterwards: figures and predictions only."""
+    with tempfile.TemporaryDirectory(prefix="typobench-") as folder:
+        return run_suite(session, suite, Path(folder) / "run", progress=progress, pictures=False)
+
+
+def execute(config: RunConfig, *, progress: bool = True) -> RunOutcome:
+    """``typobench run``: open a session for ``config`` and run its suite (only ``clean`` when ``suite`` is None)."""
+    config.validate()
+    suite = load_suite(config.suite) if config.suite else None
+    session = Session.open(config)
+    outcome = run_suite(session, suite, config.out, progress=progress, overwrite=config.overwrite)
+    outcome.session, outcome.suite = session, suite
+    return outcome
+
+
+def save_pictures(out_dir: Path, store: BatchStore, results: dict[str, Any], predictions: pd.DataFrame) -> list[str]:
+    """examples.png (a few images through every stage) and stages.png (accuracy per stage); their names."""
+    examples, sample_ids = store.load_examples()
+    examples = {stage["name"]: examples[stage["name"]] for stage in results["stages"] if stage["name"] in examples}
+    classnames = results["dataset"]["classnames"]
+    if sample_ids:
+        save_example_grid(out_dir / "examples.png", examples, sample_ids, predictions, classnames)
+    title = f"{results['model']['label']} on {results['dataset']['name']} ({results['head']['kind']})"
+    save_stage_accuracy(out_dir / "stages.png", results["stages"], title=title)
+    return ["examples.png", "stages.png"] if sample_ids else ["stages.png"]
+
+
+def finished_results(out_dir: Path, key: str, overwrite: bool) -> dict[str, Any] | None:
+    """The results of an identical finished run in ``out_dir``, if there is one.
+
+    A folder that holds another configuration's results or unfinished batches is refused, unless
+    ``overwrite``: then they are removed.
+    """
+    if (out_dir / RESULTS_FILE).exists():
+        previous = read_results(out_dir)
+        if previous.get("config_hash") == key:
+            return previous
+        if not overwrite:
+            raise UsageError(f"{out_dir} already holds results of a different configuration: "
+                             "pass another --out, or --overwrite to replace them")
+        (out_dir / RESULTS_FILE).unlink()
+    store = BatchStore(out_dir, key)
+    if overwrite and store.dir.exists() and store.recorded_key() != key:
+        shutil.rmtree(store.dir)
+    return None
+
+
+__all__ = ["RunOutcome", "SUITE_FILE", "evaluate_in_memory", "execute", "finished_results", "run_suite"]

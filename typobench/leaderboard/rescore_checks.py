@@ -1,0 +1,139 @@
+"""An entry's per-sample predictions and stated metrics, checked against the board and re-scored.
+
+The predictions table must cover exactly the protocol's samples and labels; the stated metrics must
+have the board's shape and equal (to 1e-12) the numbers re-derived from those predictions.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from typobench.data import sample_hash
+from typobench.leaderboard.boards import STROOP_METRICS, Board, label_hash
+from typobench.leaderboard.entry_fields import (
+    EntryError,
+    check_ci,
+    check_int,
+    check_int_list,
+    check_number,
+    check_object,
+    check_rate,
+    check_str,
+    describe_type,
+    show_value,
+)
+
+REL_TOL = ABS_TOL = 1e-12
+
+
+def check_predictions(table: Any, dataset: dict[str, Any], board: Board, names: list[str]) -> dict[str, Any]:
+    """The ``predictions`` table: the protocol's sample ids and labels, and one column set per stage in ``names``."""
+    stroop = board.kind == "stroop"
+    check_object(table, "predictions", ("sample_ids", "label", "stages", *(("word",) if stroop else ())))
+    n, classes = dataset["n"], dataset["num_classes"]
+    ids = table["sample_ids"]
+    if not isinstance(ids, list) or len(ids) != n:
+        raise EntryError("predictions.sample_ids", f"must list the n = {n} sample ids, got "
+                         f"{len(ids) if isinstance(ids, list) else describe_type(ids)}")
+    for i, sample_id in enumerate(ids):
+        check_str(sample_id, f"predictions.sample_ids[{i}]", max_len=1000)
+    if len(set(ids)) != n:
+        raise EntryError("predictions.sample_ids", "repeat a sample id: each sample appears once")
+    if sample_hash(ids) != dataset["sample_hash"]:
+        raise EntryError("dataset.sample_hash", f"is {dataset['sample_hash'][:12]}... but the submitted sample ids "
+                         f"hash to {sample_hash(ids)[:12]}...")
+    check_int_list(table["label"], "predictions.label", n, 0, classes)
+    if stroop:
+        check_int_list(table["word"], "predictions.word", n, -1, classes)
+    labels = label_hash(ids, table["label"], table["word"] if stroop else None)
+    if labels != board.dataset.label_hash:
+        raise EntryError("predictions.label", f"the true labels{' and words' if stroop else ''} hash to "
+                         f"{labels[:12]}..., not to board {board.id}'s protocol ({board.dataset.label_hash[:12]}...)")
+    _check_stage_columns(table["stages"], names, n, classes, stroop)
+    return table
+
+
+def _check_stage_columns(stages: Any, names: list[str], n: int, classes: int, stroop: bool) -> None:
+    if not isinstance(stages, dict):
+        raise EntryError("predictions.stages", f"must be an object (stage name -> columns), got {describe_type(stages)}")
+    if list(stages) != names:
+        raise EntryError("predictions.stages", f"are {', '.join(map(str, stages)) or 'none'} but the suite's stages "
+                         f"are {', '.join(names)}")
+    for name, columns in stages.items():
+        field = f"predictions.stages[{name}]"
+        check_object(columns, field, ("pred",), () if stroop else ("target",))
+        check_int_list(columns["pred"], f"{field}.pred", n, 0, classes)
+        if "target" in columns:
+            check_int_list(columns["target"], f"{field}.target", n, -1, classes)
+
+
+def check_stated_metrics(metrics: Any, board: Board, names: list[str]) -> list[dict[str, Any]]:
+    """The ``metrics`` object's shape: one stage per name in ``names``, one headline value per board column."""
+    check_object(metrics, "metrics", ("stages", "headline"))
+    stages = metrics["stages"]
+    if not isinstance(stages, list):
+        raise EntryError("metrics.stages", f"must be a list, got {describe_type(stages)}")
+    stated_names = [s.get("name") if isinstance(s, dict) else None for s in stages]
+    if stated_names != names:
+        raise EntryError("metrics.stages", f"are {', '.join(map(str, stated_names)) or 'none'} but the suite's "
+                         f"stages are {', '.join(names)}")
+    for stage in stages:
+        _check_stated_stage(stage, f"metrics.stages[{stage['name']}]", board)
+    headline = metrics["headline"]
+    keys = [c.key for c in board.columns]
+    if not isinstance(headline, dict) or list(headline) != keys:
+        got = ", ".join(headline) if isinstance(headline, dict) else describe_type(headline)
+        raise EntryError("metrics.headline", f"are {got or 'none'} but board {board.id}'s columns are "
+                         f"{', '.join(keys)}")
+    for key, value in headline.items():
+        field = f"metrics.headline.{key}"
+        check_object(value, field, ("value",), ("ci95", "n", "stages"))
+        check_number(value["value"], f"{field}.value", null=True)
+        if "ci95" in value:
+            check_ci(value["ci95"], f"{field}.ci95")
+        for count in ("n", "stages"):
+            if count in value:
+                check_int(value[count], f"{field}.{count}", minimum=0)
+    return stages
+
+
+def _check_stated_stage(stage: dict[str, Any], field: str, board: Board) -> None:
+    if board.kind == "stroop":
+        check_object(stage, field, ("name", *STROOP_METRICS))
+        for key in STROOP_METRICS:
+            check_rate(stage[key], f"{field}.{key}")
+    else:
+        check_object(stage, field, ("name", "accuracy", "ci95", "n"), ("targeted_success",))
+        check_number(stage["accuracy"], f"{field}.accuracy", null=True)
+        check_ci(stage["ci95"], f"{field}.ci95")
+        check_int(stage["n"], f"{field}.n", minimum=0)
+        if "targeted_success" in stage:
+            check_rate(stage["targeted_success"], f"{field}.targeted_success")
+
+
+def _same_number(a: Any, b: Any) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    if isinstance(a, int) and isinstance(b, int):
+        return a == b
+    return math.isclose(float(a), float(b), rel_tol=REL_TOL, abs_tol=ABS_TOL)
+
+
+def compare_rescored(stated: Any, rescored: Any, field: str) -> None:
+    """Stated numbers against those re-derived from the predictions; the first difference names its field."""
+    if isinstance(rescored, Mapping):
+        for key in stated:
+            if key not in rescored:
+                raise EntryError(f"{field}.{key}", "is stated but the submitted predictions do not give it")
+        for key, value in rescored.items():
+            if key not in stated:
+                raise EntryError(f"{field}.{key}", f"is missing; the submitted predictions give {show_value(value)}")
+            compare_rescored(stated[key], value, f"{field}.{key}")
+    elif isinstance(rescored, (list, tuple)):
+        for i, (mine, theirs) in enumerate(zip(stated, rescored)):
+            compare_rescored(mine, theirs, f"{field}[{i}]")
+    elif (stated != rescored) if isinstance(rescored, str) else not _same_number(stated, rescored):
+        raise EntryError(field, f"is {show_value(stated)} but the submitted predictions give {show_value(rescored)}: "
+                         "stated numbers must be re-derivable from the entry's own predictions")

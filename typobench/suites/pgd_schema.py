@@ -1,0 +1,39 @@
+"""The ``pgd`` stage as a suite writes it (``[defaults.pgd]`` applies to its own fields)."""
+
+from __future__ import annotations
+
+from typobench.stages.pgd import PGDConfig
+from typobench.stages.pgd_stage import REGIONS, PGDStage
+from typobench.suites.fields import Table
+from typobench.suites.schema import StageSchema
+
+
+def build_pgd_stage(table: Table, name: str, source: str) -> PGDStage:
+    for key in ("kind", "name", "source"):
+        table.raw(key, None)
+    eps = table.number("eps", minimum=0)
+    target = table.str("target", "untargeted")
+    region = table.str("region", "everywhere", choices=REGIONS)
+    mask_stage = table.str("mask_stage", None)
+    if region != "everywhere" and mask_stage is None:
+        raise table.error("mask_stage", f"region '{region}' needs mask_stage = the text stage whose sticker it uses")
+    config = PGDConfig(
+        eps=eps,
+        step_size=table.number("step_size", minimum=0),
+        steps=table.number("steps", integer=True, minimum=0),
+        norm=table.str("norm", "linf", choices=("linf", "l2")),
+        random_start=table.bool("random_start", True),
+        restarts=table.number("restarts", 1, integer=True, minimum=1),
+        loss=table.str("loss", "ce", choices=("ce", "margin")),
+        targeted=target != "untargeted",
+    )
+    table.finish(SCHEMA.stage_keys)
+    return PGDStage(name, source, config, target=target, region=region, mask_stage=mask_stage)
+
+
+SCHEMA = StageSchema(
+    kind="pgd",
+    build=build_pgd_stage,
+    fields=("eps", "step_size", "steps", "norm", "random_start", "restarts", "loss", "target", "region", "mask_stage"),
+    defaults=("pgd",),
+)
