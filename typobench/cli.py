@@ -11,12 +11,14 @@ from __future__ import annotations
 import argparse
 import errno
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
 from typobench import __version__
 from typobench.commands import COMMANDS
 from typobench.core.errors import IntegrityError, UsageError
+from typobench.harness.world import World
 
 EXIT_USAGE = 2
 EXIT_ENVIRONMENT = 1
@@ -45,24 +47,31 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Under torchrun every rank runs this; rank 0 alone prints, every rank exits with the same status.
+    world = World.from_env()
+    if not world.leader:
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 -- for the life of the process
     # Notices of the library (a damaged cache entry rebuilt, a damaged batch recomputed): one line each.
-    logging.basicConfig(format="typobench: %(message)s", level=logging.WARNING)
+    logging.basicConfig(format="typobench: %(message)s", level=logging.WARNING if world.leader else logging.ERROR)
     try:
         args = build_parser().parse_args(argv)
         return int(args.handler(args) or 0)
     except UsageError as exc:
-        print(f"typobench: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return _fail(world, str(exc), EXIT_USAGE)
     except IntegrityError as exc:
-        print(f"typobench: error: {exc}", file=sys.stderr)
-        return EXIT_ENVIRONMENT
+        return _fail(world, str(exc), EXIT_ENVIRONMENT)
     except OSError as exc:
-        print(f"typobench: error: {environment_message(exc)}", file=sys.stderr)
-        return EXIT_ENVIRONMENT
+        return _fail(world, environment_message(exc), EXIT_ENVIRONMENT)
     except KeyboardInterrupt:
         print("typobench: interrupted; finished batches are saved, run the same command again to resume",
               file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def _fail(world: World, message: str, status: int) -> int:
+    if world.leader:
+        print(f"typobench: error: {message}", file=sys.stderr)
+    return status
 
 
 def environment_message(exc: OSError) -> str:

@@ -8,6 +8,7 @@ from typobench.neurons.analysis import analyze
 from typobench.neurons.cards import DEFAULT_WORDS
 from typobench.neurons.options import ABLATION_MODES, EVENT_KINDS, RANK_BY, NeuronsConfig
 from typobench.commands.common import positive_int
+from typobench.harness.world import World
 
 
 def _csv_list(choices):
@@ -83,6 +84,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
+    if not World.from_env().leader:  # under torchrun the analysis runs once, on rank 0
+        return 0
     config = NeuronsConfig(
         run_dir=args.run_dir, stages=args.stages, top_k=args.top_k, draws=args.draws, vocab=args.vocab, out=args.out,
         rank_by=args.rank_by, modes=tuple(args.modes), events=tuple(args.events), max_events=args.max_events,

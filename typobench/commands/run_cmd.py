@@ -37,7 +37,9 @@ def handle(args: argparse.Namespace) -> int:
         print(f"built-in default: {DEFAULT_DEMO_LIMIT} images of {DEFAULT_DATASET} (pass --limit 1000 for all of it)")
     config = config_from_args(args)
     outcome = execute(config, progress=not args.quiet)
-    if config.neurons:  # the suite's [neurons] analysis, in the run's session: nothing is loaded again
+    # The suite's [neurons] analysis, in the run's session (nothing is loaded again); by rank 0 alone
+    # when the run was spread over processes.
+    if config.neurons and outcome.session.world.leader:
         outcome.neurons = explain_run(outcome, progress=not args.quiet)
     print_run_summary(outcome)
     return 0

@@ -7,6 +7,7 @@ success rate. One forward pass per candidate scores every target class at once.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -172,20 +173,41 @@ def run_text_search(session: Session, stage: TextStage, *, targets: Sequence[str
     images, labels = load_sample(session)
     candidates = candidate_texts(data.classnames, extra_words)
     keep = None if targets is None else [data.classnames.index(t) for t in targets]
-    table = search_texts(session.context, images, labels, list(data.sample_ids), candidates, stage,
-                         batch_size=session.config.batch_size, keep_targets=keep, progress=progress)
+    world = session.world  # spread over processes: each scores its share of the candidates
+    table = search_texts(session.context, images, labels, list(data.sample_ids), world.shard(candidates), stage,
+                         batch_size=session.config.batch_size, keep_targets=keep,
+                         progress=progress and world.leader)
+    table = _gathered(table, candidates, world)
     ranked = rank_for_targets(table, targets, top_k)
     key = content_key(**session.identity(), stage=stage.describe(), words=list(extra_words), targets=targets)
     out = Path(out_dir) if out_dir else default_out_dir("search-text", [], key)
+    if world.leader:
+        _write(session, stage, table, ranked, out, key, len(candidates), targets, top_k)
+    return TextSearch(table, ranked, out)
+
+
+def _gathered(table: pd.DataFrame, candidates: Sequence[str], world) -> pd.DataFrame:
+    """Every rank's rows, in candidate order (each rank scored ``candidates[rank::size]``)."""
+    if not world.distributed:
+        return table
+    parts = [pd.read_csv(io.StringIO(text), keep_default_na=False) for text in world.gather_text(table.to_csv(index=False))]
+    order = {text: i for i, text in enumerate(candidates)}
+    merged = pd.concat(parts, ignore_index=True)
+    merged["text"] = merged["text"].astype(str)
+    return merged.sort_values("text", key=lambda s: s.map(order), kind="stable").reset_index(drop=True)
+
+
+def _write(session: Session, stage: TextStage, table: pd.DataFrame, ranked: pd.DataFrame, out: Path, key: str,
+           n_candidates: int, targets: Sequence[str] | None, top_k: int) -> None:
+    """search_text.csv, search_text_top.csv and search_text.json (the result envelope)."""
     write_text_atomic(out / "search_text.csv", table.to_csv(index=False))
     write_text_atomic(out / "search_text_top.csv", ranked.to_csv(index=False))
     write_json_atomic(out / "search_text.json", {
         **envelope("search-text", config=session.describe_config(), config_hash=key, seed=session.config.seed,
                    model=session.model.describe(), dataset=session.describe_data()),
         "head": session.head_info, "style_from": {"suite": session.config.suite, "stage": stage.describe()},
-        "candidates": len(candidates), "targets": list(targets) if targets else None, "top_k": top_k,
+        "candidates": n_candidates, "targets": list(targets) if targets else None, "top_k": top_k,
     })
-    return TextSearch(table, ranked, out)
 
 
 __all__ = ["TextSearch", "candidate_texts", "check_targets", "load_sample", "rank_for_targets", "read_words",

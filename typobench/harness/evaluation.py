@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 
 from typobench.data import ImageDataset
 from typobench.harness.resume import BatchStore
+from typobench.harness.world import World
 from typobench.stages.base import Batch, RunContext, Stage, StageOutput, check_sources, score
 
 
@@ -92,31 +93,58 @@ def evaluate(
     examples: int = 6,
     flush_seconds: float = 15.0,
     on_start: Callable[[int, int], None] | None = None,
-) -> pd.DataFrame:
+    world: World = World(),
+) -> pd.DataFrame | None:
     """Predictions of every stage on every item of ``dataset`` (long format, one row per sample and stage).
 
     Finished batches are saved in ``store`` at least every ``flush_seconds`` and whenever the loop
     stops (an exception or Ctrl-C included); batches already there are skipped. Saving in groups
     rather than per batch keeps file writes off the hot path of small models.
     ``examples`` samples spread evenly over the data set are kept through every stage for a picture.
+
+    Spread over ``world``, each rank evaluates every ``size``-th unfinished batch. Whole batches of one
+    fixed plan: PGD's generator and paste's pairs are per batch, so the numbers do not depend on the
+    number of processes. Rank 0 returns every rank's predictions (read back from the store); the
+    others return None.
     """
     check_sources(stages)
     plan = batch_plan(len(dataset), batch_size)
-    example_positions = {round(i * (len(dataset) - 1) / max(examples - 1, 1)) for i in range(examples)}
-    done = store.open()
+    done = open_store(store, world)
     if on_start is not None:
         on_start(len(done), len(plan))
-    todo = [i for i in range(len(plan)) if i not in done]
-    loader = DataLoader(dataset, batch_sampler=[plan[i] for i in todo], num_workers=workers)
-    device = ctx.runtime.device
+    todo = world.shard([i for i in range(len(plan)) if i not in done])
     bar = tqdm(total=len(dataset), initial=sum(len(plan[i]) for i in done), desc="evaluate", unit="img",
-               disable=not progress, mininterval=1.0)
+               disable=not (progress and world.leader), mininterval=1.0)
+    try:
+        finished = _evaluate_batches(dataset, stages, ctx, store, plan, todo, bar, examples=examples,
+                                     workers=workers, flush_seconds=flush_seconds, world_size=world.size)
+    finally:
+        bar.close()
+    world.barrier()  # every rank's batches are on disk
+    if done or world.distributed:  # earlier or other ranks' batches are on disk only
+        return store.load_all() if world.leader else None
+    return pd.concat(finished, ignore_index=True) if finished else store.load_all()
+
+
+def open_store(store: BatchStore, world: World) -> set[int]:
+    """Rank 0 opens (verifies, repairs) the store and records the attempt; then every rank reads it."""
+    done = world.leader_does(lambda: store.open(world.size))
+    attempt = int(world.broadcast_text(str(store.attempt)))
+    return done if world.leader else store.open_shared(attempt, world.rank)
+
+
+def _evaluate_batches(dataset: ImageDataset, stages: Sequence[Stage], ctx: RunContext, store: BatchStore,
+                      plan: list[list[int]], todo: list[int], bar, *, examples: int, workers: int,
+                      flush_seconds: float, world_size: int) -> list[pd.DataFrame]:
+    """Run the stages on the batches ``todo`` of ``plan``; finished ones reach ``store`` whatever happens."""
+    example_positions = {round(i * (len(dataset) - 1) / max(examples - 1, 1)) for i in range(examples)}
+    loader = DataLoader(dataset, batch_sampler=[plan[i] for i in todo], num_workers=workers)
     pending: dict[int, pd.DataFrame] = {}
     finished: list[pd.DataFrame] = []
     last_flush = time.monotonic()
     try:
         for batch_no, (images, labels, indices) in zip(todo, loader):
-            batch = make_batch(dataset, images, labels, indices.tolist(), device)
+            batch = make_batch(dataset, images, labels, indices.tolist(), ctx.runtime.device)
             pending[batch_no] = run_stages_on_batch(stages, batch, ctx)
             keep = [row for row, i in enumerate(batch.indices) if i in example_positions]
             if keep:
@@ -125,15 +153,13 @@ def evaluate(
             if time.monotonic() - last_flush > flush_seconds:
                 finished.append(store.save(pending))
                 pending, last_flush = {}, time.monotonic()
-            bar.update(len(batch.indices))
+            # Ranks share the batches evenly: rank 0's progress stands for all of them.
+            bar.update(min(len(batch.indices) * world_size, bar.total - bar.n))
     finally:
         # Whatever happened, finished batches reach the disk before the loop is left.
         if pending:
             finished.append(store.save(pending))
-        bar.close()
-    if done:  # resumed: earlier parts are on disk only
-        return store.load_all()
-    return pd.concat(finished, ignore_index=True) if finished else store.load_all()
+    return finished
 
 
-__all__ = ["batch_plan", "evaluate", "make_batch", "prediction_rows", "run_stages_on_batch"]
+__all__ = ["batch_plan", "evaluate", "make_batch", "open_store", "prediction_rows", "run_stages_on_batch"]

@@ -50,18 +50,23 @@ class BatchStore:
     so a resumed run skips finished batches and produces the same predictions.
     """
 
+    ORIGIN = ("batch", "attempt", "rank")  # bookkeeping columns of a part file, not predictions
+
     def __init__(self, out_dir: Path, config_hash: str):
         self.dir = Path(out_dir) / ".partial"
         self.config_hash = config_hash
         self._parts: dict[Path, pd.DataFrame] = {}
+        # Which attempt (a start of the run) and which rank of it wrote a part: results record the spread.
+        self.attempt, self.rank = 0, 0
 
     def recorded_key(self) -> str | None:
         """The config hash of the unfinished run in this store, if there is one."""
         marker = self.dir / "config_hash"
         return marker.read_text().strip() if marker.exists() else None
 
-    def open(self) -> set[int]:
-        """Prepare the store and return the batch numbers already finished (verified)."""
+    def open(self, world_size: int = 1) -> set[int]:
+        """Prepare the store, record this attempt (spread over ``world_size`` processes) and return the
+        batch numbers already finished (verified). In a spread run only rank 0 calls this."""
         if self.dir.exists() and self.recorded_key() != self.config_hash:
             if self._verified_parts():
                 raise UsageError(f"{self.dir.parent} holds an unfinished run with a different configuration: "
@@ -74,7 +79,26 @@ class BatchStore:
             stale.unlink(missing_ok=True)
         write_text_atomic(self.dir / "config_hash", self.config_hash)
         self._parts = self._verified_parts(remove_damaged=True)
+        attempts = self.attempts() + [{"world_size": world_size}]
+        write_text_atomic(self.dir / "attempts.json", json.dumps(attempts))
+        self.attempt = len(attempts) - 1
+        return self.finished_batches()
+
+    def open_shared(self, attempt: int, rank: int) -> set[int]:
+        """The other ranks' view of a store rank 0 has opened: the finished batches, nothing changed."""
+        self._parts = self._verified_parts()
+        self.attempt, self.rank = attempt, rank
+        return self.finished_batches()
+
+    def finished_batches(self) -> set[int]:
         return {int(b) for frame in self._parts.values() for b in frame["batch"].unique()}
+
+    def attempts(self) -> list[dict]:
+        path = self.dir / "attempts.json"
+        try:
+            return json.loads(path.read_text()) if path.exists() else []
+        except ValueError:
+            return []  # cut short by a kill: the counts below still come from the part files
 
     def _verified_parts(self, remove_damaged: bool = False) -> dict[Path, pd.DataFrame]:
         """Every part file whose bytes match its name and whose batches no earlier part holds."""
@@ -107,7 +131,7 @@ class BatchStore:
         """Write finished batches as one part file; returns their rows (without the ``batch`` column)."""
         frame = pd.concat(batches.values(), ignore_index=True)
         numbers = np.repeat(list(batches), [len(f) for f in batches.values()])
-        data = frame.assign(batch=numbers).to_csv(index=False).encode("utf-8")
+        data = frame.assign(batch=numbers, attempt=self.attempt, rank=self.rank).to_csv(index=False).encode("utf-8")
         name = _checked_name(f"part-{min(batches):06d}-{max(batches):06d}", data, ".csv")
         write_bytes_atomic(self.dir / name, data)
         return frame
@@ -140,9 +164,25 @@ class BatchStore:
 
     def load_all(self) -> pd.DataFrame:
         """Every saved row, in batch order (parts verified by ``open`` or read now)."""
+        frame = self._all_rows()
+        return frame.drop(columns=[c for c in self.ORIGIN if c in frame.columns])
+
+    def spread(self) -> list[dict]:
+        """Per attempt: how many processes, and how many samples each rank evaluated (from the part files)."""
+        frame = self._all_rows()
+        attempts = self.attempts()
+        out = []
+        for attempt, info in enumerate(attempts):
+            rows = frame[frame.get("attempt", pd.Series(0, index=frame.index)) == attempt]
+            size = int(info.get("world_size", 1))
+            counts = rows.groupby("rank")["sample_id"].nunique() if len(rows) else pd.Series(dtype=int)
+            out.append({"world_size": size, "samples_per_rank": [int(counts.get(r, 0)) for r in range(size)]})
+        return out
+
+    def _all_rows(self) -> pd.DataFrame:
         parts = self._parts or self._verified_parts()
         frame = pd.concat(list(parts.values()) + self._new_parts(parts), ignore_index=True)
-        return frame.sort_values("batch", kind="stable").drop(columns="batch").reset_index(drop=True)
+        return frame.sort_values("batch", kind="stable").reset_index(drop=True)
 
     def _new_parts(self, known: dict[Path, pd.DataFrame]) -> list[pd.DataFrame]:
         """Parts written since ``open`` verified the store (this run's own)."""

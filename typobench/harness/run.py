@@ -8,7 +8,8 @@ from __future__ import annotations
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from typobench.harness.results import (
 from typobench.harness.lock import output_lock
 from typobench.harness.resume import BatchStore
 from typobench.harness.session import Session
+from typobench.harness.world import World
 from typobench.stages.base import CleanStage, Stage
 from typobench.suites import Suite, load_suite
 
@@ -65,18 +67,31 @@ def run_suite(session: Session, suite: Suite | None, out_dir: str | Path | None 
     key = session.run_key(stages, suite.sha256 if suite else None)
     config = session.config
     out_dir = Path(out_dir) if out_dir else default_out_dir("", [config.model, config.dataset, config.head], key)
-    with output_lock(out_dir):
-        if (finished := finished_results(out_dir, key, overwrite)) is not None:
-            return RunOutcome(out_dir, finished, read_predictions(out_dir), resumed_complete=True)
-        return _run(session, suite, stages, key, out_dir, progress=progress, pictures=pictures,
-                    suite_text=suite_text, on_start=on_start)
+    world = session.world
+    with leader_lock(world, out_dir):
+        finished = world.leader_does(lambda: finished_results(out_dir, key, overwrite))
+        if world.broadcast_text("finished" if finished is not None else "") == "finished":
+            return RunOutcome(out_dir, read_results(out_dir), read_predictions(out_dir), resumed_complete=True)
+        started = time.perf_counter()
+        store = BatchStore(out_dir, key)
+        predictions = session.evaluate(stages, store, progress=progress, on_start=on_start)
+        world.leader_does(lambda: _write(session, suite, stages, key, store, predictions, pictures=pictures,
+                                         suite_text=suite_text, elapsed=time.perf_counter() - started))
+    return RunOutcome(out_dir, read_results(out_dir), read_predictions(out_dir))
 
 
-def _run(session: Session, suite: Suite | None, stages: list[Stage], key: str, out_dir: Path, *, progress: bool,
-         pictures: bool, suite_text: bytes | None, on_start: Callable[[int, int], None] | None) -> RunOutcome:
-    started = time.perf_counter()
-    store = BatchStore(out_dir, key)
-    predictions = session.evaluate(stages, store, progress=progress, on_start=on_start)
+@contextmanager
+def leader_lock(world: World, out_dir: Path) -> Iterator[None]:
+    """The output folder locked by rank 0 for the whole run; a refusal is raised on every rank."""
+    with ExitStack() as stack:
+        world.leader_does(lambda: stack.enter_context(output_lock(out_dir)))
+        yield
+
+
+def _write(session: Session, suite: Suite | None, stages: list[Stage], key: str, store: BatchStore,
+           predictions: pd.DataFrame, *, pictures: bool, suite_text: bytes | None, elapsed: float) -> None:
+    """results.json (with how the run was spread), predictions.csv, pictures: once, from every rank's batches."""
+    out_dir = store.dir.parent
     check_complete(predictions, stages, session.data.sample_ids, store.dir)
     stage_info = [stage.describe() for stage in stages]
     results = {
@@ -85,14 +100,14 @@ def _run(session: Session, suite: Suite | None, stages: list[Stage], key: str, o
         "head": session.head_info,
         "suite": suite.describe() if suite else None,
         "stages": summarise_stages(predictions, stage_info, session.data.classnames),
-        "elapsed_s": round(time.perf_counter() - started, 3),
+        "spread": {"world_size": session.world.size, "attempts": store.spread()},
+        "elapsed_s": round(elapsed, 3),
     }
     results["pictures"] = save_pictures(out_dir, store, results, predictions) if pictures else []
     if suite_text is not None:
         write_bytes_atomic(out_dir / SUITE_FILE, suite_text)
     write_results(out_dir, results, predictions)
     store.clear()
-    return RunOutcome(out_dir, results, predictions)
 
 
 def check_complete(predictions: pd.DataFrame, stages: Sequence[Stage], sample_ids: Sequence[str],

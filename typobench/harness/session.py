@@ -23,6 +23,7 @@ from typobench.data import ImageDataset, load_dataset, sample_hash
 from typobench.harness.config import RunConfig, limit_dataset
 from typobench.harness.evaluation import evaluate
 from typobench.harness.resume import BatchStore
+from typobench.harness.world import World
 from typobench.heads.build import build_linear_probe_head, build_zeroshot_head
 from typobench.models import LoadedModel, load_model
 from typobench.models.classifier import ImageClassifier
@@ -39,21 +40,30 @@ class Session:
     model: LoadedModel
     dataset: ImageDataset | None
     cache: TensorCache
+    world: World = field(default_factory=World)
     _classifier: ImageClassifier | None = field(default=None, repr=False)
     _head_info: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def open(cls, config: RunConfig, *, data: bool = True) -> Session:
-        """Validate ``config``, then load the runtime, the model and (with ``data``) the limited data set."""
+    def open(cls, config: RunConfig, *, data: bool = True, world: World | None = None) -> Session:
+        """Validate ``config``, then load the runtime, the model and (with ``data``) the limited data set.
+
+        ``world``: the processes the evaluation is spread over (default: from torchrun's or SLURM's
+        environment; one process without them). Each rank uses its own GPU on CUDA.
+        """
         config.validate()
-        runtime = Runtime.create(config.device, config.precision)
+        world = world or World.from_env()
+        runtime = Runtime.create(world.device(config.device), config.precision)
+        world.join(runtime.device.type)
         model = load_model(config.model, config.pretrained, device=runtime.device, seed=config.seed)
-        return cls.of(config, runtime, model, load_data(config, model) if data else None)
+        return cls.of(config, runtime, model, load_data(config, model) if data else None, world=world)
 
     @classmethod
-    def of(cls, config: RunConfig, runtime: Runtime, model: LoadedModel, dataset: ImageDataset | None) -> Session:
+    def of(cls, config: RunConfig, runtime: Runtime, model: LoadedModel, dataset: ImageDataset | None, *,
+           world: World | None = None) -> Session:
         """A session over what is already loaded (the Python API keeps models and data between calls)."""
-        return cls(config, runtime, model, dataset, TensorCache(config.cache_dir or default_cache_dir()))
+        return cls(config, runtime, model, dataset, TensorCache(config.cache_dir or default_cache_dir()),
+                   world or World())
 
     # -- the head ---------------------------------------------------------------------------------
 
@@ -66,11 +76,15 @@ class Session:
     @property
     def classifier(self) -> ImageClassifier:
         """The config's head on the image tower, in eval mode; built (from the cache) on first use."""
-        if self._classifier is None:
-            if self.config.head == "zeroshot":
-                self._classifier, self._head_info = self.zeroshot_classifier(self.data.classnames, self.data.templates)
-            else:
-                self._classifier, self._head_info = self._linear_probe_classifier()
+        if self._classifier is None and self.config.head == "zeroshot":
+            # Rank 0 builds the class embeddings first and caches them; the other ranks read them back.
+            if not self.world.leader:
+                self.world.barrier()
+            self._classifier, self._head_info = self.zeroshot_classifier(self.data.classnames, self.data.templates)
+            if self.world.leader:
+                self.world.barrier()
+        elif self._classifier is None:  # every rank extracts its share of the probe's features
+            self._classifier, self._head_info = self._linear_probe_classifier()
         return self._classifier
 
     @property
@@ -91,7 +105,8 @@ class Session:
                                  classnames_file=config.classnames_file)
         train_set = limit_dataset(train_set, config.probe_train_limit, config.seed)
         head, info = build_linear_probe_head(self.model, train_set, self.runtime, self.cache,
-                                             batch_size=config.batch_size, workers=config.workers, seed=config.seed)
+                                             batch_size=config.batch_size, workers=config.workers, seed=config.seed,
+                                             part=(self.world.rank, self.world.size), gather=self.world.gather_rows)
         return self._wrap(head), info
 
     def _wrap(self, head) -> ImageClassifier:
@@ -132,7 +147,7 @@ class Session:
         ``on_start(done, total)`` is told how many batches were finished earlier."""
         return evaluate(self.data, stages, self.context, store, batch_size=self.config.batch_size,
                         workers=self.config.workers, progress=progress, on_start=on_start,
-                        flush_seconds=self.config.checkpoint_seconds)
+                        flush_seconds=self.config.checkpoint_seconds, world=self.world)
 
 
 def load_data(config: RunConfig, model: LoadedModel) -> ImageDataset:

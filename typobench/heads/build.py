@@ -10,7 +10,7 @@ from torch import nn
 from typobench.core.cache import TensorCache, content_key
 from typobench.models.classifier import ImageClassifier
 from typobench.data import ImageDataset, sample_hash
-from typobench.heads.features import extract_features, features_cache_key
+from typobench.heads.features import GatherRows, Part, extract_features, features_cache_key
 from typobench.models import LoadedModel
 from typobench.core.runtime import Runtime
 from typobench.heads.linear_probe import train_linear_probe
@@ -49,13 +49,16 @@ def build_linear_probe_head(
     batch_size: int,
     workers: int,
     seed: int,
+    part: Part = (0, 1),
+    gather: GatherRows | None = None,
 ) -> tuple[nn.Module, dict[str, Any]]:
-    """Fit a logistic-regression probe on (cached) clean features of ``train_set``."""
+    """Fit a logistic-regression probe on (cached) clean features of ``train_set``; the extraction may be
+    spread over processes (``part``, ``gather``: see ``extract_features``), the fit is the same on each."""
     extractor = ImageClassifier(loaded.model, loaded.mean, loaded.std, nn.Identity()).to(runtime.device)
     key = features_cache_key(loaded.fingerprint(), train_set, repr(loaded.pixel_transform()))
     features, labels = extract_features(
         extractor, train_set, runtime, key=key, cache=cache, batch_size=batch_size, workers=workers,
-        desc="probe features",
+        desc="probe features", part=part, gather=gather,
     )
     head, report = train_linear_probe(features, labels, len(train_set.classnames), seed=seed)
     info = {

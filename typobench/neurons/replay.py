@@ -30,6 +30,7 @@ from typobench.harness.evaluation import apply_stage, batch_plan, text_targets
 from typobench.harness.results import PREDICTIONS_FILE, RESULTS_FILE, read_predictions, read_results
 from typobench.harness.run import RunOutcome
 from typobench.harness.session import Session
+from typobench.harness.world import World
 from typobench.models.classifier import ImageClassifier
 from typobench.stages.base import Batch, CleanStage, Stage, score
 from typobench.suites import Suite, load_suite
@@ -177,7 +178,8 @@ def load_run(run_dir: str | Path, *, device: str = "auto", cache_dir: str | None
     if cache_dir:
         config.cache_dir = cache_dir
     suite = _recorded_suite(config, results)
-    session = Session.open(config)
+    # One process: under torchrun, rank 0 alone analyses a finished run (the analysis is not spread).
+    session = Session.open(config, world=World())
     _check_session(session, results, run_dir)
     stages = suite.stages if suite else [CleanStage()]
     return RunReplay(run_dir, results, read_predictions(run_dir), suite, stages, session)

@@ -106,11 +106,14 @@ def run_sweep(session: Session, spec: SuiteSpec, points: Sequence[Mapping[str, A
     for stale in out_dir.glob(".sweep.*.tmp"):  # left by a sweep killed while writing its table
         stale.unlink(missing_ok=True)
     slugs = [point_slug(p) for p in points]
-    write_json_atomic(out_dir / SWEEP_FILE, sweep_record(session, spec, points, slugs, suites))
-    note = _note_taker(out_dir / SWEEP_LOG, log)
+    record = sweep_record(session, spec, points, slugs, suites)  # every rank: it builds the head together
+    leader = session.world.leader  # spread over processes (torchrun), rank 0 alone writes the sweep's files
+    if leader:
+        write_json_atomic(out_dir / SWEEP_FILE, record)
+    note = _note_taker(out_dir / SWEEP_LOG, log) if leader else _no_note
     results: list[dict[str, Any] | None] = [None] * len(points)
     skipped = []
-    bar = tqdm(total=len(points), desc="sweep", unit="point", disable=not progress)
+    bar = tqdm(total=len(points), desc="sweep", unit="point", disable=not (progress and session.world.leader))
     try:
         for i, (point, slug, spec_i, suite) in enumerate(zip(points, slugs, specs, suites)):
             bar.set_postfix_str(format_point(point)[:60])
@@ -120,13 +123,14 @@ def run_sweep(session: Session, spec: SuiteSpec, points: Sequence[Mapping[str, A
             results[i] = outcome.results
             if outcome.resumed_complete:
                 skipped.append(i)
-            write_table(out_dir, sweep_table(points, results))
+            if leader:
+                write_table(out_dir, sweep_table(points, results))
             bar.update(1)
     finally:
         bar.close()
     table = sweep_table(points, results)
-    files = write_table(out_dir, table)
-    if plots:
+    files = write_table(out_dir, table) if leader else []
+    if plots and leader:
         files += plot_sweep(table, out_dir, title=_title(session, spec))
     return SweepOutcome(out_dir, table, points, skipped, files)
 
@@ -172,6 +176,10 @@ def _run_point(session: Session, suite: Suite, suite_text: bytes, point_dir: Pat
     else:
         note(f"{label}: done in {outcome.results['elapsed_s']:.1f}s: {_short_metrics(outcome.results['stages'])}")
     return outcome
+
+
+def _no_note(message: str, echo: bool = True) -> None:
+    """The log of a rank other than 0: rank 0 keeps sweep.log."""
 
 
 def _note_taker(path: Path, log: Callable[[str], None] | None) -> Note:
