@@ -134,7 +134,7 @@ def find_layers(model: nn.Module, vit_blocks: int = 1) -> NeuronSpace:
     visual = image_tower(model)
     if isinstance(getattr(visual, "layer4", None), nn.Module):
         layer4 = visual.layer4
-        units = _conv_channels(layer4)
+        units = conv_channels(layer4)
         return NeuronSpace([NeuronLayer("layer4", _path_of(model, layer4), layer4, "resnet-channel", units, 1)])
     blocks = getattr(getattr(visual, "transformer", None), "resblocks", None)
     if blocks is not None and len(blocks) and hasattr(blocks[-1], "mlp"):
@@ -152,7 +152,7 @@ def find_layers(model: nn.Module, vit_blocks: int = 1) -> NeuronSpace:
                      "(layer4 channels) and VisionTransformer (last-block MLP units) towers")
 
 
-def _conv_channels(layer: nn.Module) -> int:
+def conv_channels(layer: nn.Module) -> int:
     convs = [m for m in layer.modules() if isinstance(m, nn.Conv2d)]
     # The stage's output width: the last bottleneck's expansion conv (``conv3``) sets it.
     last = getattr(layer[-1], "conv3", None) if isinstance(layer, nn.Sequential) else None
