@@ -113,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     config = RunConfig(model=args.model, pretrained=args.pretrained, dataset=args.dataset, head="zeroshot",
                        seed=args.seed, cache_dir=str(Path(tmp.name) / "cache"))
     session = Session.of(config, runtime, loaded, memory)
-    classifier, ctx = session.classifier, session.context
+    ctx = session.context  # builds the zero-shot head
     stages = [CleanStage()]
 
     plan = batch_plan(n, args.batch_size)

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from typobench.core.cache import TensorCache
 from typobench.heads import ZeroShotHead, train_linear_probe, zeroshot_class_embeddings
 from typobench.heads.build import build_zeroshot_head
+from typobench.heads.linear_probe import fit_logistic_regression, predict
 from typobench.models import load_model
 
 CLASSES = ["cat", "dog", "ship"]
@@ -75,3 +76,44 @@ def test_linear_probe_is_at_chance_on_shuffled_labels():
     fresh_labels = torch.randint(0, 5, (1000,), generator=torch.Generator().manual_seed(3))
     accuracy = (head(x_test).argmax(1) == fresh_labels).float().mean().item()
     assert 0.13 < accuracy < 0.27
+
+
+def test_linear_probe_fit_in_chunks_matches_the_full_batch_fit():
+    x, y = _blobs(900, 4, 8, seed=4)
+    whole = fit_logistic_regression(x, y, 4, 1e-2)
+    chunked = fit_logistic_regression(x, y, 4, 1e-2, chunk_rows=128)  # 8 chunks, the last one short
+    for a, b in zip(whole, chunked):
+        assert torch.allclose(a, b, atol=1e-4)
+
+
+def test_linear_probe_rows_fit_without_a_copy_equal_fitting_the_copy():
+    x, y = _blobs(400, 3, 8, seed=5)
+    rows = torch.arange(0, 400, 3)
+    by_rows = fit_logistic_regression(x, y, 3, 1e-3, max_iter=40, rows=rows)
+    copied = fit_logistic_regression(x[rows], y[rows], 3, 1e-3, max_iter=40)
+    assert all(torch.equal(a, b) for a, b in zip(by_rows, copied))
+
+
+def test_linear_probe_loss_never_sees_more_than_a_chunk_of_rows(monkeypatch):
+    x, y = _blobs(500, 3, 8, seed=6)
+    seen: list[int] = []
+    original = F.cross_entropy
+
+    def counting(logits, target, *args, **kwargs):
+        seen.append(logits.shape[0])
+        return original(logits, target, *args, **kwargs)
+
+    monkeypatch.setattr(F, "cross_entropy", counting)
+    fit_logistic_regression(x, y, 3, 1e-3, max_iter=2, chunk_rows=96)
+    assert max(seen) == 96
+    assert sum(seen[:6]) == 500  # one loss evaluation: 5 chunks of 96 and one of 20 cover every row once
+    assert len(seen) % 6 == 0
+
+
+def test_linear_probe_predict_in_chunks_equals_one_matmul():
+    x, y = _blobs(300, 4, 8, seed=7)
+    weight, bias = fit_logistic_regression(x, y, 4, 1e-3, max_iter=20)
+    rows = torch.arange(1, 300, 2)
+    expected = (F.normalize(x[rows], dim=-1) @ weight.T + bias).argmax(1)
+    assert torch.equal(predict(x, rows, weight, bias, chunk_rows=7), expected)
+    assert predict(x, rows[:0], weight, bias).shape == (0,)

@@ -36,7 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
         prog="typobench",
         description="Measure how CLIP-style models fail under typographic and pixel attacks.",
-        epilog="Run `typobench COMMAND --help` for the options of each command.",
+        epilog="Run `typobench COMMAND --help` for the options of each command. Spread one run over processes, "
+               "GPUs or nodes with PyTorch's launcher: `torchrun --nproc-per-node N -m typobench run ...`.",
     )
     parser.add_argument("--version", action="version", version=f"typobench {__version__}")
     # Subparsers are built with the parent's class, so every subcommand's errors are one line too.
