@@ -180,14 +180,13 @@ class BatchStore:
         return out
 
     def _all_rows(self) -> pd.DataFrame:
-        parts = self._parts or self._verified_parts()
-        frame = pd.concat(list(parts.values()) + self._new_parts(parts), ignore_index=True)
+        """Every part's rows, in batch order. Parts verified by ``open`` are kept; the ones written since (this
+        run's, every rank's) are read once and kept too, so ``load_all`` then ``spread`` read no file twice."""
+        for path in sorted(self.dir.glob("part-*.csv")):
+            if path not in self._parts:
+                self._parts[path] = pd.read_csv(path, keep_default_na=False)
+        frame = pd.concat(list(self._parts.values()), ignore_index=True)
         return frame.sort_values("batch", kind="stable").reset_index(drop=True)
-
-    def _new_parts(self, known: dict[Path, pd.DataFrame]) -> list[pd.DataFrame]:
-        """Parts written since ``open`` verified the store (this run's own)."""
-        return [pd.read_csv(path, keep_default_na=False) for path in sorted(self.dir.glob("part-*.csv"))
-                if path not in known]
 
     def clear(self) -> None:
         shutil.rmtree(self.dir, ignore_errors=True)
