@@ -20,7 +20,7 @@ from typobench.neurons.featurevis.param import make_image
 from typobench.neurons.featurevis.textvis import (agreement, neuron_directions, text_side_scores, top_words,
                                                   word_embeddings)
 from typobench.neurons.featurevis.transforms import NO_ROBUSTNESS, Robustness, transform
-from typobench.neurons.hooks import capture, find_layers
+from typobench.models.units import capture, find_layers
 
 TOWERS = {"tiny-rn": ("layer4", 64), "tiny-vit": ("resblocks.1.mlp", 32)}
 

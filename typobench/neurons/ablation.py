@@ -35,7 +35,7 @@ from torch import Tensor, nn
 
 from typobench.core.errors import UsageError
 from typobench.neurons.options import ABLATION_MODES
-from typobench.neurons.hooks import NeuronSpace, ablate, as_pixels
+from typobench.models.units import NeuronSpace, ablate, as_pixels
 from typobench.neurons.scoring import Scorer
 
 SELECTIONS = ("blamed", "random", "matched")

@@ -25,7 +25,7 @@ from typobench.neurons.attribution import attribute
 from typobench.neurons.blamed_cards import draw_cards
 from typobench.neurons.cards import DEFAULT_WORDS, MultimodalTest, read_vocab
 from typobench.neurons.events import cap_events, clean_predictions, find_events, regenerate_events
-from typobench.neurons.hooks import NeuronSpace, find_layers
+from typobench.models.units import NeuronSpace, find_layers
 from typobench.neurons.options import NeuronsConfig
 from typobench.neurons.reference import Reference
 from typobench.neurons.replay import RunReplay, check_run_dir, load_run

@@ -26,7 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from typobench.neurons.options import RANK_BY
-from typobench.neurons.hooks import NeuronSpace, as_pixels, capture, mean_over_positions
+from typobench.models.units import NeuronSpace, as_pixels, capture, mean_over_positions
 
 
 

@@ -24,7 +24,7 @@ from typobench.neurons.cards import (
     vocabulary,
     word_activations,
 )
-from typobench.neurons.hooks import NeuronSpace, parse_neuron
+from typobench.models.units import NeuronSpace, parse_neuron
 from typobench.neurons.options import NeuronsConfig
 from typobench.neurons.reference import Reference
 

@@ -46,7 +46,7 @@ from torch import Tensor, nn
 from typobench.core.errors import UsageError
 from typobench.harness.pictures import _save, plain_text
 from typobench.typographic import TextStyle, build_canvas, composite, parse_color, render_patch
-from typobench.neurons.hooks import NeuronSpace, as_pixels, unit_activations
+from typobench.models.units import NeuronSpace, as_pixels, unit_activations
 
 DEFAULT_WORDS = (
     "table", "cloud", "lamp", "river", "chair", "window", "garden", "pencil", "candle", "ladder",

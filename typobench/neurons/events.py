@@ -24,7 +24,7 @@ import pandas as pd
 from torch import Tensor
 
 from typobench.core.errors import UsageError
-from typobench.neurons.hooks import as_pixels
+from typobench.models.units import as_pixels
 from typobench.neurons.options import EVENT_KINDS
 from typobench.neurons.replay import RunReplay
 

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 
 from typobench.data import stratified_subset
-from typobench.neurons.hooks import NeuronSpace
+from typobench.models.units import NeuronSpace
 from typobench.neurons.replay import RunReplay
 from typobench.neurons.scoring import Scorer
 

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from typobench.neurons.ablation import Events, ablation_study
 from typobench.neurons.attribution import Attribution, blame_table, top_neurons
-from typobench.neurons.hooks import NeuronSpace, parse_neuron
+from typobench.models.units import NeuronSpace, parse_neuron
 from typobench.neurons.options import NeuronsConfig
 from typobench.neurons.reference import Reference
 

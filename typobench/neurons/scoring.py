@@ -19,7 +19,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from typobench.neurons.hooks import NeuronSpace, ablate, apply_edit, as_pixels, capture, edits, image_tower, mean_over_positions
+from typobench.models.units import NeuronSpace, ablate, apply_edit, as_pixels, capture, edits, image_tower, mean_over_positions
 
 
 class _Tail:

@@ -28,7 +28,7 @@ from typobench.heads.linear_probe import fit_logistic_regression, predict
 from typobench.neurons.cards import DEFAULT_WORDS, WORD_FONT, renderable
 from typobench.neurons.featurevis.layers import facet_layer, layer_space
 from typobench.neurons.featurevis.objectives import Captured, Objective
-from typobench.neurons.hooks import unit_activations
+from typobench.models.units import unit_activations
 from typobench.typographic import TextStyle, build_canvas, composite, render_patch
 
 WRITING_STYLES = (("black", "white"), ("white", "black"))  # (ink, sticker), alternated over the photos

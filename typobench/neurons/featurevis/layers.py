@@ -1,6 +1,6 @@
 """Every layer a feature visualization can read, named as the neurons analysis names them.
 
-The analysed layers come from :func:`typobench.neurons.hooks.find_layers` (``layer4``; the MLP hidden units
+The analysed layers come from :func:`typobench.models.units.find_layers` (``layer4``; the MLP hidden units
 ``resblocks.{i}.mlp`` of every ViT block). A ResNet's lower stages ``layer1``..``layer3`` are added under their
 module names, with the same kind, so that facets can be fitted below the analysed layer.
 """
@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from torch import nn
 
 from typobench.core.errors import UsageError
-from typobench.neurons.hooks import NeuronLayer, NeuronSpace, conv_channels, find_layers, image_tower
+from typobench.models.units import NeuronLayer, NeuronSpace, conv_channels, find_layers, image_tower
 
 RESNET_STAGES = ("layer1", "layer2", "layer3")
 
@@ -33,7 +33,7 @@ def tower_layers(model: nn.Module) -> dict[str, NeuronLayer]:
 
 
 def layer_space(model: nn.Module, names: Iterable[str]) -> NeuronSpace:
-    """The named layers as one :class:`NeuronSpace` (what :func:`~typobench.neurons.hooks.capture` records)."""
+    """The named layers as one :class:`NeuronSpace` (what :func:`~typobench.models.units.capture` records)."""
     layers = tower_layers(model)
     chosen = []
     for name in dict.fromkeys(names):

@@ -18,7 +18,7 @@ from typobench.core.errors import UsageError
 from typobench.neurons.featurevis.layers import layer_space
 from typobench.neurons.featurevis.objectives import channel
 from typobench.neurons.featurevis.optimise import Settings, visualize
-from typobench.neurons.hooks import parse_neuron, unit_activations
+from typobench.models.units import parse_neuron, unit_activations
 
 
 @dataclass

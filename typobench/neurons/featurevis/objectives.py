@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from typobench.core.errors import UsageError
-from typobench.neurons.hooks import NeuronLayer, parse_neuron
+from typobench.models.units import NeuronLayer, parse_neuron
 
 
 @dataclass

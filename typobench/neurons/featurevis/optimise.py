@@ -22,7 +22,7 @@ from typobench.neurons.featurevis.layers import input_side, layer_space
 from typobench.neurons.featurevis.objectives import Captured, Objective
 from typobench.neurons.featurevis.param import make_image
 from typobench.neurons.featurevis.transforms import Robustness, transform
-from typobench.neurons.hooks import capture
+from typobench.models.units import capture
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from torch import Tensor, nn
 
 from typobench.core.errors import UsageError
 from typobench.heads.zeroshot import zeroshot_class_embeddings
-from typobench.neurons.hooks import NeuronSpace, as_pixels, capture
+from typobench.models.units import NeuronSpace, as_pixels, capture
 
 
 def _contributions(model: nn.Module, space: NeuronSpace, pixels: Tensor) -> Tensor:
