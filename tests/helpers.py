@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import tempfile
+
 import numpy as np
+import pytest
 import torch
 
 from typobench.data import ImageDataset
@@ -27,3 +33,26 @@ def synthetic_dataset(n: int = 40, classes: int = 4, side: int = 32, seed: int =
 
 def images_batch(n: int = 4, side: int = 64, seed: int = 0) -> torch.Tensor:
     return torch.rand(n, 3, side, side, generator=torch.Generator().manual_seed(seed))
+
+
+# -- headless Chromium (the leaderboard page and the atlas) ---------------------------------------------
+
+
+def chromium() -> str:
+    for name in (os.environ.get("TYPOBENCH_CHROMIUM"), "chromium", "chromium-browser", "google-chrome",
+                 "google-chrome-stable"):
+        if name and shutil.which(name):
+            return shutil.which(name)
+    message = "the HTML test needs Chromium (Debian: apt-get install chromium); set TYPOBENCH_CHROMIUM to its path"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def headless(browser: str, *args: str) -> subprocess.CompletedProcess:
+    with tempfile.TemporaryDirectory() as profile:
+        return subprocess.run(
+            [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             "--disable-dev-shm-usage", f"--user-data-dir={profile}", *args],
+            capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL)

@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "typobench"
 LAYERS = [
     ("core",),
     ("typographic", "data", "models", "heads", "shipped"),
-    ("stages",),
+    ("stages", "defenses"),
     ("suites",),
     ("harness",),
     ("experiments", "neurons", "leaderboard", "toyclip"),

@@ -262,3 +262,45 @@ def test_excitation_ratio_divides_the_visualization_by_the_natural_percentile(to
     assert [r.neuron for r in rows] == neurons
     assert all(r.ratio == pytest.approx(r.visualized / r.natural) for r in rows if r.natural > 0)
     assert summary(rows)["neurons"] == 2
+
+
+# -- redirected ReLU gradients ------------------------------------------------------------------------------
+
+
+def test_redirected_relu_keeps_values_and_ordinary_gradients_and_redirects_dead_ones():
+    from typobench.neurons.featurevis.relu import RedirectedReLU
+
+    x = torch.tensor([[-1.0, -2.0, 0.5], [-1.0, 2.0, -0.2]], requires_grad=True)
+    y = RedirectedReLU()(x)
+    assert torch.equal(y, torch.relu(x))
+    grad, = torch.autograd.grad(-(y[:, 0] + y[:, 1]).sum(), x)  # a loss that wants units 0 and 1 up
+    # Row 0: no ordinary gradient anywhere (units 0, 1 are off), so it passes as for the identity; row 1 has
+    # one (unit 1 is on), so it is the ordinary ReLU gradient.
+    assert torch.equal(grad, torch.tensor([[-1.0, -1.0, 0.0], [0.0, -1.0, 0.0]]))
+    down, = torch.autograd.grad(RedirectedReLU()(x)[0, 0], x)  # a loss pushing an off unit further down: not passed
+    assert torch.equal(down, torch.zeros_like(x))
+
+
+def test_a_unit_off_on_the_start_image_moves_only_with_redirected_relus(tower):
+    from typobench.neurons.featurevis.relu import redirected_relus
+
+    name, classifier, _ = tower
+    if name != "tiny-rn":
+        with redirected_relus(classifier) as swapped:
+            assert swapped == 0  # a ViT has no ReLU
+        return
+    layer, side = TOWERS[name]
+    start = make_image("fourier", 1, side, torch.Generator().manual_seed(0))().detach()
+    captured = _captured(classifier, [layer], start)
+    dead = torch.nonzero(captured.units(layer)[0].amax(0) <= 0).view(-1)[:4].tolist()
+    assert len(dead) == 4
+    kept, moved = [], []
+    for unit in dead:
+        objective = channel(f"{layer}:{unit}")
+        kept.append(float(visualize(classifier, objective, Settings(steps=10, seed=0, redirect_relu=False)).final[0]))
+        moved.append(float(visualize(classifier, objective, Settings(steps=10, seed=0)).final[0]))
+    assert kept == [0.0] * 4 and max(moved) > 0.0, moved  # without a gradient a dead unit never moves
+    relus = [m for m in classifier.modules() if type(m) is nn.ReLU]
+    with redirected_relus(classifier) as swapped:
+        assert swapped == len(relus) > 0 and not any(type(m) is nn.ReLU for m in classifier.modules())
+    assert [m for m in classifier.modules() if type(m) is nn.ReLU] == relus  # put back

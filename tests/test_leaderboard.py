@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import subprocess
 import tempfile
 from html.parser import HTMLParser
 from pathlib import Path
@@ -46,6 +44,7 @@ from typobench.experiments.stroop import (
 from typobench.suites import load_suite
 
 from conftest import PROJECT_ROOT
+from helpers import chromium, headless
 
 N = 30
 CLASSES = 10
@@ -590,26 +589,6 @@ def test_real_run_round_trips_through_submit(tmp_path):
 
 
 # -- the HTML page in a real browser -----------------------------------------------------------------------
-
-
-def chromium() -> str:
-    for name in (os.environ.get("TYPOBENCH_CHROMIUM"), "chromium", "chromium-browser", "google-chrome",
-                 "google-chrome-stable"):
-        if name and shutil.which(name):
-            return shutil.which(name)
-    message = "the HTML test needs Chromium (Debian: apt-get install chromium); set TYPOBENCH_CHROMIUM to its path"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(message)
-    pytest.skip(message)
-
-
-def headless(browser: str, *args: str) -> subprocess.CompletedProcess:
-    with tempfile.TemporaryDirectory() as profile:
-        return subprocess.run(
-            [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--disable-dev-shm-usage", f"--user-data-dir={profile}", *args],
-            capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL)
 
 
 class TableRows(HTMLParser):

@@ -146,3 +146,27 @@ def test_unknown_precision_and_device_are_usage_errors():
         Runtime.create("cpu", "fp8")
     with pytest.raises(UsageError, match="device"):
         Runtime.create("tpu", "fp32")
+
+
+@pytest.mark.parametrize("precision, expected", [("fp32", False), ("bf16", True)])
+def test_reduced_precision_sessions_store_resnet_convolutions_channels_last(precision, expected):
+    from typobench.harness.config import RunConfig
+    from typobench.harness.session import Session
+
+    session = Session.open(RunConfig(model="tiny-rn", precision=precision, device="cpu"), data=False)
+    conv = session.model.model.visual.conv1.weight
+    assert conv.is_contiguous(memory_format=torch.channels_last) is expected
+    assert conv.is_contiguous() is not expected
+    pixels = torch.rand(2, 3, *session.model.image_size, generator=torch.Generator().manual_seed(0))
+    reference = load_model("tiny-rn")  # the same seeded weights, contiguous, fp32
+    with torch.no_grad(), session.runtime.autocast():
+        stored = session.model.model.encode_image(pixels).float()
+    assert torch.allclose(stored, reference.model.encode_image(pixels), atol=0.05)
+
+
+def test_channels_last_leaves_vit_towers_alone():
+    from typobench.models.loading import convolutions_channels_last
+
+    loaded = load_model("tiny-vit")
+    assert convolutions_channels_last(loaded.model) is False
+    assert loaded.model.visual.conv1.weight.is_contiguous()

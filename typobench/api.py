@@ -8,6 +8,11 @@
     print(tb.evaluate(model, data, tb.override(suite, {"text.size": 12})))
     table = tb.sweep(model, data, suite, {"text.size": [8, 12, 16], "placement.copies": [1, 2]}, out="runs/x")
 
+Neurons: ``visualize_neurons(model, ["layer4:12", "layer4:7"])`` optimises one feature visualization per
+neuron (images and activations back); ``microscope("runs/x", 20)`` looks at the 20 most blamed neurons of a
+run that ``typobench neurons`` explained (feature visualizations, excitation ratios, word views; see
+:mod:`typobench.neurons.microscope`).
+
 ``evaluate`` returns one row per stage (accuracy and targeted success with Wilson 95% intervals and n,
 mean fraction of pixels changed); ``sweep`` one row per grid point x stage, written with its plots to
 ``out`` and resumable. Parameter paths are documented in :mod:`typobench.suites.edit`.
@@ -24,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import torch
+from torch import nn
 
 from typobench.core.errors import UsageError
 from typobench.core.runtime import Runtime
@@ -36,6 +43,12 @@ from typobench.harness.session import Session
 from typobench.models import LoadedModel
 from typobench.models import load_model as _load_model
 from typobench.models.builtin import get_builtin_model
+from typobench.models.classifier import ImageClassifier
+from typobench.neurons.featurevis.facets import text_facet as fit_text_facet
+from typobench.neurons.featurevis.optimise import Settings
+from typobench.neurons.microscope import Microscope
+from typobench.neurons.microscope_run import microscope_of_run
+from typobench.neurons.microscope_views import class_probabilities, visualize_neurons as _visualize_neurons
 from typobench.suites import edit
 from typobench.suites.edit import SuiteSpec
 
@@ -193,7 +206,62 @@ def sweep(model: Model, data: Data, suite: SuiteSpec | str,
     return run_sweep(run_in, spec, points, out, progress=progress, plots=plots).table
 
 
+@dataclass
+class Visualizations:
+    """``images`` [K, 3, S, S] in [0, 1], image i for ``neurons[i]``; ``activations`` [K]: each neuron's
+    activation (averaged over positions) on its image; ``history``: the objective during the optimisation;
+    ``classes``: the class ``data``'s classifier gives each image (None without data); ``facet``: the
+    text facet it went through (None: plain)."""
+
+    neurons: list[str]
+    images: torch.Tensor
+    activations: list[float]
+    history: list[float]
+    classes: list[str] | None = None
+    facet: dict[str, Any] | None = None
+
+
+def visualize_neurons(model: Model, neurons: Sequence[str], *, data: Data | None = None, head: str = "zeroshot",
+                      text_facet: bool = False, facet_images: int = 200, steps: int = 256, lr: float = 0.05,
+                      seed: int = 0, batch_size: int = 64) -> Visualizations:
+    """One feature visualization per neuron (``layer4:12``, ``resblocks.11.mlp:2047``; also a ResNet's
+    ``layer1``..``layer3``), optimised together from ``seed``. With ``data``, each image is classified by
+    its ``head``; with ``text_facet`` (needs ``data``), the images excite the neurons through the text facet
+    fitted on ``facet_images`` of its photos."""
+    if text_facet and data is None:
+        raise UsageError("text_facet=True fits the facet on photos: pass data=load_data(...)")
+    if data is not None:
+        classifier = session(model, data, head=head, batch_size=batch_size).classifier
+    else:
+        loaded = model.loaded
+        classifier = ImageClassifier(loaded.model, loaded.mean, loaded.std, nn.Identity()).to(model.runtime.device)
+    facet = None
+    if text_facet:
+        count = min(facet_images, len(data))
+        facet = fit_text_facet(classifier, torch.stack([data.dataset[i][0] for i in range(count)]), seed=seed)
+    made = _visualize_neurons(classifier, neurons, Settings(steps=steps, lr=lr, seed=seed), facet)
+    classes = None
+    if data is not None:
+        classes = [data.classnames[int(i)] for i in class_probabilities(classifier, made.images).argmax(1)]
+    return Visualizations(made.neurons, made.images, made.activations.tolist(), made.history, classes,
+                          facet.describe() if facet is not None else None)
+
+
+def microscope(run_dir: str | Path, neurons: int = 20, *, steps: int = 256, natural: int = 0,
+               analysis_dir: str | Path | None = None, out: str | Path | None = None, device: str = "auto",
+               cache_dir: str | None = None, batch_size: int = 64) -> Microscope:
+    """The microscope of the ``neurons`` most blamed neurons of a run that ``typobench neurons`` explained
+    (its neurons.json in ``analysis_dir``, default the run's folder): ``.record`` is microscope.json (see
+    :mod:`typobench.neurons.microscope`), ``.images`` its feature visualizations; both are written to
+    ``out`` (default: next to neurons.json). ``natural``: data-set images for the excitation ratio (0: the
+    analysis's reference images)."""
+    found, _ = microscope_of_run(run_dir, neurons=neurons, steps=steps, natural=natural, analysis_dir=analysis_dir,
+                                 out=out, device=device, cache_dir=cache_dir, batch_size=batch_size)
+    return found
+
+
 __all__ = [
-    "Data", "Model", "SuiteResult", "SuiteSpec", "evaluate", "expand_grid", "load_data", "load_model", "load_suite",
-    "override", "parameter_paths", "plot_sweep", "run_suite", "session", "suite_from_toml", "sweep",
+    "Data", "Model", "SuiteResult", "SuiteSpec", "Visualizations", "evaluate", "expand_grid", "load_data", "load_model",
+    "load_suite", "microscope", "override", "parameter_paths", "plot_sweep", "run_suite", "session", "suite_from_toml",
+    "sweep", "visualize_neurons",
 ]

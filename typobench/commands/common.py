@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from typobench.defenses import list_defenses
 from typobench.heads import HEAD_KINDS
 from typobench.harness.config import DEFAULT_DATASET, DEFAULT_DEMO_LIMIT, DEFAULT_MODEL, DEFAULT_SUITE, RunConfig
 
@@ -15,7 +16,7 @@ def positive_int(text: str) -> int:
     return value
 
 
-def add_model_options(parser: argparse.ArgumentParser, *, heads: bool = True) -> None:
+def add_model_options(parser: argparse.ArgumentParser, *, heads: bool = True, defense_help: str | None = None) -> None:
     model = parser.add_argument_group("model")
     model.add_argument("--model", default=DEFAULT_MODEL,
                        help="built-in name, open_clip NAME or NAME:TAG (ViT-B-32:openai), or hf-hub:org/repo "
@@ -31,6 +32,13 @@ def add_model_options(parser: argparse.ArgumentParser, *, heads: bool = True) ->
                             f"(default: {DEFAULT_SUITE}); 'none' for the clean stage only")
     model.add_argument("--probe-train-limit", type=positive_int, default=None,
                        help="train the linear probe on a stratified subset of this many train images")
+    model.add_argument("--defense", dest="defenses", action="append", default=[], metavar="SPEC",
+                       help=(defense_help or "a defense, part of the model under test (repeat: applied in order, "
+                                             "before a suite's [defense] tables)")
+                            + ": KIND:KEY=VALUE,KEY=VALUE with lists joined by '+'. "
+                            + "; ".join(f"{d['kind']}: {d['summary']}" for d in list_defenses())
+                            + ". PGD stages attack through the defenses (adaptive), or with attack_on = "
+                              "\"undefended\" make the images without them (transfer)")
 
 
 def add_data_options(parser: argparse.ArgumentParser) -> None:
@@ -64,9 +72,9 @@ def add_runtime_options(parser: argparse.ArgumentParser, *, workers: bool = True
                               "or ~/.cache/typobench)")
 
 
-def add_model_data_options(parser: argparse.ArgumentParser) -> None:
+def add_model_data_options(parser: argparse.ArgumentParser, *, defense_help: str | None = None) -> None:
     """Every option of a run: model and head, data, runtime."""
-    add_model_options(parser)
+    add_model_options(parser, defense_help=defense_help)
     add_data_options(parser)
     add_runtime_options(parser)
 

@@ -1,4 +1,4 @@
-"""``typobench list models|datasets``: what can be run."""
+"""``typobench list models|datasets|suites|defenses``: what can be run."""
 
 from __future__ import annotations
 
@@ -8,17 +8,18 @@ import open_clip
 
 from typobench.data import dataset_entry, list_datasets
 from typobench.core.errors import UsageError, unknown_name_error
+from typobench.defenses import list_defenses
 from typobench.models import list_builtin_models
 from typobench.models.builtin import get_builtin_model
 from typobench.shipped import shipped_suites_dir
 from typobench.suites import find_suites, load_suite
 from typobench.suites.files import SHIPPED, SUITES_ENV
 
-TOPICS = ("models", "datasets", "suites")
+TOPICS = ("models", "datasets", "suites", "defenses")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("list", help="list models, data sets and attack suites",
+    parser = subparsers.add_parser("list", help="list models, data sets, attack suites and defenses",
                                    description="List what typobench can run.")
     parser.add_argument("topic", choices=TOPICS)
     parser.add_argument("--name", default=None, help="only this model (shows its pretrained tags)")
@@ -30,6 +31,8 @@ def handle(args: argparse.Namespace) -> int:
         print_models(args.name)
     elif args.topic == "datasets":
         print_datasets()
+    elif args.topic == "defenses":
+        print_defenses()
     else:
         print_suites()
     return 0
@@ -70,6 +73,12 @@ def print_suites() -> None:
             continue
         description = suite.description.splitlines()[0][:90] if suite.description else ""
         print(f"  {found.name:<22} {len(suite.stages):>2} stages  {origin}  {description}")
+
+
+def print_defenses() -> None:
+    print("defenses (typobench run --defense KIND:KEY=VALUE,...; repeatable, applied in order; lists joined with '+'):")
+    for defense in list_defenses():
+        print(f"  {defense['kind']:<12} {defense['summary']}")
 
 
 def print_datasets() -> None:

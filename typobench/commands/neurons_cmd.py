@@ -6,6 +6,7 @@ import argparse
 
 from typobench.neurons.analysis import analyze
 from typobench.neurons.cards import DEFAULT_WORDS
+from typobench.neurons.microscope_output import microscope_line
 from typobench.neurons.options import ABLATION_MODES, EVENT_KINDS, RANK_BY, NeuronsConfig
 from typobench.commands.common import positive_int
 from typobench.harness.world import World
@@ -72,15 +73,70 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                       help="multimodal test: control words are non-class words within this many characters of the "
                            "class name's length; the name must out-score all of them (default: 1)")
     more.add_argument("--vit-blocks", type=positive_int, default=1,
-                      help="ViT towers: MLPs of the last N blocks (default: 1, the last block)")
+                      help="ViT towers: MLPs (and, with --heads, attention heads) of the last N blocks (default: 1, "
+                           "the last block)")
+    _add_heads_option(more)
 
+    add_probe_and_atlas_options(parser)
+    add_microscope_options(parser)
+
+    _add_runtime_options(parser)
+    parser.set_defaults(handler=handle)
+
+
+def _add_runtime_options(parser: argparse.ArgumentParser) -> None:
+    """Where and how the analysis runs: device, batch size, seed, cache, progress lines."""
     runtime = parser.add_argument_group("runtime")
     runtime.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps")
     runtime.add_argument("--batch-size", type=positive_int, default=64)
     runtime.add_argument("--seed", type=int, default=None, help="seed of the baseline draws (default: the run's seed)")
     runtime.add_argument("--cache-dir", default=None, help="cache for zero-shot weights (default: the run's)")
     runtime.add_argument("--quiet", action="store_true", help="no progress lines")
-    parser.set_defaults(handler=handle)
+
+
+def add_microscope_options(parser: argparse.ArgumentParser) -> None:
+    """``--microscope K``, ``--fv-steps``, ``--fv-natural`` (NeuronsConfig's microscope, fv_steps, fv_natural)."""
+    looking = parser.add_argument_group(
+        "microscope", "feature visualizations and word views of the most blamed neurons (issue 18); writes "
+                      "microscope.json, microscope/*.png and a section of neurons.md")
+    looking.add_argument("--microscope", type=int, default=0, metavar="K",
+                         help="look at the K most blamed neurons: a plain and a text-faceted feature visualization "
+                              "each, their excitation ratio over natural images, the class the model gives each image "
+                              "vs the class the neuron reads, and text-side vs pixel-side words (also for K random "
+                              "neurons); 0 = off (default: 0)")
+    looking.add_argument("--fv-steps", type=int, default=256, metavar="N",
+                         help="optimisation steps of each feature visualization (default: 256)")
+    looking.add_argument("--fv-natural", type=int, default=0, metavar="N",
+                         help="the excitation ratio divides by the 99.9th percentile of the neuron over N images of "
+                              "the run's data set (its whole split, class-stratified); 0 = the clean reference "
+                              "images (default: 0)")
+
+
+def add_probe_and_atlas_options(parser: argparse.ArgumentParser) -> None:
+    """``--sparse-probe``, ``--probe-per-class``, ``--probe-images``, ``--atlas`` (NeuronsConfig's fields)."""
+    extra = parser.add_argument_group("sparse probe and atlas")
+    extra.add_argument("--sparse-probe", action="store_true",
+                       help="also fit an L1 logistic probe on the layer's neurons, swept to --probe-per-class neurons "
+                            "per class, and score it against the full (L2) probe; the run's clean images are split "
+                            "into disjoint train and held-out halves (writes sparse_probe.json, sparse_probe.csv)")
+    extra.add_argument("--probe-per-class", type=float, default=3.0,
+                       help="sparse probe: neurons per class to sweep the L1 penalty to (default: 3, Goh et al.)")
+    extra.add_argument("--probe-images", type=positive_int, default=2000,
+                       help="sparse probe: clean images of the run to use, half to fit and half to score (default: "
+                            "2000)")
+    extra.add_argument("--atlas", action="store_true",
+                       help="also write atlas/, a static offline HTML site: an index of the blamed neurons (and heads) "
+                            "by blame, one page per neuron with its card, dataset examples, words, feature "
+                            "visualizations (when microscope.json exists) and sparse-probe weights; open "
+                            "atlas/index.html")
+
+
+def _add_heads_option(group: argparse._ArgumentGroup) -> None:
+    group.add_argument("--heads", type=int, nargs="?", const=3, default=0, metavar="K",
+                       help="ViT towers: also blame the attention heads of the last --vit-blocks blocks by their "
+                            "direct contribution to the logit difference, ablate the top K (--heads alone: 3) against "
+                            "random and activation-matched heads, and card them (written words, TextSpan text "
+                            "directions); rows in the same tables, a 'heads' section in neurons.json (default: off)")
 
 
 def handle(args: argparse.Namespace) -> int:
@@ -94,7 +150,9 @@ def handle(args: argparse.Namespace) -> int:
         tau_image=args.tau_image, tau_text=args.tau_text, min_class_images=args.min_class_images,
         length_slack=args.length_slack,
         vit_blocks=args.vit_blocks, device=args.device, batch_size=args.batch_size, seed=args.seed,
-        cache_dir=args.cache_dir,
+        cache_dir=args.cache_dir, sparse_probe=args.sparse_probe, probe_per_class=args.probe_per_class,
+        probe_images=args.probe_images, atlas=args.atlas,
+        microscope=args.microscope, fv_steps=args.fv_steps, fv_natural=args.fv_natural, heads=args.heads,
     )
     outcome = analyze(config, progress=not args.quiet)
     for entry in outcome.report["analyses"]:
@@ -104,5 +162,16 @@ def handle(args: argparse.Namespace) -> int:
     cards = outcome.report["cards"]
     print(f"multimodal: {cards['blamed_multimodal']} of {cards['blamed_total']} blamed neurons "
           f"(base rate {cards['base_rate_n']}/{cards['n_neurons']})")
+    for entry in outcome.report.get("heads", {}).get("analyses", []):
+        print(f"heads, {entry['stage']} / {entry['kind']}: top {', '.join(entry['blamed'][:3])}; {entry['verdict']}")
+    probe = outcome.report.get("sparse_probe")
+    if probe:
+        images = probe["images"]
+        print(f"sparse probe: {probe['sparse']['per_class']:.2f} neurons per class, held-out accuracy "
+              f"{probe['sparse']['held_out_accuracy']:.3f} vs full probe {probe['full']['held_out_accuracy']:.3f} "
+              f"(fitted on {images['train']['n']} clean images, scored on {images['held_out']['n']} others)")
+    looked = outcome.report.get("microscope")
+    if looked:
+        print(microscope_line(looked["summary"]))
     print(f"wrote {outcome.out_dir / 'neurons.md'} and {len(outcome.files) - 1} more files")
     return 0

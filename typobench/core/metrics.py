@@ -1,9 +1,9 @@
-"""Accuracy with Wilson confidence intervals, overall and per class."""
+"""Accuracy with Wilson confidence intervals, overall and per class; bootstrap intervals of paired differences."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -28,6 +28,22 @@ def rate(hits: Sequence[bool] | np.ndarray) -> dict:
     k = int(hits.sum())
     lo, hi = wilson_interval(k, n)
     return {"value": k / n if n else None, "ci95": [lo, hi], "n": n}
+
+
+def bootstrap_interval(n: int, statistic: Callable[[np.ndarray], np.ndarray], draws: int = 2000,
+                       seed: int = 0) -> list[float]:
+    """Percentile 95% interval of ``statistic`` (index draws [draws, n] -> one value per draw; NaN values are
+    left out) over ``n`` items resampled with replacement."""
+    idx = np.random.default_rng(seed).integers(0, n, size=(draws, n))
+    lo, hi = np.nanpercentile(statistic(idx), [2.5, 97.5])
+    return [float(lo), float(hi)]
+
+
+def paired_difference_interval(first: np.ndarray, second: np.ndarray, draws: int = 2000, seed: int = 0) -> list[float]:
+    """Percentile 95% interval of mean(first) - mean(second) [n] over the same items (e.g. correct/incorrect of
+    two models on the same images): pairing removes the shared per-item difficulty."""
+    diff = np.asarray(first, dtype=float) - np.asarray(second, dtype=float)
+    return bootstrap_interval(len(diff), lambda idx: diff[idx].mean(1), draws, seed)
 
 
 def per_class_accuracy(labels: np.ndarray, predictions: np.ndarray, classnames: Sequence[str]) -> dict[str, dict]:

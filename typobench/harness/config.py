@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from typobench.core.errors import UsageError
-from typobench.data import ImageDataset, stratified_subset
+from typobench.data import ImageDataset, load_dataset, stratified_subset
 from typobench.heads import HEAD_KINDS
+from typobench.models import LoadedModel
 
 DEFAULT_MODEL = "toyclip"
 DEFAULT_DATASET = "cifar10-sample"
@@ -49,6 +50,14 @@ class RunConfig:
     neurons: bool = True
     # Finished batches reach the disk at least this often (and whenever the run stops): what a kill can cost.
     checkpoint_seconds: float = 15.0
+    # Defense specs (``typobench.defenses``), applied in order: part of the model under test.
+    defenses: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        # Absolute, so that a run reopened from results.json elsewhere (neurons, mean ablation of its images)
+        # finds its data wherever the command that reopens it is started from.
+        if self.data_root:
+            self.data_root = str(Path(self.data_root).expanduser().resolve())
 
     def validate(self) -> None:
         if self.head not in HEAD_KINDS:
@@ -63,8 +72,10 @@ class RunConfig:
             raise UsageError(f"--checkpoint-every must be >= 0 seconds, got {self.checkpoint_seconds}")
 
     def semantic(self) -> dict[str, Any]:
-        """The options that determine the numbers, apart from the suite (hashed by its content)."""
-        return {k: v for k, v in asdict(self).items() if k not in _NON_SEMANTIC and k != "suite"}
+        """The options that determine the numbers, apart from the suite (hashed by its content). Defenses
+        appear only when there are some, so that keys of undefended runs stay what they were."""
+        out = {k: v for k, v in asdict(self).items() if k not in _NON_SEMANTIC and k not in ("suite", "defenses")}
+        return {**out, "defenses": list(self.defenses)} if self.defenses else out
 
     @classmethod
     def from_record(cls, recorded: dict[str, Any]) -> RunConfig:
@@ -79,6 +90,14 @@ def limit_dataset(dataset: ImageDataset, limit: int | None, seed: int) -> ImageD
     return dataset.subset(stratified_subset(dataset.labels, limit, seed))
 
 
+def load_data(config: RunConfig, model: LoadedModel) -> ImageDataset:
+    """The config's data set through the model's resize and crop, limited to ``config.limit`` items."""
+    dataset = load_dataset(config.dataset, root=config.data_root, split=config.split,
+                           transform=model.pixel_transform(), download=config.download,
+                           classnames_file=config.classnames_file)
+    return limit_dataset(dataset, config.limit, config.seed)
+
+
 def default_out_dir(prefix: str, parts: list[str], key: str) -> Path:
     """``runs/<prefix>-<parts joined>-<key[:10]>`` with only file-name-safe characters."""
     slug = re.sub(r"[^A-Za-z0-9._-]+", "_", "-".join([prefix, *parts] if prefix else parts))
@@ -86,4 +105,4 @@ def default_out_dir(prefix: str, parts: list[str], key: str) -> Path:
 
 
 __all__ = ["DEFAULT_DATASET", "DEFAULT_DEMO_LIMIT", "DEFAULT_MODEL", "DEFAULT_SUITE", "RunConfig", "default_out_dir",
-           "limit_dataset"]
+           "limit_dataset", "load_data"]

@@ -35,7 +35,8 @@ def plain_text(draw: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def _save(fig, path: Path) -> None:
+def save_figure(fig, path: Path) -> None:
+    """Write ``fig`` as a PNG atomically, and close it."""
     save_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight"))
     plt.close(fig)
 
@@ -65,7 +66,7 @@ def save_example_grid(path: Path, examples: dict[str, Tensor], sample_ids: Seque
             ax.set_title(title, fontsize=7, color="green" if ok else "red")
             if row == 0:
                 ax.text(0.5, 1.35, stage[:22], transform=ax.transAxes, ha="center", fontsize=8, weight="bold")
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 @plain_text
@@ -91,4 +92,4 @@ def save_stage_accuracy(path: Path, stages: Sequence[dict], title: str = "") -> 
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title(title, fontsize=9)
-    _save(fig, path)
+    save_figure(fig, path)

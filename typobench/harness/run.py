@@ -19,6 +19,7 @@ import pandas as pd
 from typobench.core.atomic import write_bytes_atomic
 from typobench.core.errors import IntegrityError, UsageError
 from typobench.harness.config import RunConfig, default_out_dir
+from typobench.harness.defense_support import run_sanity
 from typobench.harness.pictures import save_example_grid, save_stage_accuracy
 from typobench.harness.results import (
     RESULTS_FILE,
@@ -60,10 +61,12 @@ def run_suite(session: Session, suite: Suite | None, out_dir: str | Path | None 
     recomputed. ``out_dir`` None: a default folder under ``runs/`` named by the configuration.
     ``suite_text`` (the suite's exact TOML) is saved as suite.toml next to the results.
     ``on_start(done, total)`` is told how many batches were finished earlier, before evaluating.
+    The suite's ``[defense]`` tables are added after the session's own defenses (the outcome's session).
     """
     stages = suite.stages if suite else [CleanStage()]
     if suite:
         suite.check(list(session.data.classnames))
+        session = session.with_defenses(suite.defenses)
     key = session.run_key(stages, suite.sha256 if suite else None)
     config = session.config
     out_dir = Path(out_dir) if out_dir else default_out_dir("", [config.model, config.dataset, config.head], key)
@@ -71,13 +74,14 @@ def run_suite(session: Session, suite: Suite | None, out_dir: str | Path | None 
     with leader_lock(world, out_dir):
         finished = world.leader_does(lambda: finished_results(out_dir, key, overwrite))
         if world.broadcast_text("finished" if finished is not None else "") == "finished":
-            return RunOutcome(out_dir, read_results(out_dir), read_predictions(out_dir), resumed_complete=True)
+            return RunOutcome(out_dir, read_results(out_dir), read_predictions(out_dir), resumed_complete=True,
+                              session=session)
         started = time.perf_counter()
         store = BatchStore(out_dir, key)
         predictions = session.evaluate(stages, store, progress=progress, on_start=on_start)
         world.leader_does(lambda: _write(session, suite, stages, key, store, predictions, pictures=pictures,
                                          suite_text=suite_text, elapsed=time.perf_counter() - started))
-    return RunOutcome(out_dir, read_results(out_dir), read_predictions(out_dir))
+    return RunOutcome(out_dir, read_results(out_dir), read_predictions(out_dir), session=session)
 
 
 @contextmanager
@@ -98,11 +102,15 @@ def _write(session: Session, suite: Suite | None, stages: list[Stage], key: str,
         **envelope("run", config=session.describe_config(), config_hash=key, seed=session.config.seed,
                    model=session.model.describe(), dataset=session.describe_data()),
         "head": session.head_info,
+        **({"defenses": session.defense_records()} if session.defenses else {}),
         "suite": suite.describe() if suite else None,
         "stages": summarise_stages(predictions, stage_info, session.data.classnames),
         "spread": {"world_size": session.world.size, "attempts": store.spread()},
         "elapsed_s": round(elapsed, 3),
     }
+    if session.defenses:
+        results["defense_sanity"] = run_sanity(session.classifier, session.data, results["stages"],
+                                               n=session.config.batch_size, device=session.runtime.device)
     results["pictures"] = save_pictures(out_dir, store, results, predictions) if pictures else []
     if suite_text is not None:
         write_bytes_atomic(out_dir / SUITE_FILE, suite_text)
@@ -137,7 +145,7 @@ def execute(config: RunConfig, *, progress: bool = True) -> RunOutcome:
     suite = load_suite(config.suite) if config.suite else None
     session = Session.open(config)
     outcome = run_suite(session, suite, config.out, progress=progress, overwrite=config.overwrite)
-    outcome.session, outcome.suite = session, suite
+    outcome.suite = suite
     return outcome
 
 

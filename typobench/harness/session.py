@@ -10,22 +10,27 @@ reopened from results.json), ``search-text``, ``stroop`` and the Python API all 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import pandas as pd
+from torch import nn
 
 from typobench.core.cache import TensorCache, content_key, default_cache_dir
 from typobench.core.errors import UsageError
 from typobench.core.runtime import Runtime
 from typobench.data import ImageDataset, load_dataset, sample_hash
-from typobench.harness.config import RunConfig, limit_dataset
+from typobench.defenses import BuildContext, Defended, Defense, Prompts, build_defended, parse_defenses, zeroshot_head
+from typobench.defenses.registry import create_defense
+from typobench.harness.config import RunConfig, limit_dataset, load_data
+from typobench.harness.defense_support import request_images
 from typobench.harness.evaluation import evaluate
 from typobench.harness.resume import BatchStore
 from typobench.harness.world import World
 from typobench.heads.build import build_linear_probe_head, build_zeroshot_head
 from typobench.models import LoadedModel, load_model
+from typobench.models.loading import convolutions_channels_last
 from typobench.models.classifier import ImageClassifier
 from typobench.stages.base import RunContext, Stage
 
@@ -33,7 +38,9 @@ from typobench.stages.base import RunContext, Stage
 @dataclass
 class Session:
     """A model with its head on a data set, loaded once. The head is built on first use (a Stroop
-    session needs none); ``dataset`` is None for a session without data."""
+    session needs none); ``dataset`` is None for a session without data. ``defenses`` (parsed from
+    ``config.defenses``, plus any added by :meth:`with_defenses`) are part of the model under test: the
+    ``classifier`` is the defended one."""
 
     config: RunConfig
     runtime: Runtime
@@ -41,8 +48,11 @@ class Session:
     dataset: ImageDataset | None
     cache: TensorCache
     world: World = field(default_factory=World)
-    _classifier: ImageClassifier | None = field(default=None, repr=False)
+    defenses: list[Defense] = field(default_factory=list)
+    _classifier: nn.Module | None = field(default=None, repr=False)
     _head_info: dict[str, Any] = field(default_factory=dict, repr=False)
+    _defended: Defended | None = field(default=None, repr=False)
+    _undefended: Session | None = field(default=None, repr=False)
 
     @classmethod
     def open(cls, config: RunConfig, *, data: bool = True, world: World | None = None) -> Session:
@@ -52,18 +62,42 @@ class Session:
         environment; one process without them). Each rank uses its own GPU on CUDA.
         """
         config.validate()
+        defenses = parse_defenses(config.defenses)  # a bad spec fails before the model loads
         world = world or World.from_env()
         runtime = Runtime.create(world.device(config.device), config.precision)
         world.join(runtime.device.type)
         model = load_model(config.model, config.pretrained, device=runtime.device, seed=config.seed)
-        return cls.of(config, runtime, model, load_data(config, model) if data else None, world=world)
+        if config.precision != "fp32":
+            # fp32 stays contiguous: its per-sample logits are the pinned reference, and channels-last kernels
+            # sum in another order. Reduced precision already differs from fp32, and gains most from it.
+            convolutions_channels_last(model.model)
+        return cls.of(config, runtime, model, load_data(config, model) if data else None, world=world,
+                      defenses=defenses)
 
     @classmethod
     def of(cls, config: RunConfig, runtime: Runtime, model: LoadedModel, dataset: ImageDataset | None, *,
-           world: World | None = None) -> Session:
+           world: World | None = None, defenses: Sequence[Defense] | None = None) -> Session:
         """A session over what is already loaded (the Python API keeps models and data between calls)."""
+        defenses = list(defenses) if defenses is not None else parse_defenses(config.defenses)
         return cls(config, runtime, model, dataset, TensorCache(config.cache_dir or default_cache_dir()),
-                   world or World())
+                   world or World(), defenses)
+
+    def with_defenses(self, defenses: Sequence[Defense | str | Mapping[str, Any]]) -> Session:
+        """This session with ``defenses`` (parsed ones, specs or tables) added after its own: the model, data
+        and cache are shared (nothing is loaded again); the defended classifier is built on first use."""
+        added = [d if isinstance(d, Defense) else create_defense(d) for d in defenses]
+        if not added:
+            return self
+        return replace(self, defenses=[*self.defenses, *added], _classifier=None, _head_info={}, _defended=None,
+                       _undefended=self.undefended())
+
+    def undefended(self) -> Session:
+        """The same session without any defense (itself when it has none): the model transfer attacks use."""
+        if not self.defenses:
+            return self
+        if self._undefended is None:
+            self._undefended = replace(self, defenses=[], _classifier=None, _head_info={}, _defended=None)
+        return self._undefended
 
     # -- the head ---------------------------------------------------------------------------------
 
@@ -74,18 +108,47 @@ class Session:
         return self.dataset
 
     @property
-    def classifier(self) -> ImageClassifier:
-        """The config's head on the image tower, in eval mode; built (from the cache) on first use."""
+    def classifier(self) -> nn.Module:
+        """The config's head on the image tower with the session's defenses, in eval mode; built (from the
+        cache) on first use."""
         if self._classifier is None and self.config.head == "zeroshot":
             # Rank 0 builds the class embeddings first and caches them; the other ranks read them back.
             if not self.world.leader:
                 self.world.barrier()
-            self._classifier, self._head_info = self.zeroshot_classifier(self.data.classnames, self.data.templates)
+            self._classifier, self._head_info = self._build_classifier()
             if self.world.leader:
                 self.world.barrier()
         elif self._classifier is None:  # every rank extracts its share of the probe's features
-            self._classifier, self._head_info = self._linear_probe_classifier()
+            self._classifier, self._head_info = self._build_classifier()
         return self._classifier
+
+    def _build_classifier(self) -> tuple[nn.Module, dict[str, Any]]:
+        if self.defenses:
+            return self.defended.classifier, self.defended.head_info
+        if self.config.head == "zeroshot":
+            return self.zeroshot_classifier(self.data.classnames, self.data.templates)
+        return self._linear_probe_classifier()
+
+    @property
+    def defended(self) -> Defended:
+        """The session's defenses applied to its model and head (built once; see ``defenses.build``)."""
+        if self._defended is None:
+            zeroshot = self.config.head == "zeroshot"
+
+            def head(model: LoadedModel, prompts: Prompts | None):
+                if zeroshot:
+                    return zeroshot_head(model, self.data.classnames, prompts, self.cache)
+                return self._linear_probe_head(model)
+
+            context = BuildContext(self.runtime, self.config.batch_size,
+                                   lambda request: request_images(self.config, self.model, request))
+            self._defended = build_defended(self.model, self.defenses, head=head, ctx=context,
+                                            prompts=Prompts(tuple(self.data.templates)) if zeroshot else None)
+        return self._defended
+
+    def defense_records(self) -> list[dict[str, Any]]:
+        """One record per defense (results.json's ``defenses``); empty without defenses."""
+        return self.defended.records if self.defenses else []
 
     @property
     def head_info(self) -> dict[str, Any]:
@@ -99,15 +162,19 @@ class Session:
         return self._wrap(head), info
 
     def _linear_probe_classifier(self) -> tuple[ImageClassifier, dict[str, Any]]:
+        head, info = self._linear_probe_head(self.model)
+        return self._wrap(head), info
+
+    def _linear_probe_head(self, model: LoadedModel) -> tuple[nn.Module, dict[str, Any]]:
+        """A probe trained on ``model``'s features (the session's model, or its defended weights)."""
         config = self.config
         train_set = load_dataset(config.dataset, root=config.data_root, split="train",
-                                 transform=self.model.pixel_transform(), download=config.download,
+                                 transform=model.pixel_transform(), download=config.download,
                                  classnames_file=config.classnames_file)
         train_set = limit_dataset(train_set, config.probe_train_limit, config.seed)
-        head, info = build_linear_probe_head(self.model, train_set, self.runtime, self.cache,
-                                             batch_size=config.batch_size, workers=config.workers, seed=config.seed,
-                                             part=(self.world.rank, self.world.size), gather=self.world.gather_rows)
-        return self._wrap(head), info
+        return build_linear_probe_head(model, train_set, self.runtime, self.cache, batch_size=config.batch_size,
+                                       workers=config.workers, seed=config.seed, part=(self.world.rank, self.world.size),
+                                       gather=self.world.gather_rows)
 
     def _wrap(self, head) -> ImageClassifier:
         model = self.model
@@ -116,15 +183,18 @@ class Session:
     @property
     def context(self) -> RunContext:
         """What every stage may use."""
+        undefended = (lambda: self.undefended().classifier) if self.defenses else None
         return RunContext(classifier=self.classifier, classnames=list(self.data.classnames), runtime=self.runtime,
-                          seed=self.config.seed)
+                          seed=self.config.seed, undefended=undefended)
 
     # -- identity ---------------------------------------------------------------------------------
 
     def identity(self) -> dict[str, Any]:
         """What determines the numbers apart from the stages: the options, the weights, the samples."""
         samples = sample_hash(self.dataset.sample_ids) if self.dataset is not None else None
-        return {"config": self.config.semantic(), "model": self.model.fingerprint(), "samples": samples}
+        identity = {"config": self.config.semantic(), "model": self.model.fingerprint(), "samples": samples}
+        # Only a defended session says so: the keys of undefended runs stay what they were.
+        return {**identity, "defenses": self.defense_records()} if self.defenses else identity
 
     def run_key(self, stages: Sequence[Stage], suite_sha256: str | None) -> str:
         """The content key of running ``stages`` (of a suite with this sha256) in this session."""
@@ -148,14 +218,6 @@ class Session:
         return evaluate(self.data, stages, self.context, store, batch_size=self.config.batch_size,
                         workers=self.config.workers, progress=progress, on_start=on_start,
                         flush_seconds=self.config.checkpoint_seconds, world=self.world)
-
-
-def load_data(config: RunConfig, model: LoadedModel) -> ImageDataset:
-    """The config's data set through the model's resize and crop, limited to ``config.limit`` items."""
-    dataset = load_dataset(config.dataset, root=config.data_root, split=config.split,
-                           transform=model.pixel_transform(), download=config.download,
-                           classnames_file=config.classnames_file)
-    return limit_dataset(dataset, config.limit, config.seed)
 
 
 __all__ = ["Session", "load_data"]

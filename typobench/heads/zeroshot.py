@@ -9,6 +9,26 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
+def average_class_embeddings(
+    encode_texts: Callable[[list[str]], Tensor],
+    classnames: Sequence[str],
+    templates: Sequence[str],
+    *,
+    batch_size: int = 256,
+) -> Tensor:
+    """Class embeddings [C, D] from any text encoder ``encode_texts(texts) -> [n, D]``: every template per
+    class encoded, normalised, averaged, renormalised (the OpenAI / clip_benchmark convention).
+
+    Templates use ``{}`` for the class name. Gradients flow through when the encoder keeps them (a learned
+    prompt prefix is trained through this very function, so prefixed and plain weights are built alike).
+    """
+    texts = [template.format(name) for name in classnames for template in templates]
+    chunks = [F.normalize(encode_texts(texts[start:start + batch_size]).float(), dim=-1)
+              for start in range(0, len(texts), batch_size)]
+    per_text = torch.cat(chunks).view(len(classnames), len(templates), -1)
+    return F.normalize(per_text.mean(dim=1), dim=-1)
+
+
 @torch.no_grad()
 def zeroshot_class_embeddings(
     clip_model: nn.Module,
@@ -18,19 +38,21 @@ def zeroshot_class_embeddings(
     *,
     batch_size: int = 256,
 ) -> Tensor:
-    """Class embeddings [C, D]: encode every template per class, normalise, average, renormalise.
+    """Class embeddings [C, D] of ``clip_model``'s own text tower (see :func:`average_class_embeddings`).
 
-    This is the OpenAI / clip_benchmark convention. Templates use ``{}`` for the class name.
     Texts are encoded in batches across classes, on the model's device.
     """
     device = next(clip_model.parameters()).device
-    texts = [template.format(name) for name in classnames for template in templates]
-    chunks = []
-    for start in range(0, len(texts), batch_size):
-        tokens = tokenizer(texts[start:start + batch_size]).to(device)
-        chunks.append(F.normalize(clip_model.encode_text(tokens).float(), dim=-1))
-    per_text = torch.cat(chunks).view(len(classnames), len(templates), -1)
-    return F.normalize(per_text.mean(dim=1), dim=-1)
+    return average_class_embeddings(lambda texts: clip_model.encode_text(tokenizer(texts).to(device)),
+                                    classnames, templates, batch_size=batch_size)
+
+
+def zeroshot_logits(features: Tensor, class_embeddings: Tensor, logit_scale: float,
+                    logit_bias: float | None = None) -> Tensor:
+    """Logits [N, C] = scale · cos(features [N, D], class embeddings [C, D]) + bias."""
+    weights = class_embeddings.to(features.dtype)
+    logits = logit_scale * F.normalize(features, dim=-1) @ weights.T
+    return logits if logit_bias is None else logits + logit_bias
 
 
 class ZeroShotHead(nn.Module):
@@ -56,6 +78,4 @@ class ZeroShotHead(nn.Module):
         )
 
     def forward(self, features: Tensor) -> Tensor:
-        weights = self.class_embeddings.to(features.dtype)
-        logits = self.logit_scale * F.normalize(features, dim=-1) @ weights.T
-        return logits if self.logit_bias is None else logits + self.logit_bias
+        return zeroshot_logits(features, self.class_embeddings, self.logit_scale, self.logit_bias)

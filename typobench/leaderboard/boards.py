@@ -40,7 +40,7 @@ STROOP_SUITE = "stroop-goh2021"
 STROOP_DATASET = "stroop"
 
 # Column kinds and what they read from an entry's re-scored stage metrics.
-COLUMN_KINDS = ("accuracy", "targeted_success", "lift", "mean_targeted_success", "stroop")
+COLUMN_KINDS = ("accuracy", "targeted_success", "lift", "mean_targeted_success", "stroop", "clean_cost")
 STROOP_METRICS = ("congruent_accuracy", "incongruent_accuracy", "word_named", "neutral_accuracy")
 SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
@@ -87,7 +87,7 @@ class Column:
     @property
     def points(self) -> bool:
         """True when the value is a difference of rates (percentage points), not a rate."""
-        return self.kind == "lift"
+        return self.kind in ("lift", "clean_cost")
 
 
 @dataclass(frozen=True)
@@ -190,7 +190,7 @@ def _column(raw: dict, where: str) -> Column:
     )
     if column.kind not in COLUMN_KINDS:
         raise UsageError(f"{where}: column '{column.key}' has kind '{column.kind}': use one of {', '.join(COLUMN_KINDS)}")
-    if column.kind in ("accuracy", "targeted_success", "lift") and not column.stage:
+    if column.kind in ("accuracy", "targeted_success", "lift", "clean_cost") and not column.stage:
         raise UsageError(f"{where}: column '{column.key}' ({column.kind}) needs a 'stage'")
     if column.kind == "stroop" and column.metric not in STROOP_METRICS:
         raise UsageError(f"{where}: column '{column.key}' needs 'metric' = one of {', '.join(STROOP_METRICS)}")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from typobench.core.atomic import write_text_atomic
 from typobench.leaderboard.boards import ENTRIES_DIR, TABLES_DIR, Boards, load_boards, writable_folder
+from typobench.leaderboard.clean_cost import fill_clean_costs
 from typobench.leaderboard.render import render_all
 from typobench.leaderboard.validate import ValidEntry, Validator, entry_files, validate_paths
 
@@ -39,6 +40,7 @@ def build(root: str | Path | None = None, *, entries_dir: str | Path | None = No
     outcome = BuildOutcome(entries, invalid)
     if invalid:
         return outcome
+    fill_clean_costs(entries)  # the one column that compares two entries (a defense and its bare model)
     for name, content in render_all(boards, entries, published_hashes(boards)).items():
         path = out_dir / name
         outcome.files[path] = content

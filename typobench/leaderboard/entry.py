@@ -18,6 +18,7 @@ import pandas as pd
 
 from typobench.data import sample_hash
 from typobench.core.errors import UsageError
+from typobench.defenses import defense_fingerprint
 from typobench.harness.results import PREDICTIONS_FILE, RESULTS_FILE, utc_now
 from typobench.experiments.stroop import STROOP_CSV, STROOP_JSON
 from typobench.leaderboard.boards import STROOP_DATASET, STROOP_SUITE, Board, Boards, is_safe_id, stroop_protocol_sha256
@@ -98,13 +99,17 @@ def default_submitter() -> str:
     return name or "anonymous"
 
 
-def _model(model: dict[str, Any], model_name: str | None) -> dict[str, Any]:
+def _model(model: dict[str, Any], model_name: str | None, defenses: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The entry's model; a defended model (a run with ``defenses``) is another entry than the bare one: its
+    label says so and ``defense_sha256`` joins the weights in its identity."""
     tag = model.get("pretrained")
     if isinstance(tag, str) and ("/" in tag or "\\" in tag or tag.lower().endswith(CHECKPOINT_SUFFIXES)):
         tag = PurePosixPath(tag.replace("\\", "/")).name  # a local checkpoint: its file name, not where it lies
+    defense = defense_fingerprint(defenses) if defenses else None
     label = model_name or (f"{model['name']}:{tag}" if tag else model["name"])
+    label = label if model_name or not defense else f"{label}+defended-{defense[:8]}"
     model_slug(label)
-    return {
+    out = {
         "name": model["name"],
         "tag": tag,
         "label": label,
@@ -112,6 +117,7 @@ def _model(model: dict[str, Any], model_name: str | None) -> dict[str, Any]:
         "weights_sha256": model["weights_sha256"],
         "random_init": bool(model.get("random_init", False)),
     }
+    return {**out, "defenses": [d["spec"] for d in defenses], "defense_sha256": defense} if defense else out
 
 
 def _versions(versions: dict[str, Any]) -> dict[str, Any]:
@@ -198,7 +204,7 @@ def entry_from_results(run_dir: Path, boards: Boards, *, submitter: str, model_n
     config = results.get("config", {})
     return board, _finish(
         board, boards,
-        model=_model(results["model"], model_name),
+        model=_model(results["model"], model_name, results.get("defenses")),
         dataset={"name": dataset["name"], "split": dataset["split"], "n": dataset["n"],
                  "num_classes": dataset["num_classes"], "sample_hash": dataset["sample_hash"]},
         suite={"name": suite["name"], "sha256": suite["sha256"], "protocol_version": suite["protocol_version"]},

@@ -63,10 +63,10 @@ def board_rows(board: Board, entries: Sequence[ValidEntry]) -> list[Row]:
 
 
 def headline_rows(boards: Boards, entries: Sequence[ValidEntry]) -> list[HeadlineRow]:
-    """One row per model (label and weights): each headline column from that model's entry on its board."""
-    rows: dict[tuple[str, str], HeadlineRow] = {}
+    """One row per model (label, weights and defenses): each headline column from that model's entry on its board."""
+    rows: dict[tuple[str, str, str | None], HeadlineRow] = {}
     for entry in entries:
-        key = (entry.model["label"], entry.model["weights_sha256"])
+        key = (entry.model["label"], entry.model["weights_sha256"], entry.model.get("defense_sha256"))
         row = rows.setdefault(key, HeadlineRow(None, key[0], key[1], entry.model["random_init"],
                                                {h.key: None for h in boards.headline}))
         for h in boards.headline:
@@ -110,7 +110,8 @@ def cell_title(column: Column, cell: dict[str, Any] | None) -> str:
         return "no value"
     parts = [f"{format_value(column, cell, with_ci=False)} {unit(column)}"]
     if cell.get("ci95"):
-        parts.append(f"95% Wilson CI {100 * cell['ci95'][0]:.1f}-{100 * cell['ci95'][1]:.1f}")
+        method = f"paired-bootstrap 95% CI against {cell['reference']}" if cell.get("reference") else "95% Wilson CI"
+        parts.append(f"{method} {100 * cell['ci95'][0]:.1f}-{100 * cell['ci95'][1]:.1f}")
     if cell.get("n") is not None:
         parts.append(f"n = {cell['n']}")
     if cell.get("stages") is not None:

@@ -91,7 +91,7 @@ def column_value(column: Column, stages: Sequence[Mapping[str, Any]]) -> dict[st
         values = [r["value"] for r in rates if r.get("value") is not None]
         return {"value": float(np.mean(values)) if values else None, "stages": len(values)}
     stage = _stage(stages, column.stage)
-    if stage is None:
+    if stage is None or column.kind == "clean_cost":  # clean_cost needs a second entry (leaderboard.clean_cost)
         return {"value": None}
     if column.kind == "accuracy":
         return {"value": stage.get("accuracy"), "ci95": stage.get("ci95"), "n": stage.get("n")}

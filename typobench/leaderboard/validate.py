@@ -107,7 +107,12 @@ class Validator:
     # -- parts --
 
     def _model(self, model: Any) -> None:
-        check_object(model, "model", ("name", "tag", "label", "checkpoint_sha256", "weights_sha256", "random_init"))
+        check_object(model, "model", ("name", "tag", "label", "checkpoint_sha256", "weights_sha256", "random_init"),
+                     ("defenses", "defense_sha256"))
+        if "defenses" in model or "defense_sha256" in model:  # a defended model: both, or neither
+            check_hex64(model.get("defense_sha256"), "model.defense_sha256")
+            if not isinstance(model.get("defenses"), list) or not all(isinstance(d, str) for d in model["defenses"]):
+                raise EntryError("model.defenses", "must be a list of defense specs (strings)")
         for key in ("name", "label"):
             value = check_str(model[key], f"model.{key}", max_len=200)
             if not is_safe_label(value):

@@ -11,6 +11,9 @@ Neurons are the units of one or more *layers* of the image tower:
   block is the ViT counterpart of ``layer4``: the last place where per-unit nonlinear features exist
   before the pooled embedding is formed.
 
+* Attention heads of a ViT (:mod:`typobench.models.attention_heads`): a unit is one head's output, a
+  ``d_head`` vector per token (``unit_size`` > 1); its scalar activation is that vector's L2 norm.
+
 A neuron is named ``layer:index`` everywhere, e.g. ``layer4:517`` or ``resblocks.11.mlp:2047``.
 Several layers form a :class:`NeuronSpace`, which numbers all their units with one global index
 (layer order, then unit order) so that baselines can draw from every unit at once.
@@ -31,7 +34,8 @@ from typobench.core.errors import UsageError
 @dataclass(frozen=True)
 class NeuronLayer:
     """One hooked module. ``module`` outputs the units: [N, C, H, W] (``unit_dim`` 1, ResNet) or
-    [N, L, D] / [L, N, D] (``unit_dim`` -1, ViT; ``batch_dim`` says which)."""
+    [N, L, D] / [L, N, D] (``unit_dim`` -1, ViT; ``batch_dim`` says which), or vector units
+    [N, L, U, unit_size] (``unit_dim`` 2, attention heads: the vector is the last dimension)."""
 
     name: str
     module_path: str
@@ -41,14 +45,25 @@ class NeuronLayer:
     unit_dim: int
     batch_dim: int = 0
     block: int | None = None
+    unit_size: int = 1
 
-    def per_position(self, output: Tensor) -> Tensor:
-        """The module's output as [N, P, U]: batch, positions, units."""
+    def _positions(self, output: Tensor) -> Tensor:
+        """Scalar units' [N, C, H, W] / [N, L, U] / [L, N, U] as [N, P, U]."""
         if self.unit_dim == 1:
             return output.flatten(2).transpose(1, 2)
         if self.batch_dim != 0:
             output = output.transpose(0, 1)
         return output.reshape(output.shape[0], -1, output.shape[-1])
+
+    def per_position(self, output: Tensor) -> Tensor:
+        """The module's output as [N, P, U]: batch, positions, units (a vector unit: its L2 norm)."""
+        return self._positions(output.norm(dim=-1) if self.unit_size > 1 else output)
+
+    def grad_times_act(self, output: Tensor, grad: Tensor) -> Tensor:
+        """[N, U]: sum over positions (and a vector unit's components) of activation x gradient."""
+        if self.unit_size > 1:
+            return self._positions((output * grad).sum(-1)).sum(1)
+        return (self.per_position(output) * self.per_position(grad)).sum(1)
 
     def unit_shape(self, output: Tensor) -> list[int]:
         """A shape that broadcasts a [U] vector along the unit dimension of ``output``."""
@@ -57,7 +72,8 @@ class NeuronLayer:
         return shape
 
     def describe(self) -> dict:
-        return {"name": self.name, "module": self.module_path, "kind": self.kind, "units": self.units}
+        out = {"name": self.name, "module": self.module_path, "kind": self.kind, "units": self.units}
+        return out if self.unit_size == 1 else {**out, "unit_size": self.unit_size}
 
 
 def neuron_name(layer: str, index: int) -> str:
@@ -120,7 +136,8 @@ def image_tower(model: nn.Module) -> nn.Module:
     return getattr(model, "visual", model)
 
 
-def _path_of(root: nn.Module, target: nn.Module) -> str:
+def path_of(root: nn.Module, target: nn.Module) -> str:
+    """``target``'s dotted name under ``root`` ('?' when it is not there)."""
     for name, module in root.named_modules():
         if module is target:
             return name
@@ -135,7 +152,7 @@ def find_layers(model: nn.Module, vit_blocks: int = 1) -> NeuronSpace:
     if isinstance(getattr(visual, "layer4", None), nn.Module):
         layer4 = visual.layer4
         units = conv_channels(layer4)
-        return NeuronSpace([NeuronLayer("layer4", _path_of(model, layer4), layer4, "resnet-channel", units, 1)])
+        return NeuronSpace([NeuronLayer("layer4", path_of(model, layer4), layer4, "resnet-channel", units, 1)])
     blocks = getattr(getattr(visual, "transformer", None), "resblocks", None)
     if blocks is not None and len(blocks) and hasattr(blocks[-1], "mlp"):
         batch_first = bool(getattr(visual.transformer, "batch_first", True))
@@ -145,7 +162,7 @@ def find_layers(model: nn.Module, vit_blocks: int = 1) -> NeuronSpace:
             mlp = blocks[i].mlp
             act = getattr(mlp, "gelu", None) or mlp[1]
             units = mlp.c_fc.out_features if hasattr(mlp, "c_fc") else mlp[0].out_features
-            layers.append(NeuronLayer(f"resblocks.{i}.mlp", _path_of(model, act), act, "vit-mlp-hidden", units, -1,
+            layers.append(NeuronLayer(f"resblocks.{i}.mlp", path_of(model, act), act, "vit-mlp-hidden", units, -1,
                                       0 if batch_first else 1, block=i))
         return NeuronSpace(layers)
     raise UsageError(f"the image tower is a {type(visual).__name__}: neurons supports open_clip ModifiedResNet "
@@ -187,8 +204,9 @@ def capture(space: NeuronSpace) -> Iterator[dict[str, Tensor]]:
 
 
 def edits(space: NeuronSpace, indices: Sequence[int], values: Tensor | None = None) -> dict[str, tuple[Tensor, Tensor]]:
-    """``{layer name: (keep [U], fill [U])}`` for the layers that have chosen units: an edited output is
-    ``output * keep + fill * (1 - keep)`` (keep 0 on the chosen units; fill 0, or their ``values``)."""
+    """``{layer name: (keep [U], fill [U] or [U, unit_size])}`` for the layers that have chosen units: an
+    edited output is ``output * keep + fill * (1 - keep)`` (keep 0 on the chosen units; fill 0, or their
+    ``values``: [total], or [total, unit_size] for vector units such as attention heads)."""
     per_layer = space.split(indices)
     out = {}
     for layer, offset in zip(space.layers, space.offsets):
@@ -197,7 +215,7 @@ def edits(space: NeuronSpace, indices: Sequence[int], values: Tensor | None = No
             continue
         keep = torch.ones(layer.units)
         keep[local] = 0.0
-        fill = torch.zeros(layer.units)
+        fill = torch.zeros(layer.units, *(values.shape[1:] if values is not None else ()))
         if values is not None:
             fill[local] = values[offset:offset + layer.units][local].float().cpu()
         out[layer.name] = (keep, fill)
@@ -207,13 +225,15 @@ def edits(space: NeuronSpace, indices: Sequence[int], values: Tensor | None = No
 def apply_edit(layer: NeuronLayer, output: Tensor, keep: Tensor, fill: Tensor) -> Tensor:
     shape = layer.unit_shape(output)
     k = keep.to(output.device, output.dtype).view(shape)
-    f = fill.to(output.device, output.dtype).view(shape)
+    # A vector unit's fill [U, unit_size] runs along the output's last dimension.
+    f = fill.to(output.device, output.dtype).view(shape if fill.dim() == 1 else [*shape[:-1], fill.shape[-1]])
     return output * k + f * (1 - k)
 
 
 @contextmanager
 def ablate(space: NeuronSpace, indices: Sequence[int], values: Tensor | None = None) -> Iterator[None]:
-    """Replace the chosen units (global indices) at every position by 0, or by ``values[g]`` ([total]).
+    """Replace the chosen units (global indices) at every position by 0, or by ``values[g]`` ([total], or
+    [total, unit_size] for vector units).
 
     The hooks are removed on exit, whatever happens inside the block.
     """
@@ -271,5 +291,6 @@ __all__ = [
     "mean_over_positions",
     "neuron_name",
     "parse_neuron",
+    "path_of",
     "unit_activations",
 ]

@@ -135,16 +135,18 @@ def event_metrics(logits: Tensor, events: Events) -> dict[str, Any]:
 def ablation_study(model: nn.Module, space: NeuronSpace, events: Events, blamed: Sequence[int], *,
                    mean_values: Tensor, draws: int, seed: int, modes: Sequence[str] = ABLATION_MODES,
                    clean: Scorer | None = None, clean_labels: Tensor | None = None,
-                   batch_size: int = 64) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+                   batch_size: int = 64, match_on: Tensor | None = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Rows (one per mode x selection x draw, plus the unedited model) and a summary per mode.
 
     ``clean`` scores the clean reference images (``clean_labels``) for the clean accuracy cost.
+    ``match_on`` [total]: what the matched baseline matches (default ``mean_values``; needed when those
+    are vectors, e.g. attention heads' mean outputs [total, d_head]).
     """
     blamed = [int(b) for b in blamed]
     k = len(blamed)
     baselines = {
         "random": random_sets(space.total, k, draws, seed, exclude=blamed),
-        "matched": matched_sets(mean_values, blamed, draws, seed),
+        "matched": matched_sets(mean_values if match_on is None else match_on, blamed, draws, seed),
     }
     scorer = Scorer(model, space, events.images, batch_size)
     base = event_metrics(scorer.base_logits, events)

@@ -25,11 +25,15 @@ from typobench.neurons.attribution import attribute
 from typobench.neurons.blamed_cards import draw_cards
 from typobench.neurons.cards import DEFAULT_WORDS, MultimodalTest, read_vocab
 from typobench.neurons.events import cap_events, clean_predictions, find_events, regenerate_events
+from typobench.neurons.head_blame import HeadStudy
 from typobench.models.units import NeuronSpace, find_layers
+from typobench.neurons.microscope_run import microscope_for_analysis, overview
 from typobench.neurons.options import NeuronsConfig
 from typobench.neurons.reference import Reference
 from typobench.neurons.replay import RunReplay, check_run_dir, load_run
 from typobench.neurons.report import write_outputs
+from typobench.neurons.atlas.site import build_atlas
+from typobench.neurons.sparse_probe import sparse_probe, summary, write_sparse_probe
 from typobench.neurons.scope import Ablator, Scope, Tables, analyse_scope
 
 RANK_TEXT = {"added": "min of the mean attacked and the mean difference: pushes towards the new class in the attacked "
@@ -71,17 +75,23 @@ def analyze(config: NeuronsConfig, *, replay: RunReplay | None = None, progress:
     seed = replay.config.seed if config.seed is None else config.seed
     model = replay.classifier
     space = neuron_space(config, model)
+    heads = HeadStudy(config, model, seed) if config.heads else None  # a ResNet is refused before any work
     log(f"model {replay.session.model.spec.label}: {space.total} neurons in {', '.join(l.name for l in space.layers)}")
     reference = Reference.of(replay, model, space, limit=config.ref_limit, seed=seed, batch_size=config.batch_size)
     log(f"clean reference: {len(reference.positions)} images, accuracy {reference.accuracy:.3f}; "
         f"ablations re-run {'only the layers after the neurons' if reference.scorer.fast else 'the whole model'}")
     ablator = Ablator(model, space, reference, config, seed)
+    if heads is not None:
+        log(f"heads: {heads.space.total} in {', '.join(l.name for l in heads.space.layers)}; reference "
+            f"{len(heads.prepare(reference).positions)} images")
     clean_pred = clean_predictions(replay, config.batch_size)
     analyses: list[dict[str, Any]] = []
     tables = Tables()
     for stage in selected:
-        analyses += analyse_stage(ablator, replay, stage, clean_pred, tables, log)
+        analyses += analyse_stage(ablator, replay, stage, clean_pred, tables, log, heads)
     cards = draw_cards(config, model, space, reference, replay.classnames, replay.side, analyses, vocab_words, log)
+    microscope = microscope_for_analysis(config, replay, model, space, reference, analyses, vocab_words, seed, log)
+    probe = _sparse_probe(config, replay, space, seed, log) if config.sparse_probe else None
     report = {
         "created": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds"),
         "run": describe_run(replay),
@@ -91,11 +101,29 @@ def analyze(config: NeuronsConfig, *, replay: RunReplay | None = None, progress:
         "methods": describe_methods(config),
         "analyses": analyses,
         "cards": cards,
+        **({"sparse_probe": summary(probe)} if probe else {}),
     }
+    if heads is not None:
+        report["heads"] = heads.report(replay, vocab_words, log)
     out_dir = Path(config.out) if config.out else replay.run_dir
-    files = write_outputs(out_dir, report, tables.blame, tables.ablation, cards)
+    if microscope is not None:
+        report["microscope"] = overview(microscope)
+    files = write_outputs(out_dir, report, tables.blame, tables.ablation, cards, microscope=microscope)
+    files += write_sparse_probe(out_dir, probe) if probe else []
+    if config.atlas:  # last: it shows every file written before
+        files += build_atlas(out_dir, cards, *([report["heads"]["cards"]] if heads is not None else []))
     log(f"wrote {len(files)} files to {out_dir}")
     return NeuronsOutcome(out_dir, report, files)
+
+
+def _sparse_probe(config: NeuronsConfig, replay: RunReplay, space: NeuronSpace, seed: int,
+                  log: Callable[[str], None]) -> dict[str, Any]:
+    """The sparse probe of the run's clean images (sparse_probe.json), logged."""
+    probe = sparse_probe(replay, replay.classifier, space, limit=config.probe_images, per_class=config.probe_per_class,
+                         seed=seed, batch_size=config.batch_size)
+    log(f"sparse probe: {probe['sparse']['per_class']:.2f} neurons per class, held-out accuracy "
+        f"{probe['sparse']['held_out_accuracy']:.3f} vs {probe['full']['held_out_accuracy']:.3f} for the full probe")
+    return probe
 
 
 def select_stages(config: NeuronsConfig, results: dict[str, Any]) -> list[str]:
@@ -123,8 +151,9 @@ def neuron_space(config: NeuronsConfig, model: torch.nn.Module) -> NeuronSpace:
 
 
 def analyse_stage(ablator: Ablator, replay: RunReplay, stage: str, clean_pred: dict[str, int], tables: Tables,
-                  log: Callable[[str], None]) -> list[dict[str, Any]]:
-    """One analysis entry per event kind of ``stage``: its events regenerated, attributed and ablated."""
+                  log: Callable[[str], None], heads: HeadStudy | None = None) -> list[dict[str, Any]]:
+    """One analysis entry per event kind of ``stage``: its events regenerated, attributed and ablated
+    (the neurons, and the attention heads when ``heads`` is given)."""
     config = ablator.config
     found = find_events(replay.predictions, stage, clean_pred, replay.classnames, config.events)
     if found.empty:
@@ -151,6 +180,9 @@ def analyse_stage(ablator: Ablator, replay: RunReplay, stage: str, clean_pred: d
                        for images in (attacked, clean)]
         events = Events(attacked, from_idx, to_idx, regenerated.targets[rows])
         entry.update(analyse_scope(ablator, Scope(stage, kind, frame, *attribution, events), tables))
+        if heads is not None:
+            head_entry = heads.analyse(stage, kind, frame, attacked, clean, events, tables)
+            log(f"stage {stage} / {kind}: heads {', '.join(head_entry['blamed'])}; {head_entry['verdict']}")
         log(f"stage {stage} / {kind}: {len(rows)} events; {entry['verdict']}")
     return entries
 

@@ -51,10 +51,15 @@ def linearised_logits(model: nn.Module, x: Tensor) -> Tensor:
     Other models are called as they are.
     """
     features_of = getattr(model, "features", None)
-    head = getattr(model, "head", None)
-    if features_of is None or head is None:
+    if features_of is None or getattr(model, "head", None) is None:
         return model(x)
-    f = features_of(x)
+    return linearised_head(model, features_of(x))
+
+
+def linearised_head(model: nn.Module, f: Tensor) -> Tensor:
+    """The logits [N, C] of ``model.head`` on image embeddings ``f`` [N, D], the L2 normalisation held
+    fixed (see :func:`linearised_logits`): linear in ``f`` for both typobench heads."""
+    head = model.head
     unit = f / f.norm(dim=-1, keepdim=True).detach().clamp_min(1e-12)
     if hasattr(head, "class_embeddings") and hasattr(head, "logit_scale"):
         logits = head.logit_scale * unit @ head.class_embeddings.to(unit.dtype).T
@@ -85,8 +90,7 @@ def attribute(model: nn.Module, space: NeuronSpace, images: Tensor, from_idx: Se
             margin = (logits.gather(1, b) - logits.gather(1, a)).squeeze(1)
             outputs = [store[layer.name] for layer in space.layers]
             grads = torch.autograd.grad(margin.sum(), outputs)
-        parts = [(layer.per_position(out) * layer.per_position(grad)).sum(1).float()
-                 for layer, out, grad in zip(space.layers, outputs, grads)]
+        parts = [layer.grad_times_act(out, grad).float() for layer, out, grad in zip(space.layers, outputs, grads)]
         attrs.append(torch.cat(parts, dim=1).detach().cpu())
         acts.append(mean_over_positions(space, {k: v.detach() for k, v in store.items()}).cpu())
         margins.append(margin.detach().float().cpu())
@@ -151,4 +155,4 @@ def top_neurons(table: pd.DataFrame, k: int) -> list[str]:
     return table["neuron"].head(k).tolist()
 
 
-__all__ = ["RANK_BY", "Attribution", "attribute", "blame_table", "linearised_logits", "top_neurons"]
+__all__ = ["RANK_BY", "Attribution", "attribute", "blame_table", "linearised_head", "linearised_logits", "top_neurons"]

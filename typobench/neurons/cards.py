@@ -44,7 +44,7 @@ import torch
 from torch import Tensor, nn
 
 from typobench.core.errors import UsageError
-from typobench.harness.pictures import _save, plain_text
+from typobench.harness.pictures import save_figure, plain_text
 from typobench.typographic import TextStyle, build_canvas, composite, parse_color, render_patch
 from typobench.models.units import NeuronSpace, as_pixels, unit_activations
 
@@ -310,7 +310,7 @@ def save_card(path: Path, facts: CardFacts, images: Tensor, labels: Sequence[int
     verdict += (f" (best {facts.best_class}: z_img {facts.best_z_image:.1f}, z_txt {facts.best_z_text:.1f}"
                 f"{control})")
     fig.suptitle(f"{facts.neuron}  {verdict}" + (f"\nblamed for: {blamed_for}" if blamed_for else ""), fontsize=10)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 __all__ = ["DEFAULT_WORDS", "CardFacts", "MultimodalTest", "card_facts", "class_image_z", "control_max",

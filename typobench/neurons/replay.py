@@ -180,6 +180,8 @@ def load_run(run_dir: str | Path, *, device: str = "auto", cache_dir: str | None
     suite = _recorded_suite(config, results)
     # One process: under torchrun, rank 0 alone analyses a finished run (the analysis is not spread).
     session = Session.open(config, world=World())
+    if suite is not None:  # as run_suite does: the suite's [defense] tables come after the command line's
+        session = session.with_defenses(suite.defenses)
     _check_session(session, results, run_dir)
     stages = suite.stages if suite else [CleanStage()]
     return RunReplay(run_dir, results, read_predictions(run_dir), suite, stages, session)

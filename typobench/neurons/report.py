@@ -5,7 +5,11 @@
 * ``neurons_ablation.csv``: one row per ablation (mode x selection x draw, plus the unedited model);
 * ``neurons_cards.csv``: one row per carded neuron (text facet, dataset examples, multimodal test);
 * ``neuron_cards/*.png``: the cards;
-* ``neurons.md``: the report page, with the cards.
+* ``neurons.md``: the report page, with the cards;
+* with ``--microscope K``: ``microscope.json`` and ``microscope/*.png`` (see ``microscope``), and a section
+  of neurons.md.
+* with ``--heads K``: the attention heads' rows in the three CSVs (layer ``resblocks.i.attn``), their cards
+  in ``neuron_cards/``, and a ``heads`` section in neurons.json and neurons.md (see ``head_blame``).
 """
 
 from __future__ import annotations
@@ -18,6 +22,9 @@ import pandas as pd
 
 from typobench.core.atomic import write_json_atomic, write_text_atomic
 from typobench.neurons.cards import save_card
+from typobench.neurons.microscope import Microscope
+from typobench.neurons.microscope_output import MICROSCOPE_JSON, microscope_section, save_images
+from typobench.neurons.sparse_probe import markdown_section as sparse_probe_section
 
 JSON_FILE = "neurons.json"
 BLAME_CSV = "neurons_blame.csv"
@@ -33,7 +40,7 @@ ABLATION_COLUMNS = ["stage", "kind", "scope", "group", "split", "mode", "selecti
                     "clean_acc", "clean_cost"]
 CARD_COLUMNS = ["neuron", "layer", "unit", "blamed_for", "multimodal", "multimodal_classes", "best_class",
                 "best_z_image", "best_z_text", "best_control_word", "best_z_control", "top_class_image", "top_class_image_z", "mean_activation",
-                "top_words", "top_images", "card"]
+                "top_words", "top_images", "card", "text_directions"]
 
 
 def _clean(value: Any) -> Any:
@@ -52,22 +59,31 @@ def _clean(value: Any) -> Any:
     return value
 
 
+def write_microscope(out_dir: Path, microscope: Microscope) -> list[str]:
+    """microscope.json and its PNGs under ``out_dir``; the files written, relative to it."""
+    out_dir = Path(out_dir)
+    images = save_images(out_dir, microscope.images)
+    write_json_atomic(out_dir / MICROSCOPE_JSON, _clean(microscope.record))
+    return [MICROSCOPE_JSON] + images
+
+
 def write_outputs(out_dir: Path, report: dict[str, Any], blame_rows: list[dict], ablation_rows: list[dict],
-                  cards: dict[str, Any]) -> list[str]:
+                  cards: dict[str, Any], microscope: Microscope | None = None) -> list[str]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     cards_dir = out_dir / CARDS_DIR
     cards_dir.mkdir(exist_ok=True)
-    render = cards.get("_render", {})
+    card_sets = [cards, *([report["heads"]["cards"]] if report.get("heads") else [])]  # neurons, then heads
     written = []
     keep = set()
-    for fact, fact_dict, unit in render.get("facts", []):
-        path = out_dir / fact_dict["card"]
-        save_card(path, fact, render["ref_images"], render["ref_labels"].tolist(), render["classnames"], render["side"],
-                  render["z_img"][:, unit], render["z_txt_class"][:, unit], render["test"],
-                  blamed_for=", ".join(fact_dict["blamed_for"]))
-        keep.add(path.name)
-        written.append(fact_dict["card"])
+    for render in (card_set.get("_render", {}) for card_set in card_sets):
+        for fact, fact_dict, unit in render.get("facts", []):
+            path = out_dir / fact_dict["card"]
+            save_card(path, fact, render["ref_images"], render["ref_labels"].tolist(), render["classnames"],
+                      render["side"], render["z_img"][:, unit], render["z_txt_class"][:, unit], render["test"],
+                      blamed_for=", ".join(fact_dict["blamed_for"]))
+            keep.add(path.name)
+            written.append(fact_dict["card"])
     for stale in cards_dir.glob("*.png"):
         if stale.name not in keep:
             stale.unlink()
@@ -75,7 +91,7 @@ def write_outputs(out_dir: Path, report: dict[str, Any], blame_rows: list[dict],
     blame = pd.DataFrame(blame_rows, columns=BLAME_COLUMNS)
     ablation = pd.DataFrame(ablation_rows, columns=ABLATION_COLUMNS)
     card_rows = []
-    for neuron in cards.get("neurons", []):
+    for neuron in [n for card_set in card_sets for n in card_set.get("neurons", [])]:
         layer, _, unit = neuron["neuron"].rpartition(":")
         card_rows.append({
             **{k: neuron.get(k) for k in CARD_COLUMNS if k in neuron},
@@ -84,14 +100,18 @@ def write_outputs(out_dir: Path, report: dict[str, Any], blame_rows: list[dict],
             "multimodal_classes": "; ".join(neuron["multimodal_classes"]),
             "top_words": "; ".join(f"{w} ({z:.2f})" for w, z in neuron["top_words"]),
             "top_images": " ".join(str(i) for i in neuron["top_images"]),
+            "text_directions": "; ".join(f"{d['text']} ({d['explained_variance']:.2f})"
+                                         for d in neuron.get("text_directions", [])),
         })
     card_frame = pd.DataFrame(card_rows, columns=CARD_COLUMNS)
     write_text_atomic(out_dir / BLAME_CSV, blame.to_csv(index=False))
     write_text_atomic(out_dir / ABLATION_CSV, ablation.to_csv(index=False))
     write_text_atomic(out_dir / CARDS_CSV, card_frame.to_csv(index=False))
+    if microscope is not None:
+        written += write_microscope(out_dir, microscope)
     files = [BLAME_CSV, ABLATION_CSV, CARDS_CSV, REPORT_MD, JSON_FILE] + written
     report = {**report, "files": files}
-    write_text_atomic(out_dir / REPORT_MD, markdown(report))
+    write_text_atomic(out_dir / REPORT_MD, markdown(report, microscope.record if microscope is not None else None))
     write_json_atomic(out_dir / JSON_FILE, _clean(report))
     return files
 
@@ -110,13 +130,17 @@ def _baseline(stats: dict[str, Any], fmt) -> str:
     return f"{fmt(stats['mean'])} ± {fmt(stats['sd'])} (max {fmt(stats['max'])})"
 
 
-def markdown(report: dict[str, Any]) -> str:
-    """neurons.md: the run and method, a summary table, a section per analysed scope, the cards."""
+def markdown(report: dict[str, Any], microscope: dict[str, Any] | None = None) -> str:
+    """neurons.md: the run and method, a summary table, a section per analysed scope, the cards (and the
+    ``microscope`` record's section when given)."""
     lines = _header(report) + _summary(report["analyses"])
     for analysis in report["analyses"]:
         if analysis.get("n_events") and "ablation" in analysis:
             lines += _scope_section(analysis, report["config"])
     lines += _cards_section(report["cards"])
+    lines += _heads_section(report["heads"]) if report.get("heads") else []
+    lines += microscope_section(microscope) if microscope is not None else []
+    lines += sparse_probe_section(report["sparse_probe"]) if report.get("sparse_probe") else []
     return "\n".join(lines) + "\n"
 
 
@@ -236,6 +260,24 @@ def _cards_section(cards: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _heads_section(heads: dict[str, Any]) -> list[str]:
+    """The attention heads: their verdict per scope (as the neurons' summary) and their cards."""
+    lines = ["## Attention heads", "", f"Method: {heads['method']}.", ""]
+    lines += _summary(heads["analyses"])[2:]  # the neurons' summary table, without its title
+    cards = heads["cards"]
+    lines += [f"Head cards: top images by {cards['top_images_by']}; text directions from {cards['text_pool']} texts "
+              "(TextSpan: share of the head's variance explained when picked).", "",
+              "| head | top written words (z) | text directions | blamed for |", "|---|---|---|---|"]
+    for n in cards["neurons"]:
+        words = ", ".join(f"{w} ({z:.1f})" for w, z in n["top_words"][:5])
+        spans = ", ".join(f"{d['text']} ({_pct(d['explained_variance'])})" for d in n["text_directions"])
+        lines.append(f"| `{n['neuron']}` | {words} | {spans or '-'} | {', '.join(n['blamed_for'])} |")
+    lines.append("")
+    for n in cards["neurons"]:
+        lines += [f"### `{n['neuron']}`", "", f"![{n['neuron']}]({n['card']})", ""]
+    return lines
+
+
 def _beats(entry: dict[str, Any], selection: str) -> str:
     if f"beats_{selection}" not in entry:
         return "-"
@@ -253,4 +295,5 @@ def _yn(value: Any) -> str:
     return "yes" if value else "no"
 
 
-__all__ = ["ABLATION_CSV", "BLAME_CSV", "CARDS_CSV", "CARDS_DIR", "JSON_FILE", "REPORT_MD", "markdown", "write_outputs"]
+__all__ = ["ABLATION_CSV", "BLAME_CSV", "CARDS_CSV", "CARDS_DIR", "JSON_FILE", "REPORT_MD", "markdown", "write_microscope",
+           "write_outputs"]

@@ -82,9 +82,11 @@ class Ablator:
         """Ablation rows and summary of ``blamed`` on ``events``; ``clean_cost``: also on the reference images."""
         config, reference = self.config, self.reference
         clean = {"clean": reference.scorer, "clean_labels": reference.labels} if clean_cost else {}
+        # Vector units (attention heads) are mean-ablated to vectors but matched on their mean activation.
+        match_on = reference.acts.mean(0) if reference.mean_values.dim() > 1 else None
         return ablation_study(self.model, self.space, events, blamed, mean_values=reference.mean_values,
                               draws=config.draws, seed=self.seed, modes=config.modes, batch_size=config.batch_size,
-                              **clean)
+                              match_on=match_on, **clean)
 
 
 def blame_records(table: pd.DataFrame, k: int) -> list[dict[str, Any]]:

@@ -9,7 +9,7 @@ attack text, its placement, a target class) that go to predictions.csv.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +46,9 @@ class RunContext:
     runtime: Runtime
     seed: int
     extras: dict[str, Any] = field(default_factory=dict)
+    # The model under test without its defenses (built on first call; None when it has none): what a
+    # transfer attack is made on before it is scored on ``classifier``.
+    undefended: Callable[[], nn.Module] | None = None
 
 
 @dataclass

@@ -4,6 +4,10 @@ Targets: ``untargeted``, ``wrong-label`` (a random wrong class per sample, seede
 a class name, or ``same-as:STAGE`` (the targets of an earlier stage, so an alternation keeps
 aiming at one class). ``region`` restricts the perturbation to inside/outside the mask written by
 ``mask_stage`` (a text stage's sticker), so "PGD on the sticker only" is one option.
+
+``attack_on``: "defended" (default) differentiates through the model under test with its defenses (an
+adaptive attack); "undefended" makes the images on the model without its defenses and scores them on the
+defended one (a transfer attack). ``pgd_success`` says whether the attack fooled the model it was made on.
 """
 
 from __future__ import annotations
@@ -20,25 +24,29 @@ from typobench.stages.base import Batch, RunContext, Stage, StageOutput
 from typobench.typographic import derive_seed, sample_rng
 
 REGIONS = ("everywhere", "inside", "outside")
+ATTACK_ON = ("defended", "undefended")
 
 
 class PGDStage(Stage):
     kind = "pgd"
 
     def __init__(self, name: str, source: str, config: PGDConfig, target: str = "untargeted",
-                 region: str = "everywhere", mask_stage: str | None = None):
+                 region: str = "everywhere", mask_stage: str | None = None, attack_on: str = "defended"):
         super().__init__(name, source)
         self.config = config
         self.target = target
         self.region = region
         self.mask_stage = mask_stage
+        self.attack_on = attack_on
 
     def describe(self) -> dict[str, Any]:
         cfg = self.config
-        return {**super().describe(), "eps": cfg.eps if math.isfinite(cfg.eps) else "inf", "norm": cfg.norm,
-                "step_size": cfg.step_size, "steps": cfg.steps, "restarts": cfg.restarts,
-                "random_start": cfg.random_start, "loss": cfg.loss, "target": self.target,
-                "region": self.region, "mask_stage": self.mask_stage}
+        out = {**super().describe(), "eps": cfg.eps if math.isfinite(cfg.eps) else "inf", "norm": cfg.norm,
+               "step_size": cfg.step_size, "steps": cfg.steps, "restarts": cfg.restarts,
+               "random_start": cfg.random_start, "loss": cfg.loss, "target": self.target,
+               "region": self.region, "mask_stage": self.mask_stage}
+        # Only a transfer stage says so: the descriptions (and run keys) of adaptive stages stay as they were.
+        return out if self.attack_on == "defended" else {**out, "attack_on": self.attack_on}
 
     def requires(self) -> list[str]:
         needed = super().requires()
@@ -81,9 +89,11 @@ class PGDStage(Stage):
         generator = torch.Generator(device=images.device)
         generator.manual_seed(derive_seed(ctx.seed, batch.sample_ids[0], f"pgd:{self.name}"))
 
+        attacked = ctx.undefended() if self.attack_on == "undefended" and ctx.undefended else ctx.classifier
+
         def model(x: Tensor) -> Tensor:
             with ctx.runtime.autocast():
-                return ctx.classifier(x).float()
+                return attacked(x).float()
 
         result = pgd(model, images, batch.labels, self.config, targets=targets, mask=mask, generator=generator)
         delta = (result.adv - images).flatten(1)

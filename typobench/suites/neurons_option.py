@@ -55,9 +55,17 @@ class NeuronsConfig:
     batch_size: int = 64
     seed: int | None = None
     cache_dir: str | None = None
+    sparse_probe: bool = False  # an L1 probe on the layer's units, swept to ~probe_per_class neurons per class
+    probe_per_class: float = 3.0
+    probe_images: int = 2000  # clean images of the run, split into a train and a held-out half
+    atlas: bool = False  # a static HTML site of the analysis in atlas/
+    microscope: int = 0  # feature visualizations and word views of the K most blamed neurons (0: none)
+    fv_steps: int = 256  # optimisation steps of each feature visualization
+    fv_natural: int = 0  # data-set images for the FV excitation ratio's percentile (0: the reference images)
+    heads: int = 0  # ViT towers: blame, ablate (top K) and card the attention heads of the last vit_blocks blocks
 
     # Where and how fast the analysis runs and where it writes: not what it finds.
-    _NOT_METHOD = ("run_dir", "out", "device", "cache_dir", "batch_size")
+    _NOT_METHOD = ("run_dir", "out", "device", "cache_dir", "batch_size", "atlas")
 
     def to_dict(self) -> dict[str, Any]:
         """Every option, JSON-ready (neurons.json's ``config``)."""
@@ -76,8 +84,17 @@ class NeuronsConfig:
                 raise UsageError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(self, name)}")
         if self.length_slack < 0:
             raise UsageError(f"--length-slack must be >= 0, got {self.length_slack}")
+        if self.probe_images < 4 or self.probe_per_class <= 0:
+            raise UsageError(f"--probe-images must be >= 4 and --probe-per-class > 0, got {self.probe_images} and "
+                             f"{self.probe_per_class}")
         if self.max_cards < 0:
             raise UsageError(f"--max-cards must be >= 0, got {self.max_cards}")
+        for name in ("microscope", "fv_natural", "heads"):
+            if getattr(self, name) < 0:
+                raise UsageError(f"--{name.replace('_', '-')} must be >= 0 (0: off / the reference images), "
+                                 f"got {getattr(self, name)}")
+        if self.fv_steps < 1:
+            raise UsageError(f"--fv-steps must be a positive integer, got {self.fv_steps}")
         if self.rank_by not in RANK_BY:
             raise UsageError(f"--rank-by '{self.rank_by}' is unknown: use {', '.join(RANK_BY)}")
         for mode in self.modes:
@@ -90,7 +107,7 @@ class NeuronsConfig:
 
 # NeuronsConfig fields a suite may set, by the kind of value they take.
 _INTEGERS = ("top_k", "draws", "max_events", "ref_limit", "min_group", "heldout_min", "max_cards", "table_k",
-             "min_class_images", "length_slack", "vit_blocks")
+             "min_class_images", "length_slack", "vit_blocks", "microscope", "fv_steps", "fv_natural", "heads")
 _NUMBERS = ("tau_image", "tau_text")
 _STRING_LISTS = ("stages", "modes", "events")
 _STRINGS = ("rank_by",)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from typobench.stages.pgd import PGDConfig
-from typobench.stages.pgd_stage import REGIONS, PGDStage
+from typobench.stages.pgd_stage import ATTACK_ON, REGIONS, PGDStage
 from typobench.suites.fields import Table
 from typobench.suites.schema import StageSchema
 
@@ -27,13 +27,15 @@ def build_pgd_stage(table: Table, name: str, source: str) -> PGDStage:
         loss=table.str("loss", "ce", choices=("ce", "margin")),
         targeted=target != "untargeted",
     )
+    attack_on = table.str("attack_on", "defended", choices=ATTACK_ON)
     table.finish(SCHEMA.stage_keys)
-    return PGDStage(name, source, config, target=target, region=region, mask_stage=mask_stage)
+    return PGDStage(name, source, config, target=target, region=region, mask_stage=mask_stage, attack_on=attack_on)
 
 
 SCHEMA = StageSchema(
     kind="pgd",
     build=build_pgd_stage,
-    fields=("eps", "step_size", "steps", "norm", "random_start", "restarts", "loss", "target", "region", "mask_stage"),
+    fields=("eps", "step_size", "steps", "norm", "random_start", "restarts", "loss", "target", "region", "mask_stage",
+            "attack_on"),
     defaults=("pgd",),
 )

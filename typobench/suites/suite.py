@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from typobench.core.errors import UsageError, unknown_name_error
+from typobench.defenses import Defense, parse_defenses
 from typobench.stages.base import Stage, check_sources
 from typobench.suites.fields import Table
 from typobench.suites.files import resolve_suite_path
@@ -24,7 +25,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-SUITE_FIELDS = ("name", "description", "reference", "protocol_version", "datasets", "defaults", "stage", "neurons")
+SUITE_FIELDS = ("name", "description", "reference", "protocol_version", "datasets", "defaults", "stage", "neurons",
+                "defense")
 
 
 @dataclass
@@ -39,11 +41,14 @@ class Suite:
     sha256: str
     # The [neurons] table (NeuronsConfig options): analyse the run's failures by neurons when it finishes.
     neurons: dict[str, Any] | None = None
+    # The [defense] table (or [[defense]] tables), in order: part of the model the suite is run on.
+    defenses: list[Defense] = field(default_factory=list)
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "path": self.path, "sha256": self.sha256,
-                "protocol_version": self.protocol_version, "description": self.description,
-                "reference": self.reference, "datasets": self.datasets, "neurons": self.neurons}
+        out = {"name": self.name, "path": self.path, "sha256": self.sha256,
+               "protocol_version": self.protocol_version, "description": self.description,
+               "reference": self.reference, "datasets": self.datasets, "neurons": self.neurons}
+        return {**out, "defenses": [d.spec for d in self.defenses]} if self.defenses else out
 
     def check(self, classnames: list[str]) -> None:
         for stage in self.stages:
@@ -85,6 +90,7 @@ def parse_suite(data: bytes, where: str = "suite", path: str | None = None) -> S
         path=path,
         sha256=hashlib.sha256(data).hexdigest(),
         neurons=parse_neurons_table(top.table("neurons")) if top.has("neurons") else None,
+        defenses=_parse_defense_tables(top.raw("defense", None), where),
     )
     if suite.neurons is not None:
         check_neuron_stages(suite.neurons, [s.name for s in stages], where)
@@ -94,6 +100,16 @@ def parse_suite(data: bytes, where: str = "suite", path: str | None = None) -> S
     except UsageError as exc:
         raise UsageError(f"{where}: {exc}") from exc
     return suite
+
+
+def _parse_defense_tables(value: Any, where: str) -> list[Defense]:
+    """``[defense]`` (one table) or ``[[defense]]`` (several, applied in order)."""
+    if value is None:
+        return []
+    tables = [value] if isinstance(value, dict) else value
+    if not isinstance(tables, list) or not tables or not all(isinstance(t, dict) for t in tables):
+        raise UsageError(f"{where}: defense must be a table [defense] or tables [[defense]], got {value!r}")
+    return parse_defenses(tables, f"{where}: defense")
 
 
 def _build_stage(table: Table) -> Stage:

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from typobench.core.atomic import write_json_atomic, write_text_atomic
+from typobench.core.metrics import bootstrap_interval, paired_difference_interval
 from typobench.experiments.stroop import GOH_PROMPT, run_stroop
 from typobench.harness.config import RunConfig
 from typobench.harness.results import read_predictions
@@ -137,22 +138,13 @@ def _correct_by_stage(predictions: pd.DataFrame) -> pd.DataFrame:
             .pivot(index="sample_id", columns="stage", values="ok"))
 
 
-def _bootstrap_interval(n: int, statistic: Callable[[np.ndarray], np.ndarray], draws: int, seed: int) -> list[float]:
-    """Percentile 95% interval of ``statistic`` (index draws [draws, n] -> one value per draw; NaN
-    values are left out) over images resampled with replacement."""
-    idx = np.random.default_rng(seed).integers(0, n, size=(draws, n))
-    lo, hi = np.nanpercentile(statistic(idx), [2.5, 97.5])
-    return [float(lo), float(hi)]
-
-
 def paired_difference_ci(first: pd.DataFrame, second: pd.DataFrame, draws: int = 2000, seed: int = 0) -> list[float]:
     """Percentile 95% interval of accuracy(first) - accuracy(second) on the same images (clean-stage
     predictions of two heads), resampling images: pairing removes the shared per-image difficulty."""
     a, b = _correct_by_stage(first)["clean"], _correct_by_stage(second)["clean"]
     if set(a.index) != set(b.index):
         raise ValueError("the two runs scored different images: a paired interval needs the same ones")
-    diff = (a.astype(float) - b.loc[a.index].astype(float)).to_numpy()
-    return _bootstrap_interval(len(diff), lambda idx: diff[idx].mean(1), draws, seed)
+    return paired_difference_interval(a.to_numpy(float), b.loc[a.index].to_numpy(float), draws, seed)
 
 
 def control_ratio_ci(predictions: pd.DataFrame, draws: int = 2000, seed: int = 0) -> list[float]:
@@ -167,7 +159,7 @@ def control_ratio_ci(predictions: pd.DataFrame, draws: int = 2000, seed: int = 0
         wrong_drop = clean[idx].mean(1) - wrong[idx].mean(1)
         return (clean[idx].mean(1) - control[idx].mean(1)) / np.where(wrong_drop > 0, wrong_drop, np.nan)
 
-    return _bootstrap_interval(len(clean), ratios, draws, seed)
+    return bootstrap_interval(len(clean), ratios, draws, seed)
 
 
 def stroop_figures(results: Sequence[dict[str, Any]]) -> dict[str, dict]:

@@ -3,8 +3,9 @@
 * ``layers``: every hookable layer of a tower under the neurons analysis's naming (plus ResNet's lower stages);
 * ``param``: image parameterisations (Fourier with 1/f scaling and decorrelated colour; plain pixels);
 * ``transforms``: transformation robustness (pad, jitter, scale, rotate), seeded;
-* ``objectives``: neuron, channel, direction, diversity, and their sums and differences;
+* ``objectives``: neuron, channel, direction, diversity, their sums and differences, one per image;
 * ``optimise.visualize``: the optimisation loop, seeded and deterministic on CPU;
+* ``relu``: Lucid's redirected ReLU gradient, so that a unit off on the starting image still moves;
 * ``facets``: faceted feature visualization (Goh et al. 2021, appendix): the text facet;
 * ``textvis``: the words whose *text* embedding a neuron's contribution to the image embedding points at,
   and their agreement with the written-word (pixel-side) facet of the neuron cards;

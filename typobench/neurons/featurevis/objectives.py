@@ -9,13 +9,15 @@ the optimiser maximises the batch mean.
 * :func:`channel`: one unit averaged over all its positions (what the neurons analysis calls its activation);
 * :func:`direction`: the projection of the units onto a vector [U], at a position or averaged;
 * :func:`diversity`: minus the mean cosine similarity between the images' Gram matrices (Lucid's diversity
-  term), which pushes a batch towards different ways of exciting the same objective.
+  term), which pushes a batch towards different ways of exciting the same objective;
+* :func:`per_image`: image i of the batch scored by the i-th objective, to visualise several neurons in one
+  batch (the images do not interact: the model is in eval mode and Adam updates each parameter on its own).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -151,6 +153,23 @@ def diversity(layer: str) -> Objective:
         return -others / (batch - 1)
 
     return Objective(score, (layer,), f"diversity on {layer}")
+
+
+def per_image(objectives: Sequence[Objective]) -> Objective:
+    """Image i of a batch of ``len(objectives)`` scored by ``objectives[i]`` ([B]); the batch must have that many."""
+    if not objectives:
+        raise UsageError("no objective given: pass at least one neuron, channel or direction")
+    parts = list(objectives)
+
+    def score(c: Captured) -> Tensor:
+        rows = [objective(c) for objective in parts]
+        if rows[0].shape[0] != len(parts):
+            raise UsageError(f"per-image objective of {len(parts)} objectives on a batch of {rows[0].shape[0]} "
+                             "images: use a batch of one image per objective")
+        return torch.stack([row[i] for i, row in enumerate(rows)])
+
+    layers = tuple(dict.fromkeys(layer for objective in parts for layer in objective.layers))
+    return Objective(score, layers, "per image: " + "; ".join(o.name for o in parts))
 
 
 def sum_of(objectives: list[Objective]) -> Objective:

@@ -5,12 +5,14 @@ random (:mod:`.transforms`), goes through the classifier's ``forward`` (normalis
 objective reads the hooked layers, and Adam takes one step on the image parameters only (gradients are
 taken with ``torch.autograd.grad``, so the model's own ``.grad`` is never touched). All randomness (the
 initial spectrum or pixels, every transformation) comes from one ``torch.Generator`` seeded with ``seed``.
+With ``redirect_relu`` (default) the ReLUs pass Lucid's redirected gradient while optimising (:mod:`.relu`),
+so that a unit that is off on the starting image still moves.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 
 import torch
@@ -21,13 +23,15 @@ from typobench.core.errors import UsageError
 from typobench.neurons.featurevis.layers import input_side, layer_space
 from typobench.neurons.featurevis.objectives import Captured, Objective
 from typobench.neurons.featurevis.param import make_image
+from typobench.neurons.featurevis.relu import redirected_relus
 from typobench.neurons.featurevis.transforms import Robustness, transform
 from typobench.models.units import capture
 
 
 @dataclass(frozen=True)
 class Settings:
-    """``steps`` of Adam at learning rate ``lr`` on ``batch`` images of the ``param`` parameterisation."""
+    """``steps`` of Adam at learning rate ``lr`` on ``batch`` images of the ``param`` parameterisation;
+    ``redirect_relu``: ReLUs pass the redirected gradient while optimising (:mod:`.relu`)."""
 
     steps: int = 256
     lr: float = 0.05
@@ -35,10 +39,11 @@ class Settings:
     param: str = "fourier"
     robustness: Robustness = field(default_factory=Robustness)
     seed: int = 0
+    redirect_relu: bool = True
 
     def describe(self) -> dict:
         return {"steps": self.steps, "lr": self.lr, "batch": self.batch, "param": self.param, "seed": self.seed,
-                "robustness": self.robustness.describe()}
+                "robustness": self.robustness.describe(), "redirect_relu": self.redirect_relu}
 
 
 @dataclass
@@ -90,16 +95,17 @@ def visualize(model: nn.Module, objective: Objective, settings: Settings = Setti
     space = layer_space(model, objective.layers)
     layers = {l.name: l for l in space.layers}
     history = []
-    for _ in range(settings.steps):
-        pixels = transform(image(), settings.robustness, generator)
-        with twice_differentiable(), capture(space) as store:
-            model(pixels)
-            score = objective(Captured(layers, store)).mean()
-        grads = torch.autograd.grad(-score, params)
-        for p, g in zip(params, grads):
-            p.grad = g
-        optimizer.step()
-        history.append(float(score.detach()))
+    with redirected_relus(model) if settings.redirect_relu else nullcontext():
+        for _ in range(settings.steps):
+            pixels = transform(image(), settings.robustness, generator)
+            with twice_differentiable(), capture(space) as store:
+                model(pixels)
+                score = objective(Captured(layers, store)).mean()
+            grads = torch.autograd.grad(-score, params)
+            for p, g in zip(params, grads):
+                p.grad = g
+            optimizer.step()
+            history.append(float(score.detach()))
     with torch.no_grad():
         final_images = image().detach().cpu()
     return Visualization(final_images, history, evaluate(model, objective, final_images), objective.name, settings)

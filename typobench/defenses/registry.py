@@ -1,0 +1,66 @@
+"""Every defense kind, and the one way to make a defense from its spec (command line) or table (suite)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from typobench.core.errors import UsageError, close_matches
+from typobench.defenses.ablate import AblateDefense
+from typobench.defenses.base import Defense
+from typobench.defenses.interpolate import InterpolateDefense
+from typobench.defenses.pixels import InputDefense
+from typobench.defenses.prompt import PromptDefense
+from typobench.defenses.spec import SpecFields, format_spec, split_spec
+
+DEFENSE_KINDS = {cls.kind: cls for cls in (AblateDefense, PromptDefense, InterpolateDefense, InputDefense)}
+SUMMARIES = {
+    "ablate": "units of the image tower set to 0 or their mean: units=layer4:12+layer4:7 | file=PATH | "
+              "from=neurons.json,stage=NAME[,k=10,event=failure]; mode=zero|mean; mean_images=neurons|SPLIT, mean_n=N",
+    "prompt": "zero-shot prompts: templates=T1+T2 and/or prefix=TEXT (before the class name) or "
+              "prefix=FILE.safetensors (a learned prefix)",
+    "interpolate": "weights (1-alpha)*model + alpha*checkpoint (PAINT): checkpoint=B.safetensors,alpha=0.5",
+    "input": "pixels before normalisation: blur=SIGMA | downscale=FACTOR | jpeg=QUALITY (BPDA: identity gradient)",
+}
+
+
+def list_defenses() -> list[dict[str, Any]]:
+    """Each kind with its fields and a one-line summary."""
+    return [{"kind": kind, "fields": list(cls.fields), "summary": SUMMARIES[kind]} for kind, cls in DEFENSE_KINDS.items()]
+
+
+def create_defense(spec: str | Mapping[str, Any], where: str | None = None) -> Defense:
+    """A defense from ``KIND:KEY=VALUE,...`` or from a table ``{"kind": KIND, KEY: VALUE, ...}``.
+
+    Errors are one line that names the field (``where`` says where the spec was written)."""
+    if isinstance(spec, str):
+        where = where or f"--defense '{spec}'"
+        kind, values = split_spec(spec)
+        text = spec.strip()
+    elif isinstance(spec, Mapping):
+        where = where or "defense"
+        values = dict(spec)
+        kind = values.pop("kind", None)
+        if not isinstance(kind, str):
+            raise UsageError(f"{where}: field 'kind' is required: one of {', '.join(DEFENSE_KINDS)}")
+        text = format_spec(kind, values)
+    else:
+        raise UsageError(f"{where or 'defense'}: expected a spec string or a table, got {type(spec).__name__}")
+    if kind not in DEFENSE_KINDS:
+        hint = close_matches(kind, DEFENSE_KINDS)
+        suggestion = f"did you mean {', '.join(hint)}? " if hint else ""
+        raise UsageError(f"{where}: field 'kind': unknown defense kind '{kind}': {suggestion}"
+                         f"kinds are {', '.join(DEFENSE_KINDS)}")
+    cls = DEFENSE_KINDS[kind]
+    fields = SpecFields(values, where)
+    fields.check_known(cls.fields)
+    return cls.from_fields(text, fields)
+
+
+def parse_defenses(specs: Sequence[str | Mapping[str, Any]] | None, where: str | None = None) -> list[Defense]:
+    """Defenses in the order given (``where``: where a list of tables was written, e.g. ``suite X: defense``)."""
+    specs = list(specs or ())
+    return [create_defense(spec, f"{where}[{i}]" if where and len(specs) > 1 else where) for i, spec in enumerate(specs)]
+
+
+__all__ = ["DEFENSE_KINDS", "create_defense", "list_defenses", "parse_defenses"]

@@ -1,0 +1,88 @@
+"""Random-unit baselines of an ``ablate`` row: is ablating the *blamed* units a defense, or would any k units do?
+
+For an ablate row, ``draws`` rows ablate k units drawn at random (seeded, without the row's own units) from
+the same layers, in the same mode (mean values of a draw come from the train split). They are scored on the
+suite's stages without PGD (the typographic question; PGD would cost ``draws`` times more). The blamed set
+*beats* the draws when its accuracy under every written-target stage is above every draw's and its
+written-class rate below every draw's: a one-sided test with p = 1 / (draws + 1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+import torch
+from torch import nn
+
+from typobench.core.cache import content_key
+from typobench.defenses import create_defense
+from typobench.defenses.ablate import AblateDefense, tower_layers
+from typobench.experiments.defend.rows import DefenseRow
+from typobench.experiments.defend.table import written_target
+from typobench.models.units import neuron_name, parse_neuron
+from typobench.suites import Suite
+from typobench.typographic import derive_seed
+
+DRAW_MEAN_IMAGES = "train"
+
+
+def ablation_of(row: DefenseRow) -> AblateDefense | None:
+    """The row's ablation when it is its only defense (a baseline of a composed row would not isolate it)."""
+    if len(row.defenses) == 1 and isinstance(row.defenses[0], AblateDefense):
+        return row.defenses[0]
+    return None
+
+
+def random_rows(row: DefenseRow, model: nn.Module, draws: int, seed: int) -> list[DefenseRow]:
+    """``draws`` rows, each ablating as many random units of the same layers as ``row`` does."""
+    ablation = ablation_of(row)
+    if ablation is None or draws < 1:
+        return []
+    sizes = {layer.name: layer.units for layer in tower_layers(model)}
+    own = set(ablation.units)
+    layers = sorted({parse_neuron(name)[0] for name in ablation.units})
+    pool = [neuron_name(layer, i) for layer in layers for i in range(sizes[layer]) if neuron_name(layer, i) not in own]
+    rows = []
+    for draw in range(draws):
+        generator = torch.Generator().manual_seed(derive_seed(seed, row.label, f"random-units:{draw}"))
+        chosen = [pool[i] for i in torch.randperm(len(pool), generator=generator)[:len(own)].tolist()]
+        mean = f",mean_images={DRAW_MEAN_IMAGES}" if ablation.mode == "mean" else ""
+        spec = f"ablate:units={'+'.join(chosen)},mode={ablation.mode}{mean}"
+        rows.append(DefenseRow(f"{row.label} [random draw {draw + 1}]", (create_defense(spec),)))
+    return rows
+
+
+def typographic_suite(suite: Suite) -> Suite:
+    """``suite`` without its PGD stages (and without stages that read a PGD stage's images)."""
+    kept, dropped = [], set()
+    for stage in suite.stages:
+        if stage.kind == "pgd" or any(name in dropped for name in stage.requires()):
+            dropped.add(stage.name)
+        else:
+            kept.append(stage)
+    sha256 = content_key(suite=suite.sha256, stages=[s.name for s in kept])
+    return replace(suite, name=f"{suite.name}-without-pgd", stages=kept, path=None, sha256=sha256)
+
+
+def verdict(blamed: dict[str, Any], draws: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Whether ``blamed`` (a results.json) beats every one of ``draws`` on each written-target stage."""
+    out: dict[str, Any] = {"draws": len(draws), "p": 1 / (len(draws) + 1), "stages": {}}
+    by_name = [{s["name"]: s for s in d["stages"]} for d in draws]
+    for stage in blamed["stages"]:
+        if not written_target(stage):
+            continue
+        name = stage["name"]
+        accuracies = [d[name]["accuracy"] for d in by_name]
+        written = [d[name]["targeted_success"]["value"] for d in by_name]
+        out["stages"][name] = {
+            "accuracy": stage["accuracy"], "draws_accuracy_max": max(accuracies),
+            "written": stage["targeted_success"]["value"], "draws_written_min": min(written),
+            "beats_every_draw": stage["accuracy"] > max(accuracies) and stage["targeted_success"]["value"] < min(written),
+        }
+    out["beats_every_draw"] = bool(out["stages"]) and all(s["beats_every_draw"] for s in out["stages"].values())
+    return out
+
+
+__all__ = ["ablation_of", "random_rows", "typographic_suite", "verdict"]

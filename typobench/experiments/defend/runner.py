@@ -1,0 +1,132 @@
+"""``typobench defend``: one suite on the model without defenses and with each given defense, in one session.
+
+The model and data are loaded once; each row is one harness run (``harness.run.run_suite``) of the suite on
+``session.with_defenses(row)`` in ``OUT/rows/<slug>/`` (resumable, read back when finished). PGD stages
+differentiate through the defended classifier (adaptive); a stage with ``attack_on = "undefended"`` is the
+transfer attack beside it; each defended run records its sanity flags (``defense_sanity``). Written:
+``defend.json`` (the result envelope, every row's defenses, what each was chosen on, the table),
+``defend.csv``, ``defend.md`` and ``defend.png``.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from typobench.core.atomic import write_json_atomic, write_text_atomic
+from typobench.core.cache import content_key
+from typobench.experiments.defend.baselines import random_rows, typographic_suite, verdict
+from typobench.experiments.defend.plot import save_defense_picture
+from typobench.experiments.defend.rows import DefenseRow, check_disjoint, selections_of
+from typobench.experiments.defend.table import defense_table, markdown
+from typobench.harness.config import default_out_dir
+from typobench.harness.results import envelope
+from typobench.harness.run import RunOutcome, run_suite
+from typobench.harness.session import Session
+from typobench.suites import Suite
+
+DEFEND_FILE = "defend.json"
+ROWS_DIR = "rows"
+RANDOM_DIR = "random"
+NOT_CHOSEN = "not chosen from data"
+
+
+@dataclass
+class DefendOutcome:
+    out_dir: Path
+    table: pd.DataFrame
+    rows: list[dict[str, Any]]
+    files: list[Path] = field(default_factory=list)
+
+
+def chosen_on(row: DefenseRow, session: Session) -> tuple[str, list[dict[str, Any]]]:
+    """What the row's defenses were chosen on (text for the table, records for defend.json), after checking
+    that none was chosen on the images it is scored on."""
+    selections = [s for d in row.defenses for s in selections_of(d, session.data.name)]
+    check_disjoint(row, selections, session.data)
+    text = "; ".join(s.text() for s in selections) or NOT_CHOSEN
+    return text, [s.describe() for s in selections]
+
+
+def run_defend(session: Session, suite: Suite, rows: Sequence[DefenseRow], out_dir: str | Path, *,
+               random_draws: int = 0, progress: bool = True, overwrite: bool = False,
+               log: Callable[[str], None] | None = None) -> DefendOutcome:
+    """Every row of ``rows`` (the first without defenses) through ``suite`` in ``session``, into ``out_dir``;
+    each ``ablate`` row also against ``random_draws`` random unit sets of its size (``baselines``)."""
+    out_dir = Path(out_dir)
+    suite.check(list(session.data.classnames))
+    choices = [chosen_on(row, session) for row in rows]  # every row checked before anything runs
+    run = functools.partial(_run_row, session, out_dir=out_dir, progress=progress, overwrite=overwrite, log=log)
+    done = []
+    for row, (text, records) in zip(rows, choices):
+        outcome = run(row, suite, out_dir / ROWS_DIR / row.slug)
+        record = {"label": row.label, "chosen_on": text, "selections": records, "run_dir": outcome.out_dir,
+                  "results": outcome.results, "predictions": outcome.predictions}
+        draws = random_rows(row, session.model.model, random_draws, session.config.seed)
+        if draws:
+            without_pgd = typographic_suite(suite)
+            draw_results = [run(draw, without_pgd, out_dir / ROWS_DIR / row.slug / RANDOM_DIR / str(i + 1)).results
+                            for i, draw in enumerate(draws)]
+            record["random_baseline"] = {**verdict(outcome.results, draw_results),
+                                         "units": [d["defenses"][0]["units"] for d in draw_results]}
+        done.append(record)
+    table = defense_table(done, session.config.seed)
+    files = write_defend(out_dir, session, suite, done, table) if session.world.leader else []
+    return DefendOutcome(out_dir, table, done, files)
+
+
+def _run_row(session: Session, row: DefenseRow, suite: Suite, row_dir: Path, *, out_dir: Path, progress: bool,
+             overwrite: bool, log: Callable[[str], None] | None) -> RunOutcome:
+    outcome = run_suite(session.with_defenses(list(row.defenses)), suite, row_dir, progress=progress, pictures=False,
+                        overwrite=overwrite)
+    if log is not None:
+        state = "finished earlier" if outcome.resumed_complete else f"done in {outcome.results['elapsed_s']:.0f}s"
+        log(f"{row.label}: {state} ({Path(outcome.out_dir).relative_to(out_dir)})")
+    return outcome
+
+
+def write_defend(out_dir: Path, session: Session, suite: Suite, rows: Sequence[dict[str, Any]],
+                 table: pd.DataFrame) -> list[Path]:
+    stages = rows[0]["results"]["stages"]
+    key = content_key(**session.identity(), suite=suite.sha256, rows=[r["label"] for r in rows])
+    record = {
+        **envelope("defend", config=session.describe_config(), config_hash=key, seed=session.config.seed,
+                   model=session.model.describe(), dataset=session.describe_data()),
+        "suite": suite.describe(),
+        "rows": [{"defense": r["label"], "chosen_on": r["chosen_on"], "selections": r["selections"],
+                  "run_dir": str(Path(r["run_dir"]).relative_to(out_dir)) if _inside(r["run_dir"], out_dir) else
+                  str(r["run_dir"]), "defenses": r["results"].get("defenses", []),
+                  "defense_sanity": r["results"].get("defense_sanity"),
+                  "random_baseline": r.get("random_baseline")} for r in rows],
+        "table": table.astype(object).where(table.notna(), None).to_dict(orient="records"),
+    }
+    paths = [out_dir / DEFEND_FILE, out_dir / "defend.csv", out_dir / "defend.md", out_dir / "defend.png"]
+    write_json_atomic(paths[0], record)
+    write_text_atomic(paths[1], table.to_csv(index=False))
+    write_text_atomic(paths[2], markdown(table, stages))
+    save_defense_picture(paths[3], table, stages)
+    return paths
+
+
+def default_defend_dir(session: Session, suite: Suite, rows: Sequence[DefenseRow]) -> Path:
+    """``runs/defend-<model>-<dataset>-<suite>-<hash>``."""
+    key = content_key(config=session.config.semantic(), suite=suite.sha256,
+                      rows=hashlib.sha256("\n".join(r.label for r in rows).encode()).hexdigest())
+    return default_out_dir("defend", [session.config.model, session.config.dataset, suite.name], key)
+
+
+def _inside(path: Path | str, folder: Path) -> bool:
+    try:
+        Path(path).relative_to(folder)
+        return True
+    except ValueError:
+        return False
+
+
+__all__ = ["DEFEND_FILE", "DefendOutcome", "chosen_on", "default_defend_dir", "run_defend", "write_defend"]

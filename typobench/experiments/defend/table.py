@@ -1,0 +1,128 @@
+"""The defenses table: one row per defense, the suite's figures with 95% intervals, and the clean cost.
+
+Columns come from the run's stage records (``results.json``), so any suite works:
+
+* ``<stage>`` / ``<stage>_lo`` / ``<stage>_hi``: accuracy of every stage (Wilson interval);
+* ``<stage>:written``: for a text stage whose target is the written class, the rate at which the written
+  class is predicted (targeted success over eligible samples);
+* ``clean_cost`` (and its paired-bootstrap interval): clean accuracy without defenses minus with this one,
+  on the same images (positive: the defense costs accuracy);
+* ``random_draws``, ``beats_random``: for an ablate row, whether it beats every random draw of as many units
+  (``baselines``), with the draws' best accuracy and lowest written-class rate per stage;
+* ``pgd_pairs``: each PGD stage made on the undefended model (``attack_on = "undefended"``, a transfer attack)
+  beside the adaptive stage of the same attack.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from typobench.core.metrics import paired_difference_interval
+
+CLEAN = "clean"
+
+
+def written_target(stage: dict[str, Any]) -> bool:
+    return stage.get("kind") == "text" and stage.get("target") == "written" and "targeted_success" in stage
+
+
+def stage_columns(stages: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Accuracy (and written-class rate) of each stage record, with their intervals."""
+    out: dict[str, Any] = {}
+    for stage in stages:
+        name = stage["name"]
+        out[name], (out[f"{name}_lo"], out[f"{name}_hi"]) = stage["accuracy"], stage["ci95"]
+        if written_target(stage):
+            success = stage["targeted_success"]
+            out[f"{name}:written"], (out[f"{name}:written_lo"], out[f"{name}:written_hi"]) = \
+                success["value"], success["ci95"]
+    return out
+
+
+def _correct(predictions: pd.DataFrame, stage: str) -> pd.Series:
+    rows = predictions[predictions["stage"] == stage]
+    return (rows["pred"] == rows["label"]).set_axis(rows["sample_id"].astype(str))
+
+
+def clean_cost(undefended: pd.DataFrame, defended: pd.DataFrame, seed: int) -> dict[str, Any]:
+    """Clean accuracy lost to the defense on the same images, with a paired-bootstrap 95% interval."""
+    before, after = _correct(undefended, CLEAN), _correct(defended, CLEAN)
+    if before.empty or set(before.index) != set(after.index):
+        return {"clean_cost": None, "clean_cost_lo": None, "clean_cost_hi": None}
+    after = after.loc[before.index]
+    lo, hi = paired_difference_interval(before.to_numpy(float), after.to_numpy(float), seed=seed)
+    return {"clean_cost": float(before.mean() - after.mean()), "clean_cost_lo": lo, "clean_cost_hi": hi}
+
+
+def pgd_pairs(sanity: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """(adaptive, transfer) PGD stage pairs as results.json's ``defense_sanity`` found them."""
+    return list(((sanity or {}).get("transfer_stronger") or {}).get("pairs", []))
+
+
+def defense_table(rows: Sequence[dict[str, Any]], seed: int) -> pd.DataFrame:
+    """One line per row of ``rows`` (each: ``label``, ``chosen_on``, ``results``, ``predictions``); the first
+    row is the model without defenses."""
+    undefended = rows[0]["predictions"]
+    lines = []
+    for row in rows:
+        results = row["results"]
+        sanity = results.get("defense_sanity")
+        line = {"defense": row["label"], "chosen_on": row["chosen_on"],
+                **clean_cost(undefended, row["predictions"], seed), **stage_columns(results["stages"]),
+                "flags": ",".join((sanity or {}).get("flags", [])), "run_dir": str(row["run_dir"])}
+        baseline = row.get("random_baseline")
+        if baseline:
+            line["random_draws"], line["beats_random"] = baseline["draws"], baseline["beats_every_draw"]
+            for name, figures in baseline["stages"].items():
+                line[f"{name}:draws_accuracy_max"] = figures["draws_accuracy_max"]
+                line[f"{name}:draws_written_min"] = figures["draws_written_min"]
+        for pair in pgd_pairs(sanity):
+            line[f"{pair['adaptive']}:transfer_gap"] = pair["adaptive_accuracy"] - pair["transfer_accuracy"]
+        lines.append(line)
+    return pd.DataFrame(lines)
+
+
+def markdown(table: pd.DataFrame, stages: Sequence[dict[str, Any]]) -> str:
+    """The table in Markdown: accuracy per stage (written-class rate after '/'), clean cost, flags."""
+    names = [s["name"] for s in stages]
+    written = {s["name"] for s in stages if written_target(s)}
+    header = ["defense", "chosen on", *[f"{n} (written)" if n in written else n for n in names], "clean cost",
+              "vs random units", "flags"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for _, row in table.iterrows():
+        cells = [str(row["defense"]), str(row["chosen_on"])]
+        for name in names:
+            cell = _percent(row[name], row[f"{name}_lo"], row[f"{name}_hi"])
+            if name in written:
+                cell += " / " + _percent(row[f"{name}:written"], row[f"{name}:written_lo"], row[f"{name}:written_hi"])
+            cells.append(cell)
+        cells += [_points(row["clean_cost"], row["clean_cost_lo"], row["clean_cost_hi"]), _baseline(row),
+                  str(row["flags"] or "-")]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _baseline(row: pd.Series) -> str:
+    draws = row.get("random_draws")
+    if draws is None or pd.isna(draws):
+        return "-"
+    return f"{'beats' if row['beats_random'] else 'does not beat'} all {int(draws)} draws"
+
+
+def _percent(value: Any, lo: Any, hi: Any) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "-"
+    return f"{100 * value:.1f}% [{100 * lo:.1f}, {100 * hi:.1f}]"
+
+
+def _points(value: Any, lo: Any, hi: Any) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "-"
+    return f"{100 * value:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
+
+
+__all__ = ["clean_cost", "defense_table", "markdown", "stage_columns", "written_target"]
