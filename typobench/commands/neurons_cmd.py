@@ -97,7 +97,7 @@ def _add_runtime_options(parser: argparse.ArgumentParser) -> None:
 def add_microscope_options(parser: argparse.ArgumentParser) -> None:
     """``--microscope K``, ``--fv-steps``, ``--fv-natural`` (NeuronsConfig's microscope, fv_steps, fv_natural)."""
     looking = parser.add_argument_group(
-        "microscope", "feature visualizations and word views of the most blamed neurons (issue 18); writes "
+        "microscope", "feature visualizations and word views of the most blamed neurons; writes "
                       "microscope.json, microscope/*.png and a section of neurons.md")
     looking.add_argument("--microscope", type=int, default=0, metavar="K",
                          help="look at the K most blamed neurons: a plain and a text-faceted feature visualization "

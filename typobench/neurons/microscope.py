@@ -1,4 +1,4 @@
-"""The neuron microscope: feature visualizations and word views of the neurons an analysis blamed (issue 18).
+"""The neuron microscope: feature visualizations and word views of the neurons an analysis blamed.
 
 For the ``K`` most blamed neurons (:func:`blame_order`) the microscope computes
 

@@ -1,4 +1,4 @@
-"""How far a feature visualization excites its neuron beyond natural images (issue 18's first measurement).
+"""How far a feature visualization excites its neuron beyond natural images.
 
 For each neuron, the *channel* objective (the unit averaged over positions: the activation the neurons
 analysis reads) is visualised, and its value on the final image is divided by the ``q``-th percentile
