@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -57,7 +58,7 @@ class RunConfig:
         # Absolute, so that a run reopened from results.json elsewhere (neurons, mean ablation of its images)
         # finds its data wherever the command that reopens it is started from.
         if self.data_root:
-            self.data_root = str(Path(self.data_root).expanduser().resolve())
+            self.data_root = os.path.abspath(os.path.expanduser(self.data_root))
 
     def validate(self) -> None:
         if self.head not in HEAD_KINDS:
