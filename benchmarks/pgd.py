@@ -29,16 +29,10 @@ import torch.nn.functional as F
 
 from typobench.core.timing import breakdown, contention_note, cpus, loadavg, rates, ratio, timed_interleaved
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from peers import fraction  # noqa: E402 -- one parser of '8/255' for every benchmark script
+
 TARGET = 0.9
-
-
-def _fraction(text: str) -> float:
-    """A float, or a fraction such as ``8/255``."""
-    numerator, _, denominator = text.partition("/")
-    try:
-        return float(numerator) / float(denominator) if denominator else float(numerator)
-    except (ValueError, ZeroDivisionError) as exc:
-        raise argparse.ArgumentTypeError(f"not a number or fraction: {text!r}") from exc
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -50,8 +44,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--split", default="test")
     parser.add_argument("--batch-size", type=int, default=64, help="images in the attacked batch")
     parser.add_argument("--steps", type=int, default=10, help="PGD steps S (S+1 forwards, S backwards)")
-    parser.add_argument("--eps", type=_fraction, default=8 / 255, help="L-inf radius, e.g. 8/255")
-    parser.add_argument("--step-size", type=_fraction, default=2 / 255)
+    parser.add_argument("--eps", type=fraction, default=8 / 255, help="L-inf radius, e.g. 8/255")
+    parser.add_argument("--step-size", type=fraction, default=2 / 255)
     parser.add_argument("--norm", default="linf", choices=("linf", "l2"))
     parser.add_argument("--repeats", type=int, default=5, help="timed attacks per row")
     parser.add_argument("--device", default="auto")

@@ -126,7 +126,7 @@ def test_pgd_defaults_and_fractions(pgd_bench):
         with pytest.raises(SystemExit):
             pgd_bench.parse_args(bad)
     with pytest.raises(argparse.ArgumentTypeError):
-        pgd_bench._fraction("x")
+        pgd_bench.fraction("x")
 
 
 def test_pgd_derived_figures(pgd_bench):

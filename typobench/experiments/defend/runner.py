@@ -100,8 +100,8 @@ def write_defend(out_dir: Path, session: Session, suite: Suite, rows: Sequence[d
                    model=session.model.describe(), dataset=session.describe_data()),
         "suite": suite.describe(),
         "rows": [{"defense": r["label"], "chosen_on": r["chosen_on"], "selections": r["selections"],
-                  "run_dir": str(Path(r["run_dir"]).relative_to(out_dir)) if _inside(r["run_dir"], out_dir) else
-                  str(r["run_dir"]), "defenses": r["results"].get("defenses", []),
+                  "run_dir": str(Path(r["run_dir"]).relative_to(out_dir)) if Path(r["run_dir"]).is_relative_to(out_dir)
+                  else str(r["run_dir"]), "defenses": r["results"].get("defenses", []),
                   "defense_sanity": r["results"].get("defense_sanity"),
                   "random_baseline": r.get("random_baseline")} for r in rows],
         "table": table.astype(object).where(table.notna(), None).to_dict(orient="records"),
@@ -119,14 +119,6 @@ def default_defend_dir(session: Session, suite: Suite, rows: Sequence[DefenseRow
     key = content_key(config=session.config.semantic(), suite=suite.sha256,
                       rows=hashlib.sha256("\n".join(r.label for r in rows).encode()).hexdigest())
     return default_out_dir("defend", [session.config.model, session.config.dataset, suite.name], key)
-
-
-def _inside(path: Path | str, folder: Path) -> bool:
-    try:
-        Path(path).relative_to(folder)
-        return True
-    except ValueError:
-        return False
 
 
 __all__ = ["DEFEND_FILE", "DefendOutcome", "chosen_on", "default_defend_dir", "run_defend", "write_defend"]
