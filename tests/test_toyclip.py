@@ -14,9 +14,8 @@ import torch.nn.functional as F
 from typobench.data.classnames import CIFAR10_CLASSNAMES
 from typobench.models import load_model
 from typobench.models.builtin import WEIGHTS_DIR, get_builtin_model
-from typobench.harness.results import read_results
+from helpers import sample_default_run
 from typobench.harness.config import RunConfig
-from typobench.harness.run import execute
 from typobench.suites import load_suite
 from typobench.toyclip.loss import dedupe_captions, multi_positive_contrastive_loss
 from typobench.toyclip.mixture import Mixture
@@ -195,6 +194,18 @@ def test_mixture_config_round_trips_and_rejects_bad_fractions():
         MixtureConfig(fractions={"photo": 0.5, "photo_word": 0.3, "word": 0.1, "colour_word": 0.1, "colour": 0.1})
 
 
+def test_a_curriculum_draws_its_early_fractions_before_early_steps_and_the_others_after(photos):
+    words_first = {"photo": 0.0, "photo_word": 0.0, "word": 1.0, "colour_word": 0.0, "colour": 0.0}
+    config = preset("r7", early_fractions=words_first, early_steps=3)
+    mixture = Mixture(photos, config, seed=0)
+    assert set(mixture.batch(2, 32).kinds) == {"word"}
+    assert {"photo", "photo_word"} <= set(mixture.batch(3, 32).kinds)
+    # Without a curriculum the early steps draw the ordinary fractions: r7's batches are what they were.
+    assert Mixture(photos, preset("r7"), seed=0).batch(2, 32).captions != mixture.batch(2, 32).captions
+    with pytest.raises(ValueError, match="early_fractions must sum to 1"):
+        preset("r7", early_fractions={**words_first, "word": 0.5})
+
+
 # -- shipped weights ----------------------------------------------------------------------------
 
 
@@ -213,11 +224,7 @@ def test_toyclip_is_a_shipped_open_clip_modified_resnet():
 
 @pytest.fixture(scope="module")
 def default_run(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("toyclip")
-    config = RunConfig(model="toyclip", dataset="cifar10-sample", suite="default", limit=300, batch_size=100,
-                       out=str(tmp / "run"), cache_dir=str(tmp / "cache"), device="cpu", seed=0)
-    outcome = execute(config, progress=False)
-    return {stage["name"]: stage for stage in read_results(outcome.out_dir)["stages"]}
+    return sample_default_run("toyclip", tmp_path_factory.mktemp("toyclip"))
 
 
 def test_shipped_weights_classify_read_and_break_on_the_sample(default_run):
@@ -301,6 +308,24 @@ def test_measure_derives_every_property_from_the_runs_and_judges_it():
     assert "| control-word drop / random-wrong-label drop | 0.50 | - | <= 0.60 | yes |" in table
 
 
+def test_each_organism_is_judged_by_its_own_thresholds():
+    import argparse
+
+    from typobench.toyclip import measure
+
+    def checks(model: str, chosen: str | None = None) -> dict[str, float]:
+        args = argparse.Namespace(model=model, checks=chosen)
+        return {c.key: c.threshold for c in measure.organism_checks(args)}
+
+    vit = checks("typobench-toyclip-vit")
+    assert vit == checks("toyclip-vit") == checks("ViT-B-32", "toyclip-vit")
+    assert vit["clean"] == 0.55 and vit["written_class"] == 0.25 and vit["held_out_font_written"] == 0.15
+    assert vit["stroop_colour_ink"] == 0.80 and vit["control_ratio"] == 0.60 and vit["pgd"] == 0.10
+    assert "probe_minus_zeroshot" not in vit and checks("toyclip")["clean"] == 0.65
+    with pytest.raises(SystemExit, match="--checks"):
+        checks("ViT-B-32")
+
+
 def test_a_control_word_that_hurts_when_the_wrong_label_does_not_fails_the_ratio():
     from typobench.toyclip import measure
 
@@ -360,3 +385,15 @@ def test_training_is_a_pure_function_of_the_seed_even_when_interrupted(cifar10_j
     assert not saved.random_init and saved.image_size == (64, 64)  # loadable like any open_clip checkpoint
     with pytest.raises(SystemExit, match="another recipe"):
         _train(cifar10_jpeg_root, tmp_path / "parts", "--stop-after", "1", "--set", "word_caption_p=0.5")
+
+
+def test_the_vit_organism_trains_with_the_same_code_as_deterministically(cifar10_jpeg_root, tmp_path):
+    first = _train(cifar10_jpeg_root, tmp_path / "a", "--model", "toyclip-vit", "--mixture", "v1")
+    second = _train(cifar10_jpeg_root, tmp_path / "b", "--model", "toyclip-vit", "--mixture", "v1")
+    assert first["open_clip_name"] == "typobench-toyclip-vit" and first["mixture"]["early_steps"] == 1000
+    assert first["tensors_sha256"] == second["tensors_sha256"]
+    saved = load_model("typobench-toyclip-vit", str(tmp_path / "a" / "toyclip-vit.safetensors"), device="cpu")
+    assert type(saved.model.visual).__name__ == "VisionTransformer" and saved.image_size == (64, 64)
+    _train(cifar10_jpeg_root, tmp_path / "c", "--model", "toyclip-vit", "--mixture", "v1", "--stop-after", "2")
+    with pytest.raises(SystemExit, match="another recipe"):  # a ResNet run does not resume a ViT's checkpoint
+        _train(cifar10_jpeg_root, tmp_path / "c", "--mixture", "v1")

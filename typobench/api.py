@@ -82,6 +82,7 @@ class Data:
     limit: int | None = None
     seed: int = 0
     download: bool = False
+    holdout: int | None = None
     classnames_file: str | None = None
 
     @property
@@ -114,17 +115,19 @@ def load_model(name: str = DEFAULT_MODEL, pretrained: str | None = None, *, devi
 
 def load_data(name: str = DEFAULT_DATASET, model: Model | None = None, *, root: str | None = None,
               split: str = "test", limit: int | None = None, seed: int = 0, download: bool = False,
-              classnames_file: str | None = None) -> Data:
+              classnames_file: str | None = None, holdout: int | None = None) -> Data:
     """A data set through ``model``'s resize/crop (needed: images reach each model at its input size);
-    ``limit`` draws a deterministic class-stratified subset."""
+    ``limit`` draws a deterministic class-stratified subset, after leaving out the ``holdout`` images that
+    ``limit=holdout`` would draw."""
     if model is None:
         raise UsageError("load_data needs the model the images are for: load_data(name, model, ...)")
-    if limit is not None and limit < 1:
-        raise UsageError(f"limit must be a positive integer, got {limit}")
+    for option, value in (("limit", limit), ("holdout", holdout)):
+        if value is not None and value < 1:
+            raise UsageError(f"{option} must be a positive integer, got {value}")
     dataset = load_dataset(name, root=root, split=split, transform=model.loaded.pixel_transform(),
                            download=download, classnames_file=classnames_file)
-    return Data(limit_dataset(dataset, limit, seed), name, None if root is None else str(root), split, limit, seed,
-                download, classnames_file)
+    return Data(limit_dataset(dataset, limit, seed, holdout), name, None if root is None else str(root), split, limit,
+                seed, download, classnames_file, holdout)
 
 
 def load_suite(name_or_path: str) -> SuiteSpec:
@@ -160,7 +163,8 @@ def session(model: Model, data: Data, *, head: str = "zeroshot", batch_size: int
                              f"{model.seed}: use one seed for both")
         config = RunConfig(model=model.name, pretrained=model.pretrained, dataset=data.name, data_root=data.root,
                            split=data.split, download=data.download, classnames_file=data.classnames_file,
-                           head=head, suite=None, limit=data.limit, probe_train_limit=probe_train_limit,
+                           head=head, suite=None, limit=data.limit, holdout=data.holdout,
+                           probe_train_limit=probe_train_limit,
                            batch_size=batch_size, device=str(model.runtime.device),
                            precision=model.runtime.precision, seed=model.seed, cache_dir=model.cache_dir)
         config.validate()

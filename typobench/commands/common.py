@@ -53,6 +53,9 @@ def add_data_options(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--limit", type=positive_int, default=None,
                       help="evaluate a deterministic class-stratified subset of N images (default: all; "
                            f"{DEFAULT_DEMO_LIMIT} for the bundled {DEFAULT_DATASET}, enough for a one-minute demo)")
+    data.add_argument("--holdout", type=positive_int, default=None, metavar="N",
+                      help="leave out the N images that --limit N would draw (the validation images a recipe, "
+                           "units or a defense were chosen on) and evaluate the rest (or --limit of the rest)")
 
 
 def add_runtime_options(parser: argparse.ArgumentParser, *, workers: bool = True) -> None:

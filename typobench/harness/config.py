@@ -22,6 +22,8 @@ DEFAULT_DEMO_LIMIT = 200
 
 # Options that change where or how fast a run happens, but not its numbers.
 _NON_SEMANTIC = ("out", "workers", "cache_dir", "device", "overwrite", "neurons", "checkpoint_seconds")
+# Options that joined the run's key after runs were recorded: in the key only when set.
+_ONLY_WHEN_SET = ("defenses", "holdout")
 
 
 @dataclass
@@ -38,6 +40,9 @@ class RunConfig:
     head: str = "zeroshot"
     suite: str | None = DEFAULT_SUITE
     limit: int | None = None
+    # Leave out the ``holdout`` images that ``limit=holdout`` would draw (a validation set on which recipes,
+    # units or defenses were chosen) before drawing ``limit`` from the rest.
+    holdout: int | None = None
     probe_train_limit: int | None = None
     batch_size: int = 64
     workers: int = 0
@@ -63,7 +68,7 @@ class RunConfig:
     def validate(self) -> None:
         if self.head not in HEAD_KINDS:
             raise UsageError(f"--head '{self.head}' is unknown: use one of {', '.join(HEAD_KINDS)}")
-        for option in ("batch_size", "limit", "probe_train_limit"):
+        for option in ("batch_size", "limit", "holdout", "probe_train_limit"):
             value = getattr(self, option)
             if value is not None and value < 1:
                 raise UsageError(f"--{option.replace('_', '-')} must be a positive integer, got {value}")
@@ -74,9 +79,11 @@ class RunConfig:
 
     def semantic(self) -> dict[str, Any]:
         """The options that determine the numbers, apart from the suite (hashed by its content). Defenses
-        appear only when there are some, so that keys of undefended runs stay what they were."""
-        out = {k: v for k, v in asdict(self).items() if k not in _NON_SEMANTIC and k not in ("suite", "defenses")}
-        return {**out, "defenses": list(self.defenses)} if self.defenses else out
+        and a holdout appear only when there are some, so that the keys of earlier runs stay what they were."""
+        excluded = (*_NON_SEMANTIC, *_ONLY_WHEN_SET, "suite")  # the suite is keyed by its content
+        out = {k: v for k, v in asdict(self).items() if k not in excluded}
+        out.update({k: getattr(self, k) for k in _ONLY_WHEN_SET if getattr(self, k)})
+        return out
 
     @classmethod
     def from_record(cls, recorded: dict[str, Any]) -> RunConfig:
@@ -84,8 +91,12 @@ class RunConfig:
         return cls(**{k: v for k, v in recorded.items() if k in cls.__dataclass_fields__})
 
 
-def limit_dataset(dataset: ImageDataset, limit: int | None, seed: int) -> ImageDataset:
-    """A deterministic class-stratified subset of ``limit`` items (all items when limit is None)."""
+def limit_dataset(dataset: ImageDataset, limit: int | None, seed: int, holdout: int | None = None) -> ImageDataset:
+    """A deterministic class-stratified subset of ``limit`` items (all items when limit is None), drawn from
+    the items left when the ``holdout`` items that ``limit=holdout`` would draw are removed."""
+    if holdout is not None:
+        held = set(stratified_subset(dataset.labels, holdout, seed))
+        dataset = dataset.subset([i for i in range(len(dataset)) if i not in held])
     if limit is None or limit >= len(dataset):
         return dataset
     return dataset.subset(stratified_subset(dataset.labels, limit, seed))
@@ -96,7 +107,7 @@ def load_data(config: RunConfig, model: LoadedModel) -> ImageDataset:
     dataset = load_dataset(config.dataset, root=config.data_root, split=config.split,
                            transform=model.pixel_transform(), download=config.download,
                            classnames_file=config.classnames_file)
-    return limit_dataset(dataset, config.limit, config.seed)
+    return limit_dataset(dataset, config.limit, config.seed, config.holdout)
 
 
 def default_out_dir(prefix: str, parts: list[str], key: str) -> Path:

@@ -69,3 +69,10 @@ register_builtin(BuiltinModel(
                 "(model card: typobench/models/TOYCLIP_CARD.md)",
     weights=WEIGHTS_DIR / "toyclip.safetensors",
 ))
+register_builtin(BuiltinModel(
+    name="toyclip-vit",
+    open_clip_name="typobench-toyclip-vit",
+    description="toyclip-vit: ViT CLIP (patch 8, 4 blocks) trained here like toyclip, 64 px "
+                "(model card: typobench/models/TOYCLIP_VIT_CARD.md)",
+    weights=WEIGHTS_DIR / "toyclip-vit.safetensors",
+))

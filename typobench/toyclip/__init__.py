@@ -2,7 +2,8 @@
 
 A *model organism* for typographic attacks: its training images contain written words (rendered by the
 project's own renderer) and their captions sometimes name them, the same cause as in CLIP. See
-``typobench/models/TOYCLIP_CARD.md`` for the recipe and the measured metrics.
+``typobench/models/TOYCLIP_CARD.md`` for the recipe and the measured metrics. The same code trains the ViT
+organism ``toyclip-vit`` (``--model toyclip-vit``; ``typobench/models/TOYCLIP_VIT_CARD.md``).
 
 * ``typobench.toyclip.vocabulary``: the words, colours, caption templates and fonts trained on (and held out),
 * ``typobench.toyclip.recipes``: ``MixtureConfig``, the training distribution, and the named ``PRESETS``,
@@ -10,7 +11,7 @@ project's own renderer) and their captions sometimes name them, the same cause a
 * ``typobench.toyclip.draws``, ``typobench.toyclip.made_up_words``: random colours, choices and made-up words,
 * ``typobench.toyclip.mixture``: ``Mixture``, the training batches (a pure function of seed and step),
 * ``typobench.toyclip.loss``: the multi-positive contrastive loss,
-* ``typobench.toyclip.model``: the open_clip model (created, quickly measured, saved),
+* ``typobench.toyclip.model``: the organisms' open_clip models (created, quickly measured, saved),
 * ``typobench.toyclip.train``: the training script (``python -m typobench.toyclip.train``),
 * ``typobench.toyclip.measure``: the model card's measurements (``python -m typobench.toyclip.measure``).
 """

@@ -12,11 +12,16 @@ in the same folder re-reads finished runs instead of recomputing them.
 
     python -m typobench.toyclip.measure --data-root ../shared/data/cifar10-jpeg --limit 2000 --out runs/toyclip-measure
     python -m typobench.toyclip.measure ... --model typobench-toyclip --pretrained OUT/toyclip.safetensors  # a candidate
+    python -m typobench.toyclip.measure ... --model toyclip-vit --holdout 2000 --limit 8000  # the ViT, by its thresholds
+
+Choose recipes on the images ``--limit 2000`` draws and report with ``--holdout 2000``: the report then
+holds none of the images a choice was made on.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -33,6 +38,7 @@ from typobench.harness.config import RunConfig
 from typobench.harness.results import read_predictions
 from typobench.harness.run import execute
 from typobench.harness.session import Session
+from typobench.toyclip.model import ORGANISMS
 
 WORD_PROMPT = "a photo of a {}."
 COLOUR_PROMPT = "a photo of the color {}."
@@ -67,6 +73,14 @@ CHECKS: tuple[Check, ...] = (
     Check("stroop_colour_ink", f"Stroop '{COLOUR_PROMPT}': incongruent named by the ink", ">=", 0.85, "stroop"),
     Check("pgd", "L-inf PGD 2/255, 10 steps: accuracy", "<", 0.10, "default"),
 )
+# The ViT organism's thresholds (its issue): lower where a ViT of its size reads less; no probe or
+# congruent-Stroop threshold (both are still measured and reported).
+_VIT_THRESHOLDS = {"clean": 0.55, "written_class": 0.25, "held_out_font_written": 0.15, "stroop_colour_ink": 0.80}
+VIT_CHECKS: tuple[Check, ...] = tuple(
+    dataclasses.replace(c, threshold=_VIT_THRESHOLDS.get(c.key, c.threshold)) for c in CHECKS
+    if c.key not in ("probe_minus_zeroshot", "stroop_word_congruent"))
+# Each organism's checks, by its built-in name.
+CHECKS_BY_ORGANISM: dict[str, tuple[Check, ...]] = {"toyclip": CHECKS, "toyclip-vit": VIT_CHECKS}
 
 
 def _stage(results: dict[str, Any], name: str) -> dict[str, Any]:
@@ -179,10 +193,10 @@ def stroop_figures(results: Sequence[dict[str, Any]]) -> dict[str, dict]:
     }
 
 
-def verdicts(figures: dict[str, dict]) -> list[dict[str, Any]]:
+def verdicts(figures: dict[str, dict], checks: Sequence[Check] = CHECKS) -> list[dict[str, Any]]:
     """Each check with its measured value and whether it holds."""
     out = []
-    for check in CHECKS:
+    for check in checks:
         value = figures[check.key]["value"]
         out.append({"key": check.key, "label": check.label, "value": value, "ci95": figures[check.key]["ci95"],
                     "op": check.op, "threshold": check.threshold, "met": bool(OPS[check.op](value, check.threshold)),
@@ -206,7 +220,9 @@ _FORMATS: dict[str, tuple[Callable[[float], str], Callable[[Sequence[float]], st
 def markdown(report: dict[str, Any]) -> str:
     """The verdict table of the model card."""
     probe_n = f"; linear probe vs zero-shot on {report['probe_n']}" if report.get("probe_n") else ""
-    lines = [f"Model `{report['model']}`, {report['n']} `cifar10-jpeg` test images (seed {report['seed']}{probe_n}), "
+    held = (f", not among the {report['holdout']} validation images held out (`--holdout {report['holdout']}`)"
+            if report.get("holdout") else "")
+    lines = [f"Model `{report['model']}`, {report['n']} `cifar10-jpeg` test images{held} (seed {report['seed']}{probe_n}), "
              f"Stroop: {report['stroop_stimuli']} stimuli per prompt.", "",
              "| property | measured | 95% CI | threshold | met |", "|---|---|---|---|---|"]
     for v in report["checks"]:
@@ -228,7 +244,8 @@ def _run_configs(args: argparse.Namespace) -> dict[str, RunConfig]:
     """The ``typobench run`` runs that measure the model, by the name of their folder in ``--out``."""
     out = Path(args.out)
     common = dict(model=args.model, pretrained=args.pretrained, dataset="cifar10-jpeg", data_root=args.data_root,
-                  split="test", limit=args.limit, seed=args.seed, batch_size=args.batch_size, cache_dir=args.cache_dir)
+                  split="test", limit=args.limit, holdout=args.holdout, seed=args.seed, batch_size=args.batch_size,
+                  cache_dir=args.cache_dir)
     return {
         "default": RunConfig(**common, suite="default", out=str(out / "default")),
         "held-out-font": RunConfig(**common, suite="held-out-font", out=str(out / "held-out-font")),
@@ -271,7 +288,7 @@ def _commands(args: argparse.Namespace, prompts: Sequence[str]) -> list[str]:
 
     def data_options(limit: int | None) -> str:
         return f"--dataset cifar10-jpeg --data-root {args.data_root}" + (f" --limit {limit}" if limit else "") + \
-            f" --seed {args.seed}"
+            (f" --holdout {args.holdout}" if args.holdout else "") + f" --seed {args.seed}"
 
     data, probe_data = data_options(args.limit), data_options(args.probe_eval_limit)
     return [
@@ -289,6 +306,7 @@ def _commands(args: argparse.Namespace, prompts: Sequence[str]) -> list[str]:
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     """Run everything, judge every check; the report, also written to ``OUT/measure.json`` and ``.md``."""
     out = Path(args.out)
+    checks = organism_checks(args)
     results = {name: execute(config, progress=not args.quiet).results for name, config in _run_configs(args).items()}
     figures = _run_figures(args, results)
     prompts = [WORD_PROMPT, COLOUR_PROMPT, GOH_PROMPT]
@@ -297,12 +315,13 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     report = {
         "model": _model_options(args),
         "weights_sha256": results["default"]["model"].get("weights_sha256"),
-        "n": args.limit,
+        "n": results["default"]["stages"][0]["n"],
+        "holdout": args.holdout,
         "probe_n": figures["probe_minus_zeroshot"]["n"],
         "seed": args.seed,
         "stroop_stimuli": stroop["n_stimuli_per_prompt"],
         "figures": figures,
-        "checks": verdicts(figures),
+        "checks": verdicts(figures, checks),
         "all_met": None,
         "commands": _commands(args, prompts),
     }
@@ -318,7 +337,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="toyclip")
     p.add_argument("--pretrained", default=None, help="a checkpoint for --model (e.g. a freshly trained toyclip)")
     p.add_argument("--data-root", required=True, help="the cifar10-jpeg folder (with test/)")
-    p.add_argument("--limit", type=int, default=2000, help="class-stratified test images")
+    p.add_argument("--checks", choices=sorted(CHECKS_BY_ORGANISM), default=None,
+                   help="whose thresholds to judge by (default: --model's, or the organism --model's config makes)")
+    p.add_argument("--limit", type=int, default=2000, help="class-stratified test images (after --holdout)")
+    p.add_argument("--holdout", type=int, default=None, metavar="N",
+                   help="leave out the N test images --limit N would draw (the validation images recipes were "
+                        "chosen on) and measure on the rest")
     p.add_argument("--probe-train-limit", type=int, default=None,
                    help="training images of the linear probe (default: all 50,000)")
     p.add_argument("--probe-eval-limit", type=int, default=None,
@@ -329,6 +353,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--quiet", action="store_true")
     return p
+
+
+def organism_checks(args: argparse.Namespace) -> tuple[Check, ...]:
+    """The checks of ``--checks``, else of the organism ``--model`` names (built-in or open_clip name)."""
+    organism = args.checks or {v: k for k, v in ORGANISMS.items()}.get(args.model, args.model)
+    if organism not in CHECKS_BY_ORGANISM:
+        raise SystemExit(f"--model {args.model} is not an organism: say whose thresholds apply with --checks "
+                         f"({' or '.join(sorted(CHECKS_BY_ORGANISM))})")
+    return CHECKS_BY_ORGANISM[organism]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -69,6 +69,8 @@ class Mixture:
         weights[rest] = (1 - weights.sum()) / len(rest)
         self.font_p = weights / weights.sum()
         self.kind_p = np.array([self.config.fractions[k] for k in KINDS])
+        early = self.config.early_fractions or self.config.fractions
+        self.early_kind_p = np.array([early[k] for k in KINDS])
         self.random_placement = create_placement("random")
         self.centre_placement = create_placement("fixed", x=0.5, y=0.5)
         self.classnames = list(CIFAR10_CLASSNAMES)
@@ -80,7 +82,8 @@ class Mixture:
     def batch(self, step: int, batch_size: int) -> Batch:
         """``batch_size`` samples of step ``step``: images ``[batch_size, 3, 64, 64]`` in [0, 1] and their texts."""
         rng = np.random.default_rng([self.seed, int(step)])
-        kinds = [KINDS[int(k)] for k in rng.choice(len(KINDS), size=batch_size, p=self.kind_p)]
+        kind_p = self.early_kind_p if step < self.config.early_steps else self.kind_p
+        kinds = [KINDS[int(k)] for k in rng.choice(len(KINDS), size=batch_size, p=kind_p)]
         images = torch.empty(batch_size, 3, IMAGE_SIZE, IMAGE_SIZE)
         samples = [self._sample(kind, f"{step}/{i}", rng) for i, kind in enumerate(kinds)]
         for i, sample in enumerate(samples):

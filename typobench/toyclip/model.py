@@ -1,4 +1,5 @@
-"""The toyclip model: open_clip's ``typobench-toyclip``, created untrained, fed, quickly measured and saved."""
+"""The organisms' models: open_clip's ``typobench-toyclip`` (ResNet) or ``typobench-toyclip-vit`` (ViT), created
+untrained, fed, quickly measured and saved."""
 
 from __future__ import annotations
 
@@ -19,12 +20,19 @@ from typobench.data.templates import CIFAR_TEMPLATES
 from typobench.models.loading import file_sha256, tensors_sha256
 
 OPEN_CLIP_NAME = "typobench-toyclip"
+# The organisms the training code makes: builtin name -> open_clip config (typobench/models/configs).
+ORGANISMS: dict[str, str] = {"toyclip": "typobench-toyclip", "toyclip-vit": "typobench-toyclip-vit"}
 
 
-def create_model(seed: int) -> torch.nn.Module:
-    """The untrained ``typobench-toyclip`` open_clip model, its initial weights drawn from ``seed``."""
+def create_model(seed: int, open_clip_name: str = OPEN_CLIP_NAME) -> torch.nn.Module:
+    """The untrained open_clip model ``open_clip_name``, its initial weights drawn from ``seed``."""
     torch.manual_seed(seed)
-    return open_clip.create_model(OPEN_CLIP_NAME, pretrained=None)
+    return open_clip.create_model(open_clip_name, pretrained=None)
+
+
+def is_vision_transformer(model: torch.nn.Module) -> bool:
+    """Whether the image tower is open_clip's ``VisionTransformer`` (else a convolutional tower)."""
+    return isinstance(model.visual, open_clip.transformer.VisionTransformer)
 
 
 @torch.no_grad()
@@ -32,6 +40,7 @@ def quick_zeroshot_accuracy(model: torch.nn.Module, limit: int = 500) -> float:
     """Clean zero-shot accuracy (18 CIFAR templates) on the first ``limit`` images of the bundled sample."""
     was_training = model.training
     model.eval()
+    # Every organism shares the text tower's config, so one tokenizer serves them all.
     tokenizer = open_clip.get_tokenizer(OPEN_CLIP_NAME)
 
     def transform(image: Image.Image) -> torch.Tensor:

@@ -1,0 +1,44 @@
+"""toyclip-vit, the ViT organism: shipped like toyclip, loaded through open_clip, measured on the bundled sample."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from helpers import sample_default_run
+from typobench.models import load_model
+from typobench.models.builtin import WEIGHTS_DIR, get_builtin_model
+
+CARD = Path(__file__).resolve().parents[1] / "typobench" / "models" / "TOYCLIP_VIT_CARD.md"
+
+
+def test_toyclip_vit_is_a_shipped_open_clip_vision_transformer():
+    builtin = get_builtin_model("toyclip-vit")
+    assert builtin is not None and builtin.weights == WEIGHTS_DIR / "toyclip-vit.safetensors"
+    assert builtin.weights.stat().st_size < 20e6
+    loaded = load_model("toyclip-vit")
+    visual = loaded.model.visual
+    assert not loaded.random_init and type(visual).__name__ == "VisionTransformer"
+    assert visual.conv1.kernel_size == (8, 8) and len(visual.transformer.resblocks) == 4
+    assert loaded.image_size == (64, 64)
+    assert all(p.dtype == torch.float32 for p in loaded.model.parameters())
+    assert loaded.checkpoint_sha256 in CARD.read_text()  # the card names the weights it describes
+
+
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory):
+    return sample_default_run("toyclip-vit", tmp_path_factory.mktemp("toyclip-vit"))
+
+
+def test_shipped_vit_classifies_breaks_under_pgd_and_reads_a_little(default_run):
+    # 300 bundled CIFAR-10 test images; the card's table (8,000 held-out test images) has the figures and
+    # the thresholds it misses. Measured on these 300: clean 50.7%, sticker 55.0%, written class 14.9%,
+    # control word 35.0%, PGD 1.3%. The bounds sit inside those and away from a model that does not read:
+    # the earlier recipes that did not read put the written class at 2.4-4.5% and the sticker below clean.
+    clean = default_run["clean"]["accuracy"]
+    assert clean > 0.40  # chance is 0.10
+    assert default_run["true-label-sticker"]["accuracy"] > clean  # a positive Fort lift
+    assert default_run["random-wrong-label"]["targeted_success"]["value"] > 0.08
+    assert default_run["pgd-linf-2"]["accuracy"] < 0.10
