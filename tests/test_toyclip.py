@@ -228,8 +228,8 @@ def default_run(tmp_path_factory):
 
 
 def test_shipped_weights_classify_read_and_break_on_the_sample(default_run):
-    # 300 bundled CIFAR-10 test images. The model card's values on 2,000 test images: clean 69.6%, sticker
-    # 88.4%, wrong label 33.0% (written class 39.0%), control word 50.5%, PGD 3.2% (on these 300, measured:
+    # 300 bundled CIFAR-10 test images. The model card's values on 8,000 held-out test images: clean 69.6%,
+    # sticker 88.7%, wrong label 34.0% (written class 38.3%), control word 48.7%, PGD 2.7% (on these 300, measured:
     # 69.0%, 88.7%, 34.3% (36.9%), 49.0%, 3.3%). The thresholds sit far from them so that no platform's
     # rounding can flip a verdict.
     clean = default_run["clean"]["accuracy"]
