@@ -15,9 +15,9 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from typobench.core.errors import UsageError, close_matches
+from typobench.core.errors import UsageError
+from typobench.core.fields import _REQUIRED, FieldReader
 
-_REQUIRED = object()
 LIST_SEPARATOR = "+"
 
 
@@ -68,54 +68,44 @@ def format_spec(kind: str, fields: Mapping[str, Any]) -> str:
     return f"{kind}:{','.join(parts)}" if parts else kind
 
 
-class SpecFields:
+class SpecFields(FieldReader):
     """The fields of one defense being read. Values are text (command line) or TOML values (suite);
-    every key must be read, leftovers are reported with close matches."""
+    every key must be read, leftovers are reported with close matches.
+
+    The reading is :class:`typobench.core.fields.FieldReader`'s; a spec names fields ``field 'key'``, takes
+    finite numbers only and records them as ``float`` (defense fingerprints hash the recorded values), rejects
+    empty strings and suggests the choice a misspelled value meant."""
+
+    allow_empty_string = False
+    suggest_choices = True
 
     def __init__(self, values: Mapping[str, Any], where: str):
-        self.values = dict(values)
-        self.where = where
-        self._used: set[str] = set()
+        super().__init__(dict(values), where)
 
-    def error(self, key: str, message: str) -> UsageError:
-        return UsageError(f"{self.where}: field '{key}': {message}")
+    @property
+    def values(self) -> dict[str, Any]:
+        """The fields as given (the name this reader had before it shared :class:`FieldReader`)."""
+        return self.data
 
-    def has(self, key: str) -> bool:
-        return key in self.values
+    def _name(self, key: str) -> str:
+        return f"'{key}'"
 
-    def raw(self, key: str, default: Any = _REQUIRED) -> Any:
-        self._used.add(key)
-        if key in self.values:
-            return self.values[key]
-        if default is _REQUIRED:
-            raise UsageError(f"{self.where}: field '{key}' is required")
-        return default
+    def _label(self, key: str) -> str:
+        return f"field '{key}'"
 
-    def text(self, key: str, default: Any = _REQUIRED, choices: Sequence[str] | None = None) -> Any:
-        value = self.raw(key, default)
-        if value is default and default is not _REQUIRED:
-            return value
-        if not isinstance(value, str) or not value:
-            raise self.error(key, f"expected a non-empty string, got {value!r}")
-        if choices is not None and value not in choices:
-            hint = close_matches(value, choices)
-            suggestion = f" (did you mean {', '.join(hint)}?)" if hint else ""
-            raise self.error(key, f"'{value}' is not one of {', '.join(choices)}{suggestion}")
-        return value
-
-    def number(self, key: str, default: Any = _REQUIRED, *, minimum: float | None = None,
-               maximum: float | None = None, integer: bool = False) -> Any:
-        value = self.raw(key, default)
-        if value is default and default is not _REQUIRED:
-            return value
+    def _parse_number(self, key: str, value: Any, integer: bool) -> Any:
         number = _as_number(value)
-        if number is None or (integer and not float(number).is_integer()):
+        if number is None:
             raise self.error(key, f"expected {'an integer' if integer else 'a number'}, got {value!r}")
-        if minimum is not None and number < minimum:
-            raise self.error(key, f"must be >= {minimum}, got {value}")
-        if maximum is not None and number > maximum:
-            raise self.error(key, f"must be <= {maximum}, got {value}")
-        return int(number) if integer else float(number)
+        return number
+
+    def _shown_number(self, value: Any, number: Any) -> Any:
+        return value  # as the user wrote it: "1e-3" stays "1e-3"
+
+    def _kept_number(self, number: Any) -> Any:
+        return float(number)
+
+    text = FieldReader.string
 
     def names(self, key: str, default: Any = _REQUIRED) -> Any:
         """A non-empty list of strings: a TOML list, or text joined with ``+``."""
@@ -128,7 +118,7 @@ class SpecFields:
         return [v.strip() for v in items]
 
     def exactly_one(self, keys: Sequence[str]) -> str:
-        given = [key for key in keys if key in self.values]
+        given = [key for key in keys if key in self.data]
         if len(given) != 1:
             what = f"{', '.join(given)} are all given" if given else "none is given"
             raise UsageError(f"{self.where}: give exactly one of the fields {', '.join(keys)} ({what})")
@@ -136,17 +126,7 @@ class SpecFields:
 
     def check_known(self, known: Sequence[str]) -> None:
         """Reject keys that are not in ``known`` before anything is read, suggesting the closest valid ones."""
-        self._reject([key for key in self.values if key not in known], known)
-
-    def finish(self, known: Sequence[str]) -> None:
-        """Reject keys nobody read, suggesting the closest valid ones."""
-        self._reject([key for key in self.values if key not in self._used], known)
-
-    def _reject(self, keys: Sequence[str], known: Sequence[str]) -> None:
-        for key in keys:
-            hint = close_matches(key, known)
-            suggestion = f"did you mean {', '.join(hint)}? " if hint else ""
-            raise UsageError(f"{self.where}: unknown field '{key}': {suggestion}valid fields: {', '.join(known)}")
+        self._reject([key for key in self.data if key not in known], known)
 
 
 def _as_number(value: Any) -> float | None:

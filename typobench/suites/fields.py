@@ -1,69 +1,39 @@
-"""Reading TOML tables with errors that name the exact field: ``suite X: stage[3].placement.copies: ...``."""
+"""Reading TOML tables with errors that name the exact field: ``suite X: stage[3].placement.copies: ...``.
+
+The reading itself (required keys, bounds, choices, unknown keys) is :class:`typobench.core.fields.FieldReader`;
+a :class:`Table` adds the dotted path of nested tables to field names and the number syntax suites use
+(``"inf"``, fractions such as ``"8/255"``).
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable
 from typing import Any
 
-from typobench.core.errors import UsageError, close_matches
+from typobench.core.errors import UsageError
+from typobench.core.fields import _REQUIRED, FieldReader
 
-_REQUIRED = object()
 
-
-class Table:
+class Table(FieldReader):
     """A TOML table being read. Every key must be consumed; leftovers are reported as unknown."""
 
     def __init__(self, data: Any, path: str, where: str):
         if not isinstance(data, dict):
             raise UsageError(f"{where}: {path} must be a table, got {type(data).__name__}")
-        self.data = data
+        super().__init__(data, where)
         self.path = path
-        self.where = where
-        self._used: set[str] = set()
 
-    def error(self, key: str, message: str) -> UsageError:
-        return UsageError(f"{self.where}: {self._field(key)}: {message}")
-
-    def _field(self, key: str) -> str:
+    def _name(self, key: str) -> str:
+        """``path.key``; the table itself (its path) for an empty key."""
         if not key:
             return self.path or "(top level)"
         return f"{self.path}.{key}" if self.path else key
 
-    def has(self, key: str) -> bool:
-        return key in self.data
+    def _parse_number(self, key: str, value: Any, integer: bool) -> Any:
+        return parse_number(value, lambda msg: self.error(key, msg))
 
-    def raw(self, key: str, default: Any = _REQUIRED) -> Any:
-        self._used.add(key)
-        if key in self.data:
-            return self.data[key]
-        if default is _REQUIRED:
-            raise UsageError(f"{self.where}: {self._field(key)} is required")
-        return default
-
-    def str(self, key: str, default: Any = _REQUIRED, choices: Sequence[str] | None = None) -> Any:
-        value = self.raw(key, default)
-        if value is default and default is not _REQUIRED:
-            return value
-        if not isinstance(value, str):
-            raise self.error(key, f"expected a string, got {value!r}")
-        if choices is not None and value not in choices:
-            raise self.error(key, f"'{value}' is not one of {', '.join(choices)}")
-        return value
-
-    def number(self, key: str, default: Any = _REQUIRED, *, minimum: float | None = None,
-               maximum: float | None = None, integer: bool = False) -> Any:
-        value = self.raw(key, default)
-        if value is default and default is not _REQUIRED:
-            return value
-        value = parse_number(value, lambda msg: self.error(key, msg))
-        if integer and (not float(value).is_integer() or isinstance(value, float) and math.isinf(value)):
-            raise self.error(key, f"expected an integer, got {value!r}")
-        if minimum is not None and value < minimum:
-            raise self.error(key, f"must be >= {minimum}, got {value}")
-        if maximum is not None and value > maximum:
-            raise self.error(key, f"must be <= {maximum}, got {value}")
-        return int(value) if integer else value
+    str = FieldReader.string
 
     def bool(self, key: str, default: Any = _REQUIRED) -> Any:
         value = self.raw(key, default)
@@ -79,23 +49,15 @@ class Table:
             raise self.error(key, f"expected a non-empty list, got {value!r}")
         return value
 
-    def table(self, key: str, default: Any = _REQUIRED) -> "Table":
+    def table(self, key: str, default: Any = _REQUIRED) -> Table:
+        """The nested table ``key`` (``None`` reads as an empty one), reporting its fields as ``path.key.field``."""
         value = self.raw(key, default)
-        return Table(value if value is not None else {}, self._field(key), self.where)
-
-    def finish(self, known: Sequence[str] | None = None) -> None:
-        """Reject keys nobody read, suggesting the closest valid ones."""
-        known = list(known) if known is not None else sorted(self._used)
-        for key in self.data:
-            if key not in self._used:
-                hint = close_matches(key, known)
-                suggestion = f"did you mean {', '.join(hint)}? " if hint else ""
-                raise UsageError(f"{self.where}: unknown field {self._field(key)}: {suggestion}"
-                                 f"valid fields: {', '.join(known)}")
+        return Table(value if value is not None else {}, self._name(key), self.where)
 
 
-def parse_number(value: Any, error) -> float:
-    """A TOML number, ``"inf"``, or a fraction string such as ``"8/255"`` (how eps is usually written)."""
+def parse_number(value: Any, error: Callable[[str], Exception]) -> float:
+    """A TOML number (returned as it is), ``"inf"``, or a fraction string such as ``"8/255"`` (how eps is usually
+    written)."""
     if isinstance(value, bool):
         raise error(f"expected a number, got {value!r}")
     if isinstance(value, (int, float)):
