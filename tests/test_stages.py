@@ -123,3 +123,28 @@ def test_goh_words_change_about_seven_percent_of_pixels_at_224():
                  for s in suite.stages[1:]]
     assert all(0.06 <= f <= 0.11 for f in fractions), fractions
     assert 0.065 <= sum(fractions) / len(fractions) <= 0.095
+
+
+def test_blank_stage_replaces_every_image_and_the_words_alone_suite_writes_on_it():
+    ctx, batch = make_ctx(), make_batch(4)
+    white, words = stage("words-alone", "white"), stage("words-alone", "words-alone")
+    assert white.describe()["colour"] == "#ffffff" and words.source == "white"
+    blank = white.apply(batch.images, batch, ctx)
+    assert blank.images.shape == batch.images.shape and bool((blank.images == 1).all())
+    batch.outputs["white"] = blank
+    written = words.apply(blank.images, batch, ctx)
+    # Only the letters differ from white: dark pixels, each image its own true class name.
+    dark = (written.images < 0.5).flatten(1).float().mean(1)
+    assert bool(((dark > 0) & (dark < 0.2)).all())
+    assert written.columns["text"] == [CLASSES[int(y)] for y in batch.labels]
+
+
+def test_blank_stage_colour_is_read_and_a_bad_one_names_the_field():
+    import pytest
+
+    from typobench.core.errors import UsageError
+
+    grey = parse_suite('name = "g"\n[[stage]]\nname = "grey"\nkind = "blank"\ncolour = "#808080"\n'.encode(), "g.toml")
+    assert grey.stages[0].colour == (128, 128, 128)
+    with pytest.raises(UsageError, match=r"suite g: stage\[0\]\.colour: colour 'greenish' is not a colour"):
+        parse_suite('name = "g"\n[[stage]]\nname = "grey"\nkind = "blank"\ncolour = "greenish"\n'.encode(), "g.toml")

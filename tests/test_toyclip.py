@@ -300,12 +300,15 @@ def test_measure_derives_every_property_from_the_runs_and_judges_it():
         {**_stage("blank-bar", 0.65), "pixel_fraction_mean": 0.08}]}
     figures.update(measure.covering_figures(control))
     assert figures["blank_bar_ratio"]["value"] == pytest.approx(0.05 / 0.40)
+    figures.update(measure.words_alone_figure({"suite": {"name": "words-alone"}, "stages": [
+        _stage("clean", 0.70), _stage("white", 0.10), _stage("words-alone", 0.34)]}))
     report = {"model": "toyclip", "n": 2000, "seed": 0, "stroop_stimuli": 576, "checks": measure.verdicts(figures),
               "figures": figures, "commands": ["typobench run --suite default"]}
     table = measure.markdown(report)
     assert "covering 8.0% of the pixels on average (the outlined word: 5.0%), leaves 65.0% accuracy: 0.12 of" in table
     assert "| held-out font: classified as the written class | 15.0% | [13.0%, 17.0%] | >= 20.0% | **no** |" in table
     assert "| control-word drop / random-wrong-label drop | 0.50 | - | <= 0.60 | yes |" in table
+    assert "the true class name written alone on white is named 34.0% [" in table
 
 
 def test_each_organism_is_judged_by_its_own_thresholds():

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typobench.core.errors import UsageError
 from typobench.stages.base import CleanStage, Stage
+from typobench.stages.blank import BlankStage
 from typobench.suites import paste_schema, pgd_schema, text_schema
 from typobench.suites.fields import Table
 from typobench.suites.schema import StageSchema
+from typobench.typographic.render import parse_color
 
 
 def build_clean_stage(table: Table, name: str, source: str) -> Stage:
@@ -16,8 +19,21 @@ def build_clean_stage(table: Table, name: str, source: str) -> Stage:
 
 CLEAN_SCHEMA = StageSchema(kind="clean", build=build_clean_stage)
 
+
+def build_blank_stage(table: Table, name: str, source: str) -> Stage:
+    try:
+        colour = parse_color(table.raw("colour", "white"))
+    except UsageError as exc:
+        raise table.error("colour", str(exc)) from None
+    table.raw("name"), table.raw("kind"), table.raw("source", None)
+    table.finish(BLANK_SCHEMA.stage_keys)
+    return BlankStage(name, source, colour)
+
+
+BLANK_SCHEMA = StageSchema(kind="blank", build=build_blank_stage, fields=("colour",))
+
 STAGE_SCHEMAS: dict[str, StageSchema] = {
-    schema.kind: schema for schema in (CLEAN_SCHEMA, text_schema.SCHEMA, pgd_schema.SCHEMA, paste_schema.SCHEMA)
+    schema.kind: schema for schema in (CLEAN_SCHEMA, BLANK_SCHEMA, text_schema.SCHEMA, pgd_schema.SCHEMA, paste_schema.SCHEMA)
 }
 
 __all__ = ["STAGE_SCHEMAS"]

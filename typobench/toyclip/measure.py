@@ -1,7 +1,7 @@
 """Measure what toyclip must show, with the harness itself: ``python -m typobench.toyclip.measure``.
 
-Every figure comes from the same code a user runs: ``typobench run`` (suites ``default`` and
-``held-out-font``, a linear probe and zero-shot on the same images) and ``typobench stroop``, on
+Every figure comes from the same code a user runs: ``typobench run`` (suites ``default``,
+``held-out-font``, ``control-word`` and ``words-alone``, a linear probe and zero-shot on the same images) and ``typobench stroop``, on
 CIFAR-10 test images of the ``cifar10-jpeg`` folder (``--limit`` of them for the attacks; all 10,000
 for linear probe vs zero-shot, a paired difference of two close accuracies). Each property is compared
 with its threshold (``CHECKS``); the verdicts, the values with 95% intervals (Wilson; bootstrap over
@@ -133,6 +133,12 @@ def covering_figures(control: dict[str, Any]) -> dict[str, dict]:
     }
 
 
+def words_alone_figure(words: dict[str, Any]) -> dict[str, dict]:
+    """From the ``words-alone`` run: how often the true class name, written alone on white, is named."""
+    stage = _stage(words, "words-alone")
+    return {"words_alone": _figure(stage["accuracy"], stage["ci95"], stage["n"])}
+
+
 def probe_figures(probe: dict[str, Any], zeroshot: dict[str, Any]) -> dict[str, dict]:
     """Linear probe vs zero-shot, from the clean runs of both heads on the same images."""
     probe_clean, zeroshot_clean = _stage(probe, "clean"), _stage(zeroshot, "clean")
@@ -236,6 +242,10 @@ def markdown(report: dict[str, Any]) -> str:
                   f"word, covering {_pct(f['blank_bar_pixels']['value'])} of the pixels on average (the outlined word: "
                   f"{_pct(f['control_word_pixels']['value'])}), leaves {_pct(f['blank_bar']['value'])} accuracy: "
                   f"{f['blank_bar_ratio']['value']:.2f} of the wrong-label drop."]
+    if "words_alone" in report.get("figures", {}):
+        words = report["figures"]["words_alone"]
+        lines += ["", f"Words alone (suite `words-alone`): the true class name written alone on white is named "
+                  f"{_pct(words['value'])} [{_pct(words['ci95'][0])}, {_pct(words['ci95'][1])}] of the time."]
     lines += ["", "Commands:", ""] + [f"    {c}" for c in report["commands"]]
     return "\n".join(lines) + "\n"
 
@@ -250,6 +260,7 @@ def _run_configs(args: argparse.Namespace) -> dict[str, RunConfig]:
         "default": RunConfig(**common, suite="default", out=str(out / "default")),
         "held-out-font": RunConfig(**common, suite="held-out-font", out=str(out / "held-out-font")),
         "control-word": RunConfig(**common, suite="control-word", out=str(out / "control-word")),
+        "words-alone": RunConfig(**common, suite="words-alone", out=str(out / "words-alone")),
         # The probe is compared with zero-shot on more images (all 10,000 by default): the two heads
         # differ on few images, so the difference needs a larger n than the attack rates.
         "linear-probe": RunConfig(**{**common, "limit": args.probe_eval_limit}, suite=None, head="linear-probe",
@@ -265,6 +276,7 @@ def _run_figures(args: argparse.Namespace, results: dict[str, dict[str, Any]]) -
     figures["control_ratio"]["ci95"] = control_ratio_ci(read_predictions(out / "default"))
     figures.update(probe_figures(results["linear-probe"], results["zeroshot"]))
     figures.update(covering_figures(results["control-word"]))
+    figures.update(words_alone_figure(results["words-alone"]))
     figures["probe_minus_zeroshot"]["ci95"] = paired_difference_ci(read_predictions(out / "linear-probe"),
                                                                    read_predictions(out / "zeroshot"))
     return figures
@@ -295,6 +307,7 @@ def _commands(args: argparse.Namespace, prompts: Sequence[str]) -> list[str]:
         f"typobench run {source} {data} --suite default",
         f"typobench run {source} {data} --suite held-out-font",
         f"typobench run {source} {data} --suite control-word",
+        f"typobench run {source} {data} --suite words-alone",
         f"typobench run {source} {probe_data} --suite none --head linear-probe"
         + (f" --probe-train-limit {args.probe_train_limit}" if args.probe_train_limit else ""),
         f"typobench run {source} {probe_data} --suite none",
