@@ -27,6 +27,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import pandas as pd
 import torch
 
 from typobench.core.timing import breakdown, contention_note, cpus, loadavg, rates, ratio, timed_interleaved
@@ -135,7 +136,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         frames = []
         for images, y, idx in batches:
             batch = Batch(images=images, labels=y, indices=idx, sample_ids=[memory.sample_ids[i] for i in idx])
-            frames.append(run_stages_on_batch(stages, batch, ctx))
+            frames.append(pd.DataFrame(run_stages_on_batch(stages, batch, ctx)))
         return frames
 
     def bare() -> object:
@@ -193,14 +194,14 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 # (label, file suffix, function name) of the parts of evaluate() worth telling apart.
 PROFILE_PARTS = [
-    ("evaluate() total", "typobench/evaluation.py", "evaluate"),
-    ("  run_stages_on_batch(): the two below + pd.concat", "typobench/evaluation.py", "run_stages_on_batch"),
-    ("    score(): normalise + image tower + head", "typobench/stages.py", "score"),
-    ("    prediction_rows(): pandas frame per batch", "typobench/evaluation.py", "prediction_rows"),
-    ("  BatchStore.save(): CSV per batch", "typobench/resume.py", "save"),
-    ("  BatchStore.save_examples(): safetensors", "typobench/resume.py", "save_examples"),
-    ("  BatchStore.load_all(): read CSVs back", "typobench/resume.py", "load_all"),
-    ("  BatchStore.open()", "typobench/resume.py", "open"),
+    ("evaluate() total", "typobench/harness/evaluation.py", "evaluate"),
+    ("  run_stages_on_batch(): the two below + stacking columns", "typobench/harness/evaluation.py", "run_stages_on_batch"),
+    ("    score(): normalise + image tower + head", "typobench/stages/base.py", "score"),
+    ("    prediction_rows(): columns per stage", "typobench/harness/evaluation.py", "prediction_rows"),
+    ("  BatchStore.save(): one frame and CSV per part", "typobench/harness/resume.py", "save"),
+    ("  BatchStore.save_examples(): safetensors", "typobench/harness/resume.py", "save_examples"),
+    ("  BatchStore.load_all(): read CSVs back", "typobench/harness/resume.py", "load_all"),
+    ("  BatchStore.open()", "typobench/harness/resume.py", "open"),
     ("  DataLoader: fetch + collate", "torch/utils/data/dataloader.py", "__next__"),
 ]
 

@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from typobench.data import ImageDataset
+from typobench.harness.columns import Columns, stack_columns
 from typobench.harness.resume import BatchStore
 from typobench.harness.world import World
 from typobench.stages.base import Batch, RunContext, Stage, StageOutput, check_sources, score
@@ -52,13 +53,15 @@ def apply_stage(stage: Stage, batch: Batch, ctx: RunContext) -> StageOutput:
     return output
 
 
-def run_stages_on_batch(stages: Sequence[Stage], batch: Batch, ctx: RunContext) -> pd.DataFrame:
+def run_stages_on_batch(stages: Sequence[Stage], batch: Batch, ctx: RunContext) -> dict[str, Any]:
+    """Every stage applied to ``batch`` and scored: prediction columns, one row per sample and stage
+    (stage after stage)."""
     rows = []
     for stage in stages:
         output = apply_stage(stage, batch, ctx)
         logits = score(ctx.classifier, output.images, ctx.runtime)
-        rows.append(pd.DataFrame(prediction_rows(stage, batch, logits, output)))
-    return pd.concat(rows, ignore_index=True)
+        rows.append(prediction_rows(stage, batch, logits, output))
+    return stack_columns(rows)
 
 
 def text_targets(dataset: ImageDataset, indices: Sequence[int], device: torch.device) -> torch.Tensor | None:
@@ -139,7 +142,7 @@ def _evaluate_batches(dataset: ImageDataset, stages: Sequence[Stage], ctx: RunCo
     """Run the stages on the batches ``todo`` of ``plan``; finished ones reach ``store`` whatever happens."""
     example_positions = {round(i * (len(dataset) - 1) / max(examples - 1, 1)) for i in range(examples)}
     loader = DataLoader(dataset, batch_sampler=[plan[i] for i in todo], num_workers=workers)
-    pending: dict[int, pd.DataFrame] = {}
+    pending: dict[int, Columns] = {}
     finished: list[pd.DataFrame] = []
     last_flush = time.monotonic()
     try:

@@ -13,6 +13,7 @@ import json
 import logging
 import re
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,7 @@ from torch import Tensor
 from typobench.core.atomic import write_bytes_atomic, write_text_atomic
 from typobench.core.errors import UsageError
 from typobench.core.hashing import bytes_sha256
+from typobench.harness.columns import Columns, row_count, stack_columns
 
 log = logging.getLogger("typobench")
 PART = re.compile(r"part-(\d{6})-(\d{6})-([0-9a-f]{16})\.csv")
@@ -127,10 +129,11 @@ class BatchStore:
             return None, "its batches are already in another part"
         return frame, ""
 
-    def save(self, batches: dict[int, pd.DataFrame]) -> pd.DataFrame:
-        """Write finished batches as one part file; returns their rows (without the ``batch`` column)."""
-        frame = pd.concat(batches.values(), ignore_index=True)
-        numbers = np.repeat(list(batches), [len(f) for f in batches.values()])
+    def save(self, batches: Mapping[int, Columns]) -> pd.DataFrame:
+        """Write finished batches (their prediction columns, by batch number) as one part file; returns
+        their rows (without the ``batch`` column)."""
+        frame = pd.DataFrame(stack_columns(list(batches.values())))
+        numbers = np.repeat(list(batches), [row_count(columns) for columns in batches.values()])
         data = frame.assign(batch=numbers, attempt=self.attempt, rank=self.rank).to_csv(index=False).encode("utf-8")
         name = _checked_name(f"part-{min(batches):06d}-{max(batches):06d}", data, ".csv")
         write_bytes_atomic(self.dir / name, data)
