@@ -470,3 +470,22 @@ def test_cli_run_with_defenses_end_to_end_and_mean_images_of_a_neurons_analysis(
     assert main(["list", "defenses"]) == 0
     listed = capsys.readouterr().out
     assert all(f"  {kind} " in listed for kind in ("ablate", "prompt", "interpolate", "input"))
+
+
+def test_a_suites_defense_reads_its_files_from_the_suite_folder_and_the_command_line_from_the_working_folder(
+        tmp_path, monkeypatch):
+    from typobench.suites import load_suite
+
+    suites = tmp_path / "suites"
+    suites.mkdir()
+    (suites / "units.txt").write_text("layer4:3\n")
+    (suites / "ablated.toml").write_text('name = "ablated"\n[[stage]]\nname = "clean"\nkind = "clean"\n'
+                                         '[defense]\nkind = "ablate"\nfile = "units.txt"\n')
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    suite = load_suite(str(suites / "ablated.toml"))
+    assert suite.defenses[0].parameters()["units"] == ["layer4:3"]
+    assert suite.defenses[0].spec == "ablate:file=units.txt"  # as written: the suite's sha256 says where
+    with pytest.raises(UsageError, match=r"field 'file': '.*units.txt' not found"):
+        create_defense("ablate:file=units.txt")  # on the command line: relative to the working folder

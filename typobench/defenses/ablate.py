@@ -155,11 +155,11 @@ class AblateDefense(Defense):
         if given == "units":
             units, source = fields.names("units"), {"units_from": "spec"}
         elif given == "file":
-            path = Path(fields.text("file")).expanduser()
+            path = fields.path("file")
             units, source = read_unit_file(path, fields), {"units_from": "file", "file": str(path),
                                                            "file_sha256": file_sha256(path)}
         else:
-            report = read_neurons_json(Path(fields.text("from")).expanduser(), fields)
+            report = read_neurons_json(fields.path("from"), fields)
             stage, event = fields.text("stage"), fields.text("event", "failure", choices=EVENT_KINDS)
             units = blamed_units(report, stage, event, fields.number("k", None, minimum=1, integer=True), fields)
             source = {"units_from": "neurons", "neurons_json": report["_path"],

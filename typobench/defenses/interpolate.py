@@ -72,7 +72,7 @@ class InterpolateDefense(Defense):
 
     @classmethod
     def from_fields(cls, spec: str, fields: SpecFields) -> InterpolateDefense:
-        checkpoint = Path(fields.text("checkpoint")).expanduser()
+        checkpoint = fields.path("checkpoint")
         if checkpoint.suffix != ".safetensors" or not checkpoint.is_file():
             raise fields.error("checkpoint", f"'{checkpoint}' is not an existing .safetensors file: pass one")
         alpha = fields.number("alpha", minimum=0.0, maximum=1.0)

@@ -40,7 +40,7 @@ class PromptDefense(Defense):
             raise fields.error("templates", "give templates=T1+T2, prefix=TEXT or prefix=FILE.safetensors (or both)")
         learned = None
         if prefix is not None and prefix.endswith(LEARNED_SUFFIX):
-            learned = Path(prefix).expanduser()
+            learned = fields.resolve(prefix)
             if not learned.is_file():
                 raise fields.error("prefix", f"learned prefix file '{learned}' not found: train one with "
                                              "`typobench defense train-prefix`")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from typobench.core.errors import UsageError, close_matches
@@ -29,10 +30,11 @@ def list_defenses() -> list[dict[str, Any]]:
     return [{"kind": kind, "fields": list(cls.fields), "summary": SUMMARIES[kind]} for kind, cls in DEFENSE_KINDS.items()]
 
 
-def create_defense(spec: str | Mapping[str, Any], where: str | None = None) -> Defense:
+def create_defense(spec: str | Mapping[str, Any], where: str | None = None, base_dir: Path | None = None) -> Defense:
     """A defense from ``KIND:KEY=VALUE,...`` or from a table ``{"kind": KIND, KEY: VALUE, ...}``.
 
-    Errors are one line that names the field (``where`` says where the spec was written)."""
+    Errors are one line that names the field (``where`` says where the spec was written). Relative file names
+    are read from ``base_dir`` (the folder of the suite that holds the spec) when given."""
     if isinstance(spec, str):
         where = where or f"--defense '{spec}'"
         kind, values = split_spec(spec)
@@ -52,15 +54,18 @@ def create_defense(spec: str | Mapping[str, Any], where: str | None = None) -> D
         raise UsageError(f"{where}: field 'kind': unknown defense kind '{kind}': {suggestion}"
                          f"kinds are {', '.join(DEFENSE_KINDS)}")
     cls = DEFENSE_KINDS[kind]
-    fields = SpecFields(values, where)
+    fields = SpecFields(values, where, base_dir)
     fields.check_known(cls.fields)
     return cls.from_fields(text, fields)
 
 
-def parse_defenses(specs: Sequence[str | Mapping[str, Any]] | None, where: str | None = None) -> list[Defense]:
-    """Defenses in the order given (``where``: where a list of tables was written, e.g. ``suite X: defense``)."""
+def parse_defenses(specs: Sequence[str | Mapping[str, Any]] | None, where: str | None = None,
+                   base_dir: Path | None = None) -> list[Defense]:
+    """Defenses in the order given (``where``: where a list of tables was written, e.g. ``suite X: defense``;
+    ``base_dir``: the folder relative file names are read from, see :func:`create_defense`)."""
     specs = list(specs or ())
-    return [create_defense(spec, f"{where}[{i}]" if where and len(specs) > 1 else where) for i, spec in enumerate(specs)]
+    return [create_defense(spec, f"{where}[{i}]" if where and len(specs) > 1 else where, base_dir)
+            for i, spec in enumerate(specs)]
 
 
 __all__ = ["DEFENSE_KINDS", "create_defense", "list_defenses", "parse_defenses"]

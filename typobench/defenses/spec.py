@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from typobench.core.errors import UsageError
@@ -79,13 +80,20 @@ class SpecFields(FieldReader):
     allow_empty_string = False
     suggest_choices = True
 
-    def __init__(self, values: Mapping[str, Any], where: str):
+    def __init__(self, values: Mapping[str, Any], where: str, base_dir: Path | None = None):
         super().__init__(dict(values), where)
+        # A suite's [defense] table names files relative to the suite file, as a user reading it expects;
+        # a command line's --defense relative to the working folder (base_dir None).
+        self.base_dir = base_dir
 
-    @property
-    def values(self) -> dict[str, Any]:
-        """The fields as given (the name this reader had before it shared :class:`FieldReader`)."""
-        return self.data
+    def path(self, key: str) -> Path:
+        """The file or folder a field names: ``~`` expanded, relative to ``base_dir`` when one is set."""
+        return self.resolve(self.text(key))
+
+    def resolve(self, text: str) -> Path:
+        """``text`` as a path: ``~`` expanded, relative to ``base_dir`` when one is set."""
+        path = Path(text).expanduser()
+        return self.base_dir / path if self.base_dir is not None and not path.is_absolute() else path
 
     def _name(self, key: str) -> str:
         return f"'{key}'"

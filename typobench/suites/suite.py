@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from typobench.core.errors import UsageError, unknown_name_error
@@ -90,7 +91,7 @@ def parse_suite(data: bytes, where: str = "suite", path: str | None = None) -> S
         path=path,
         sha256=hashlib.sha256(data).hexdigest(),
         neurons=parse_neurons_table(top.table("neurons")) if top.has("neurons") else None,
-        defenses=_parse_defense_tables(top.raw("defense", None), where),
+        defenses=_parse_defense_tables(top.raw("defense", None), where, Path(path).parent if path else None),
     )
     if suite.neurons is not None:
         check_neuron_stages(suite.neurons, [s.name for s in stages], where)
@@ -102,14 +103,15 @@ def parse_suite(data: bytes, where: str = "suite", path: str | None = None) -> S
     return suite
 
 
-def _parse_defense_tables(value: Any, where: str) -> list[Defense]:
-    """``[defense]`` (one table) or ``[[defense]]`` (several, applied in order)."""
+def _parse_defense_tables(value: Any, where: str, base_dir: Path | None) -> list[Defense]:
+    """``[defense]`` (one table) or ``[[defense]]`` (several, applied in order); their relative file names are
+    read from ``base_dir``, the suite file's folder."""
     if value is None:
         return []
     tables = [value] if isinstance(value, dict) else value
     if not isinstance(tables, list) or not tables or not all(isinstance(t, dict) for t in tables):
         raise UsageError(f"{where}: defense must be a table [defense] or tables [[defense]], got {value!r}")
-    return parse_defenses(tables, f"{where}: defense")
+    return parse_defenses(tables, f"{where}: defense", base_dir)
 
 
 def _build_stage(table: Table) -> Stage:
