@@ -237,3 +237,13 @@ def test_api_microscope_of_a_finished_run(explained, tmp_path):
     assert json.loads((tmp_path / "microscope.json").read_text())["summary"]["neurons"] == 2
     assert list(found.record["neurons"]) == list(json.loads((out / "microscope.json").read_text())["neurons"])[:2]
     assert all((tmp_path / path).is_file() for path in found.images)
+
+
+def test_a_suites_neurons_table_sets_the_sparse_probe_and_atlas_options():
+    table = Table({"sparse_probe": True, "probe_per_class": 2, "probe_images": 400, "atlas": True}, "neurons", "s")
+    assert parse_neurons_table(table) == {"sparse_probe": True, "probe_per_class": 2.0, "probe_images": 400,
+                                          "atlas": True}
+    with pytest.raises(UsageError, match=r"neurons\.atlas: expected true or false"):
+        parse_neurons_table(Table({"atlas": "yes"}, "neurons", "s"))
+    with pytest.raises(UsageError, match=r"neurons\.probe_images must be >= 4"):
+        parse_neurons_table(Table({"probe_images": 2}, "neurons", "s"))

@@ -107,11 +107,13 @@ class NeuronsConfig:
 
 # NeuronsConfig fields a suite may set, by the kind of value they take.
 _INTEGERS = ("top_k", "draws", "max_events", "ref_limit", "min_group", "heldout_min", "max_cards", "table_k",
-             "min_class_images", "length_slack", "vit_blocks", "microscope", "fv_steps", "fv_natural", "heads")
-_NUMBERS = ("tau_image", "tau_text")
+             "min_class_images", "length_slack", "vit_blocks", "microscope", "fv_steps", "fv_natural", "heads",
+             "probe_images")
+_NUMBERS = ("tau_image", "tau_text", "probe_per_class")
+_BOOLEANS = ("sparse_probe", "atlas")
 _STRING_LISTS = ("stages", "modes", "events")
 _STRINGS = ("rank_by",)
-NEURON_OPTIONS = (*_INTEGERS, *_NUMBERS, *_STRING_LISTS, *_STRINGS)
+NEURON_OPTIONS = (*_INTEGERS, *_NUMBERS, *_BOOLEANS, *_STRING_LISTS, *_STRINGS)
 
 
 def parse_neurons_table(table: Table) -> dict[str, Any]:
@@ -123,6 +125,9 @@ def parse_neurons_table(table: Table) -> dict[str, Any]:
     for key in _NUMBERS:
         if table.has(key):
             options[key] = float(table.number(key))
+    for key in _BOOLEANS:
+        if table.has(key):
+            options[key] = table.bool(key)
     for key in _STRING_LISTS:
         if table.has(key):
             values = table.list(key)
