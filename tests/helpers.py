@@ -58,13 +58,13 @@ def headless(browser: str, *args: str) -> subprocess.CompletedProcess:
             capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL)
 
 
-def sample_default_run(model: str, tmp) -> dict[str, dict]:
-    """The ``default`` suite of ``model`` on 300 bundled CIFAR-10 test images: each stage's results by name."""
+def sample_run(model: str, tmp, suite: str = "default") -> dict[str, dict]:
+    """``suite`` run with ``model`` on 300 bundled CIFAR-10 test images: each stage's results by name."""
     from typobench.harness.config import RunConfig
     from typobench.harness.results import read_results
     from typobench.harness.run import execute
 
-    config = RunConfig(model=model, dataset="cifar10-sample", suite="default", limit=300, batch_size=100,
+    config = RunConfig(model=model, dataset="cifar10-sample", suite=suite, limit=300, batch_size=100,
                        out=str(tmp / "run"), cache_dir=str(tmp / "cache"), device="cpu", seed=0)
     outcome = execute(config, progress=False)
     return {stage["name"]: stage for stage in read_results(outcome.out_dir)["stages"]}

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from typobench.data.classnames import CIFAR10_CLASSNAMES
 from typobench.models import load_model
 from typobench.models.builtin import WEIGHTS_DIR, get_builtin_model
-from helpers import sample_default_run
+from helpers import sample_run
 from typobench.harness.config import RunConfig
 from typobench.suites import load_suite
 from typobench.toyclip.loss import dedupe_captions, multi_positive_contrastive_loss
@@ -224,7 +224,7 @@ def test_toyclip_is_a_shipped_open_clip_modified_resnet():
 
 @pytest.fixture(scope="module")
 def default_run(tmp_path_factory):
-    return sample_default_run("toyclip", tmp_path_factory.mktemp("toyclip"))
+    return sample_run("toyclip", tmp_path_factory.mktemp("toyclip"))
 
 
 def test_shipped_weights_classify_read_and_break_on_the_sample(default_run):
@@ -241,6 +241,12 @@ def test_shipped_weights_classify_read_and_break_on_the_sample(default_run):
     # A non-class word in the same style hurts less than a wrong class name: reading, not only covering.
     assert default_run["control-word"]["accuracy"] > wrong["accuracy"] + 0.08
     assert default_run["pgd-linf-2"]["accuracy"] < 0.10
+
+
+def test_shipped_weights_name_class_words_written_alone(tmp_path):
+    # The card: 77.6% on 8,000 held-out test images (79.0% on these 300 bundled ones); chance is 10%.
+    words = sample_run("toyclip", tmp_path, suite="words-alone")
+    assert words["words-alone"]["accuracy"] > 0.65
 
 
 def test_shipped_weights_read_the_word_or_the_ink_as_the_prompt_asks(tmp_path):
