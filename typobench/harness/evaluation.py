@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from typobench.data import ImageDataset
 from typobench.harness.columns import Columns, stack_columns
-from typobench.harness.resume import BatchStore
+from typobench.harness.resume import BatchStore, Examples
 from typobench.harness.world import World
 from typobench.stages.base import Batch, RunContext, Stage, StageOutput, check_sources, score
 
@@ -143,25 +143,33 @@ def _evaluate_batches(dataset: ImageDataset, stages: Sequence[Stage], ctx: RunCo
     example_positions = {round(i * (len(dataset) - 1) / max(examples - 1, 1)) for i in range(examples)}
     loader = DataLoader(dataset, batch_sampler=[plan[i] for i in todo], num_workers=workers)
     pending: dict[int, Columns] = {}
+    examples: dict[int, Examples] = {}
     finished: list[pd.DataFrame] = []
     last_flush = time.monotonic()
+
+    def flush() -> None:
+        finished.append(store.save(pending))
+        if examples:
+            store.save_examples(examples)
+        pending.clear(), examples.clear()
+
     try:
         for batch_no, (images, labels, indices) in zip(todo, loader):
             batch = make_batch(dataset, images, labels, indices.tolist(), ctx.runtime.device)
             pending[batch_no] = run_stages_on_batch(stages, batch, ctx)
             keep = [row for row, i in enumerate(batch.indices) if i in example_positions]
             if keep:
-                store.save_examples(batch_no, {name: out.images[keep] for name, out in batch.outputs.items()},
-                                    [batch.sample_ids[row] for row in keep])
+                examples[batch_no] = ({name: out.images[keep].detach().cpu() for name, out in batch.outputs.items()},
+                                      [batch.sample_ids[row] for row in keep])
             if time.monotonic() - last_flush > flush_seconds:
-                finished.append(store.save(pending))
-                pending, last_flush = {}, time.monotonic()
+                flush()
+                last_flush = time.monotonic()
             # Ranks share the batches evenly: rank 0's progress stands for all of them.
             bar.update(min(len(batch.indices) * world_size, bar.total - bar.n))
     finally:
         # Whatever happened, finished batches reach the disk before the loop is left.
         if pending:
-            finished.append(store.save(pending))
+            flush()
     return finished
 
 

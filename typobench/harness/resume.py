@@ -29,6 +29,9 @@ from typobench.core.errors import UsageError
 from typobench.core.hashing import bytes_sha256
 from typobench.harness.columns import Columns, row_count, stack_columns
 
+# A few samples of some batches through every stage: ({stage: [K,3,H,W]}, their K sample ids).
+Examples = tuple[dict[str, Tensor], list[str]]
+
 log = logging.getLogger("typobench")
 PART = re.compile(r"part-(\d{6})-(\d{6})-([0-9a-f]{16})\.csv")
 EXAMPLES = re.compile(r"examples-(\d{6})-([0-9a-f]{16})\.safetensors")
@@ -139,16 +142,22 @@ class BatchStore:
         write_bytes_atomic(self.dir / name, data)
         return frame
 
-    def save_examples(self, batch_no: int, tensors: dict[str, Tensor], sample_ids: list[str]) -> None:
-        """Images [K,3,H,W] of a few samples of one batch through every stage, for the picture."""
-        contiguous = {k: v.detach().float().cpu().contiguous() for k, v in tensors.items()}
-        data = save_safetensors(contiguous, metadata={"sample_ids": json.dumps(sample_ids)})
-        write_bytes_atomic(self.dir / _checked_name(f"examples-{batch_no:06d}", data, ".safetensors"), data)
+    def save_examples(self, batches: Mapping[int, Examples]) -> None:
+        """Images [K,3,H,W] of a few samples through every stage, for the picture: those of ``batches``
+        (by batch number: ({stage: images}, sample ids)), in one file. Written with the batches' part
+        file: one write per flush, not one per batch that holds an example."""
+        numbers = sorted(batches)
+        stages = batches[numbers[0]][0]
+        tensors = {stage: torch.cat([batches[b][0][stage].detach().float().cpu() for b in numbers]).contiguous()
+                   for stage in stages}
+        sample_ids = [sample_id for b in numbers for sample_id in batches[b][1]]
+        of_batch = [b for b in numbers for _ in batches[b][1]]
+        data = save_safetensors(tensors, metadata={"sample_ids": json.dumps(sample_ids), "batches": json.dumps(of_batch)})
+        write_bytes_atomic(self.dir / _checked_name(f"examples-{numbers[0]:06d}", data, ".safetensors"), data)
 
     def load_examples(self) -> tuple[dict[str, Tensor], list[str]]:
-        """All intact example images, concatenated in batch order: ({stage: [K,3,H,W]}, sample ids)."""
-        images: dict[str, list[Tensor]] = {}
-        sample_ids: list[str] = []
+        """All intact example images in batch order, whatever process wrote them: ({stage: [K,3,H,W]}, sample ids)."""
+        found: list[tuple[int, str, dict[str, Tensor]]] = []  # (batch, sample id, {stage: [3,H,W]})
         for path in sorted(self.dir.glob("examples-*.safetensors")):
             match = EXAMPLES.fullmatch(path.name)
             data = _intact(path, match.group(2)) if match else None
@@ -156,14 +165,18 @@ class BatchStore:
                 log.warning("example images %s are damaged: left out of the picture", path)
                 continue
             try:
-                tensors, ids = load_safetensors(data), _sample_ids_of(data)
+                tensors, metadata = load_safetensors(data), _metadata_of(data)
+                ids = json.loads(metadata["sample_ids"])
+                of_batch = json.loads(metadata.get("batches", "null")) or [int(match.group(1))] * len(ids)
             except (SafetensorError, ValueError, KeyError) as exc:
                 log.warning("example images %s are unreadable (%s): left out of the picture", path, exc)
                 continue
-            sample_ids += ids
-            for key, tensor in tensors.items():
-                images.setdefault(key, []).append(tensor)
-        return {k: torch.cat(v) for k, v in images.items()}, sample_ids
+            found += [(b, i, {k: v[row] for k, v in tensors.items()}) for row, (b, i) in enumerate(zip(of_batch, ids))]
+        found.sort(key=lambda item: item[0])  # stable: a batch's samples keep their order
+        if not found:
+            return {}, []
+        return ({stage: torch.stack([images[stage] for _, _, images in found]) for stage in found[0][2]},
+                [sample_id for _, sample_id, _ in found])
 
     def load_all(self) -> pd.DataFrame:
         """Every saved row, in batch order (parts verified by ``open`` or read now)."""
@@ -195,11 +208,10 @@ class BatchStore:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def _sample_ids_of(data: bytes) -> list[str]:
-    """The sample ids in a safetensors file's metadata (header: 8-byte length, then JSON)."""
+def _metadata_of(data: bytes) -> dict[str, str]:
+    """A safetensors file's metadata (header: 8-byte length, then JSON)."""
     length = int.from_bytes(data[:8], "little")
-    header = json.loads(data[8:8 + length])
-    return json.loads(header["__metadata__"]["sample_ids"])
+    return json.loads(data[8:8 + length])["__metadata__"]
 
 
-__all__ = ["BatchStore"]
+__all__ = ["BatchStore", "Examples"]
