@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 from typobench.core.errors import UsageError, close_matches
 
-_REQUIRED: Any = object()  # the default of a field that must be given (``None`` is a legitimate default)
+REQUIRED: Any = object()  # the default of a field that must be given (``None`` is a legitimate default)
 
 
 class FieldReader:
@@ -61,19 +61,19 @@ class FieldReader:
     def has(self, key: str) -> bool:
         return key in self.data
 
-    def raw(self, key: str, default: Any = _REQUIRED) -> Any:
+    def raw(self, key: str, default: Any = REQUIRED) -> Any:
         """The value as given (marking the key used), ``default`` when absent, an error when required."""
         self._used.add(key)
         if key in self.data:
             return self.data[key]
-        if default is _REQUIRED:
+        if default is REQUIRED:
             raise UsageError(f"{self.where}: {self._label(key)} is required")
         return default
 
-    def string(self, key: str, default: Any = _REQUIRED, choices: Sequence[str] | None = None) -> Any:
+    def string(self, key: str, default: Any = REQUIRED, choices: Sequence[str] | None = None) -> Any:
         """A string, one of ``choices`` when given; ``default`` (unchecked) when absent."""
         value = self.raw(key, default)
-        if value is default and default is not _REQUIRED:
+        if value is default and default is not REQUIRED:
             return value
         if not isinstance(value, str) or not (value or self.allow_empty_string):
             what = "a string" if self.allow_empty_string else "a non-empty string"
@@ -86,11 +86,11 @@ class FieldReader:
         hint = close_matches(value, choices) if self.suggest_choices else []
         return f" (did you mean {', '.join(hint)}?)" if hint else ""
 
-    def number(self, key: str, default: Any = _REQUIRED, *, minimum: float | None = None,
+    def number(self, key: str, default: Any = REQUIRED, *, minimum: float | None = None,
                maximum: float | None = None, integer: bool = False) -> Any:
         """A number within ``[minimum, maximum]``, an ``int`` when ``integer``; ``default`` (unchecked) when absent."""
         value = self.raw(key, default)
-        if value is default and default is not _REQUIRED:
+        if value is default and default is not REQUIRED:
             return value
         number = self._parse_number(key, value, integer)
         shown = self._shown_number(value, number)
@@ -116,4 +116,4 @@ class FieldReader:
                              f"valid fields: {', '.join(known)}")
 
 
-__all__ = ["FieldReader"]
+__all__ = ["REQUIRED", "FieldReader"]

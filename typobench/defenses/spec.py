@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from typobench.core.errors import UsageError
-from typobench.core.fields import _REQUIRED, FieldReader
+from typobench.core.fields import REQUIRED, FieldReader
 
 LIST_SEPARATOR = "+"
 
@@ -115,10 +115,10 @@ class SpecFields(FieldReader):
 
     text = FieldReader.string
 
-    def names(self, key: str, default: Any = _REQUIRED) -> Any:
+    def names(self, key: str, default: Any = REQUIRED) -> Any:
         """A non-empty list of strings: a TOML list, or text joined with ``+``."""
         value = self.raw(key, default)
-        if value is default and default is not _REQUIRED:
+        if value is default and default is not REQUIRED:
             return value
         items = value.split(LIST_SEPARATOR) if isinstance(value, str) else value
         if not isinstance(items, list) or not items or not all(isinstance(v, str) and v.strip() for v in items):

@@ -151,7 +151,8 @@ def _evaluate_batches(dataset: ImageDataset, stages: Sequence[Stage], ctx: RunCo
         finished.append(store.save(pending))
         if examples:
             store.save_examples(examples)
-        pending.clear(), examples.clear()
+        pending.clear()
+        examples.clear()
 
     try:
         for batch_no, (images, labels, indices) in zip(todo, loader):
@@ -159,7 +160,7 @@ def _evaluate_batches(dataset: ImageDataset, stages: Sequence[Stage], ctx: RunCo
             pending[batch_no] = run_stages_on_batch(stages, batch, ctx)
             keep = [row for row, i in enumerate(batch.indices) if i in example_positions]
             if keep:
-                examples[batch_no] = ({name: out.images[keep].detach().cpu() for name, out in batch.outputs.items()},
+                examples[batch_no] = ({name: out.images[keep] for name, out in batch.outputs.items()},
                                       [batch.sample_ids[row] for row in keep])
             if time.monotonic() - last_flush > flush_seconds:
                 flush()

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from typobench.core.errors import UsageError
-from typobench.core.fields import _REQUIRED, FieldReader
+from typobench.core.fields import REQUIRED, FieldReader
 
 
 class Table(FieldReader):
@@ -35,21 +35,21 @@ class Table(FieldReader):
 
     str = FieldReader.string
 
-    def bool(self, key: str, default: Any = _REQUIRED) -> Any:
+    def bool(self, key: str, default: Any = REQUIRED) -> Any:
         value = self.raw(key, default)
         if not isinstance(value, bool):
             raise self.error(key, f"expected true or false, got {value!r}")
         return value
 
-    def list(self, key: str, default: Any = _REQUIRED) -> Any:
+    def list(self, key: str, default: Any = REQUIRED) -> Any:
         value = self.raw(key, default)
-        if value is default and default is not _REQUIRED:
+        if value is default and default is not REQUIRED:
             return value
         if not isinstance(value, list) or not value:
             raise self.error(key, f"expected a non-empty list, got {value!r}")
         return value
 
-    def table(self, key: str, default: Any = _REQUIRED) -> Table:
+    def table(self, key: str, default: Any = REQUIRED) -> Table:
         """The nested table ``key`` (``None`` reads as an empty one), reporting its fields as ``path.key.field``."""
         value = self.raw(key, default)
         return Table(value if value is not None else {}, self._name(key), self.where)

@@ -25,8 +25,7 @@ def build_blank_stage(table: Table, name: str, source: str) -> Stage:
         colour = parse_color(table.raw("colour", "white"))
     except UsageError as exc:
         raise table.error("colour", str(exc)) from None
-    table.raw("name"), table.raw("kind"), table.raw("source", None)
-    table.finish(BLANK_SCHEMA.stage_keys)
+    BLANK_SCHEMA.finish(table)
     return BlankStage(name, source, colour)
 
 

@@ -11,8 +11,7 @@ def build_paste_stage(table: Table, name: str, source: str) -> PasteStage:
     donor = table.str("donor_stage")
     mask_stage = table.str("mask_stage")
     shift = table.number("shift", 1, integer=True, minimum=1)
-    table.raw("name"), table.raw("kind"), table.raw("source", None)
-    table.finish(SCHEMA.stage_keys)
+    SCHEMA.finish(table)
     return PasteStage(name, source, donor, mask_stage, shift)
 
 

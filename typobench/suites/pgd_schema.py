@@ -9,8 +9,6 @@ from typobench.suites.schema import StageSchema
 
 
 def build_pgd_stage(table: Table, name: str, source: str) -> PGDStage:
-    for key in ("kind", "name", "source"):
-        table.raw(key, None)
     eps = table.number("eps", minimum=0)
     target = table.str("target", "untargeted")
     region = table.str("region", "everywhere", choices=REGIONS)
@@ -28,7 +26,7 @@ def build_pgd_stage(table: Table, name: str, source: str) -> PGDStage:
         targeted=target != "untargeted",
     )
     attack_on = table.str("attack_on", "defended", choices=ATTACK_ON)
-    table.finish(SCHEMA.stage_keys)
+    SCHEMA.finish(table)
     return PGDStage(name, source, config, target=target, region=region, mask_stage=mask_stage, attack_on=attack_on)
 
 

@@ -47,6 +47,13 @@ class StageSchema:
         """Every key a ``[[stage]]`` of this kind may hold."""
         return (*COMMON_FIELDS, *self.fields, *self.tables)
 
+    def finish(self, table: Table) -> None:
+        """Reject the keys of a ``[[stage]]`` this kind does not take (the suite reader has read name, kind
+        and source; a builder reads the rest)."""
+        for key in COMMON_FIELDS:
+            table.raw(key, None)
+        table.finish(self.stage_keys)
+
     def groups(self) -> dict[str, tuple[str | None, tuple[str, ...]]]:
         """Parameter groups of sweep paths: ``{group: (table or None, keys)}``; the kind's own group
         holds its fields (and the keys of ``group_tables``), each sub-table is a group of its own."""

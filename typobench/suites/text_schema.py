@@ -84,8 +84,7 @@ def build_text_stage(table: Table, name: str, source: str) -> TextStage:
     style, style_info = parse_style(table.table("style", {}))
     placement, placement_info = parse_placement(table.table("placement", {}))
     target = table.str("target", "none")
-    table.raw("name"), table.raw("kind"), table.raw("source", None)
-    table.finish(SCHEMA.stage_keys)
+    SCHEMA.finish(table)
     description = {**word_info, "target": target, "style": style_info, "placement": placement_info}
     return TextStage(name, source, words, style, placement, target=target, description=description)
 
