@@ -7,7 +7,7 @@ interleaved (so both sides see the same machine load):
   ``zeroshot_class_embeddings`` + the harness's ``evaluate()`` (a ``CleanStage``, predictions saved in the
   run's store, as ``typobench run`` does). Both accuracies are printed and must be equal.
 * PGD, L-inf and L2: torchattacks' ``PGD`` / ``PGDL2`` (plus the one forward a user needs to score the
-  adversarial images) against ``typobench.stages.pgd.pgd`` (whose last of S+1 forwards scores them), on
+  adversarial images) against ``typobench.adversarial.pgd.pgd`` (whose last of S+1 forwards scores them), on
   the same ``ImageClassifier``. Adversarial accuracies are printed and must be equal.
 
 Ratios are typobench / peer throughput: >= 1.0 means typobench is at least as fast. The peers are
@@ -218,7 +218,7 @@ def pgd_fns(s: Setup, norm: str, classifier: nn.Module | None = None
     (or ``classifier``); and both sides' counts of images still classified correctly."""
     import torchattacks
 
-    from typobench.stages.pgd import PGDConfig, pgd
+    from typobench.adversarial.pgd import PGDConfig, pgd
 
     args, device = s.args, s.runtime.device
     model = Autocast(classifier or s.session.classifier, s.runtime).eval()

@@ -1,7 +1,7 @@
 """Benchmark: PGD images·steps/second vs. a bare forward+backward loop on the same model and batch.
 
 Both sides attack the same zero-shot classifier (built by the harness: normalise, image tower,
-zero-shot head) on the same batch of clean images. ``typobench.stages.pgd.pgd`` with ``steps=S`` runs S+1
+zero-shot head) on the same batch of clean images. ``typobench.adversarial.pgd.pgd`` with ``steps=S`` runs S+1
 forwards (the start point, then each step's iterate) and S input gradients; the bare loop runs exactly
 that work and nothing else: S times forward + cross-entropy + ``torch.autograd.grad`` w.r.t. the input,
 then one forward under ``no_grad``. That is the physical limit. Target: PGD within 10% of it
@@ -90,12 +90,12 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     from typobench.data import load_dataset
     from typobench.models import load_model
-    from typobench.stages.pgd import PGDConfig, pgd
+    from typobench.adversarial.pgd import PGDConfig, pgd
     from typobench.harness.config import RunConfig, limit_dataset
     from typobench.harness.session import Session
     from typobench.core.runtime import Runtime
     from typobench.stages.base import Batch
-    from typobench.stages.pgd_stage import PGDStage
+    from typobench.stages.pgd import PGDStage
 
     runtime = Runtime.create(args.device, args.precision)
     device = runtime.device

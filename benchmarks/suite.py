@@ -85,7 +85,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def model_work(stages: Sequence) -> tuple[int, int]:
     """(forwards, forward+backward passes) per batch that ``stages`` cost at the least: one scoring forward
     per stage, and per PGD stage and run ``steps`` input gradients plus the forward on the last iterate."""
-    from typobench.stages.pgd import PGDConfig
+    from typobench.adversarial.pgd import PGDConfig
 
     forwards = passes = 0
     for stage in stages:
@@ -130,7 +130,7 @@ def patches() -> list[Patch]:
     from typobench.models.classifier import ImageClassifier
     from typobench.models.loading import LoadedModel
     from typobench.stages.paste import PasteStage
-    from typobench.stages.pgd_stage import PGDStage
+    from typobench.stages.pgd import PGDStage
     from typobench.stages.text import TextStage
 
     writing = [(BatchStore, name, "checkpoints") for name in ("open", "save", "save_examples", "load_all", "clear")]

@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "typobench"
 # Lowest first. A module may import its own layer and the ones before it, never a later one.
 LAYERS = [
     ("core",),
-    ("typographic", "data", "models", "heads", "shipped"),
+    ("typographic", "data", "models", "heads", "shipped", "adversarial"),
     ("stages", "defenses"),
     ("suites",),
     ("harness",),

@@ -244,8 +244,8 @@ def test_suite_model_work_counts_the_shipped_suites(suite_bench, suite, work):
 
 def test_suite_model_work_counts_restarts_only_with_a_random_start(suite_bench):
     from typobench.stages.base import CleanStage
-    from typobench.stages.pgd import PGDConfig
-    from typobench.stages.pgd_stage import PGDStage
+    from typobench.adversarial.pgd import PGDConfig
+    from typobench.stages.pgd import PGDStage
 
     restarts = PGDStage("p", "clean", PGDConfig(eps=0.1, step_size=0.01, steps=5, restarts=3))
     fixed = PGDStage("q", "clean", PGDConfig(eps=0.1, step_size=0.01, steps=5, restarts=3, random_start=False))

@@ -35,8 +35,8 @@ from typobench.models import load_model
 from typobench.models.classifier import ImageClassifier
 from typobench.models.units import capture, find_layers
 from typobench.stages.base import Batch, RunContext
-from typobench.stages.pgd import PGDConfig
-from typobench.stages.pgd_stage import PGDStage
+from typobench.adversarial.pgd import PGDConfig
+from typobench.stages.pgd import PGDStage
 from typobench.suites import parse_suite
 from typobench.suites.edit import spec_from_dict
 from typobench.suites.toml_writer import to_toml

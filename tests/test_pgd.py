@@ -1,4 +1,4 @@
-"""Tests for typobench.stages.pgd on a tiny seeded conv net (CPU, a few seconds in all)."""
+"""Tests for typobench.adversarial.pgd on a tiny seeded conv net (CPU, a few seconds in all)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from typobench.core.errors import UsageError
-from typobench.stages.pgd import PGDConfig, PGDResult, pgd, region_mask
+from typobench.adversarial.pgd import PGDConfig, PGDResult, pgd, region_mask
 
 K = 4  # classes of the synthetic problem
 N = 32  # images attacked per test

@@ -6,7 +6,7 @@ The attack algorithms live here too (``pgd``). Suites (``typobench.suites``) par
 from typobench.stages.base import Batch, CleanStage, RunContext, Stage, StageOutput, check_sources, score
 from typobench.stages.blank import BlankStage
 from typobench.stages.paste import PasteStage
-from typobench.stages.pgd_stage import PGDStage
+from typobench.stages.pgd import PGDStage
 from typobench.stages.text import StyleSampler, TextStage, WordChoice
 
 __all__ = ["Batch", "BlankStage", "CleanStage", "PGDStage", "PasteStage", "RunContext", "Stage", "StageOutput", "StyleSampler",

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from typobench.stages.pgd import PGDConfig
-from typobench.stages.pgd_stage import ATTACK_ON, REGIONS, PGDStage
+from typobench.adversarial.pgd import PGDConfig
+from typobench.stages.pgd import ATTACK_ON, REGIONS, PGDStage
 from typobench.suites.fields import Table
 from typobench.suites.schema import StageSchema
 
