@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from typobench.adversarial.common import as_bool_mask, check_class_tensor, check_logits, norms, tiny
+from typobench.adversarial.common import AttackResult, as_bool_mask, check_class_tensor, check_logits, norms, tiny
 from typobench.core.errors import UsageError
 
 Norm = Literal["linf", "l2"]
@@ -79,6 +79,21 @@ class PGDConfig:
     @property
     def starts_randomly(self) -> bool:
         return self.random_start and self.bounded and self.eps > 0
+
+    def strengthened(self) -> PGDConfig:
+        """Twice the steps and (with a random start) twice the restarts: the convergence check's attack."""
+        return replace(self, steps=max(1, 2 * self.steps), restarts=2 * self.restarts)
+
+    def run(self, model: Callable[[Tensor], Tensor], images: Tensor, labels: Tensor,
+            generator: torch.Generator | None = None) -> AttackResult:
+        """Untargeted PGD as one attack of a worst-case cascade (``typobench.adversarial.cascade``)."""
+        result = pgd(model, images, labels, self, generator=generator)
+        runs = self.restarts if self.starts_randomly else 1
+        n = images.shape[0]
+        return AttackResult(adv=result.adv, success=result.success, best_loss=result.best_loss,
+                            trace=result.best_loss.float()[:, None],
+                            queries=torch.full((n,), runs * (self.steps + 1), dtype=torch.long, device=images.device),
+                            grad_zero=torch.zeros(n, dtype=torch.bool, device=images.device))
 
 
 @dataclass

@@ -87,6 +87,18 @@ class Stage(ABC):
         """Every parameter of the stage, for results.json."""
         return {"name": self.name, "kind": self.kind, "source": self.source}
 
+    # What the attack-failure checks ask of a stage (typobench.harness.attack_checks); a stage that attacks
+    # pixels answers them, the others keep these defaults.
+
+    def strengthened(self) -> Stage | None:
+        """The same attack with its iterations (or queries) and restarts doubled; None for a stage that is
+        not a pixel attack. The convergence check runs it on a subsample and compares."""
+        return None
+
+    def gradient_free_attacks(self) -> list[str]:
+        """Names (``broken_by`` values) of this stage's attacks that use no gradient."""
+        return []
+
 
 class CleanStage(Stage):
     """The unmodified images: the reference every attack is compared with."""

@@ -48,6 +48,10 @@ class PGDStage(Stage):
         # Only a transfer stage says so: the descriptions (and run keys) of adaptive stages stay as they were.
         return out if self.attack_on == "defended" else {**out, "attack_on": self.attack_on}
 
+    def strengthened(self) -> PGDStage:
+        return PGDStage(self.name, self.source, self.config.strengthened(), self.target, self.region, self.mask_stage,
+                        self.attack_on)
+
     def requires(self) -> list[str]:
         needed = super().requires()
         if self.mask_stage:

@@ -8,23 +8,27 @@ from typobench.suites.fields import Table
 from typobench.suites.schema import StageSchema
 
 
-def build_pgd_stage(table: Table, name: str, source: str) -> PGDStage:
-    eps = table.number("eps", minimum=0)
-    target = table.str("target", "untargeted")
-    region = table.str("region", "everywhere", choices=REGIONS)
-    mask_stage = table.str("mask_stage", None)
-    if region != "everywhere" and mask_stage is None:
-        raise table.error("mask_stage", f"region '{region}' needs mask_stage = the text stage whose sticker it uses")
-    config = PGDConfig(
-        eps=eps,
+def read_pgd_config(table: Table, targeted: bool = False) -> PGDConfig:
+    """The attack's own settings (also a ``[[stage.attack]]`` of a worst-case cascade)."""
+    return PGDConfig(
+        eps=table.number("eps", minimum=0),
         step_size=table.number("step_size", minimum=0),
         steps=table.number("steps", integer=True, minimum=0),
         norm=table.str("norm", "linf", choices=("linf", "l2")),
         random_start=table.bool("random_start", True),
         restarts=table.number("restarts", 1, integer=True, minimum=1),
         loss=table.str("loss", "ce", choices=("ce", "margin")),
-        targeted=target != "untargeted",
+        targeted=targeted,
     )
+
+
+def build_pgd_stage(table: Table, name: str, source: str) -> PGDStage:
+    target = table.str("target", "untargeted")
+    region = table.str("region", "everywhere", choices=REGIONS)
+    mask_stage = table.str("mask_stage", None)
+    if region != "everywhere" and mask_stage is None:
+        raise table.error("mask_stage", f"region '{region}' needs mask_stage = the text stage whose sticker it uses")
+    config = read_pgd_config(table, targeted=target != "untargeted")
     attack_on = table.str("attack_on", "defended", choices=ATTACK_ON)
     SCHEMA.finish(table)
     return PGDStage(name, source, config, target=target, region=region, mask_stage=mask_stage, attack_on=attack_on)
