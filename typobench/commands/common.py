@@ -69,6 +69,11 @@ def add_runtime_options(parser: argparse.ArgumentParser, *, workers: bool = True
         runtime.add_argument("--checkpoint-every", dest="checkpoint_seconds", type=float, default=15.0, metavar="SECONDS",
                              help="save finished batches at least this often, so an interrupted run resumes from there "
                                   "(default: 15)")
+    if workers:
+        runtime.add_argument("--attack-checks", type=int, default=64, metavar="N",
+                             help="re-attack the first N samples with twice the iterations and restarts, run "
+                                  "eps-0.5 PGD on them, and flag attacks that did not converge or met masked "
+                                  "gradients (results.json's attack_checks; default: 64, 0: off)")
     runtime.add_argument("--seed", type=int, default=0, help="seed for subsets, placements, attacks, random models")
     runtime.add_argument("--cache-dir", default=None,
                          help="cache for zero-shot weights and probe features (default: $TYPOBENCH_CACHE "

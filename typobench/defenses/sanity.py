@@ -54,19 +54,19 @@ def transfer_check(adaptive_accuracy: float, transfer_accuracy: float) -> dict[s
             "transfer_accuracy": transfer_accuracy}
 
 
-# What makes two PGD stages the same attack (results.json's stage records), apart from their name and attack_on.
-PGD_ATTACK_KEYS = ("source", "eps", "norm", "step_size", "steps", "restarts", "random_start", "loss", "target", "region",
-                   "mask_stage")
+# What makes two attack stages the same attack (results.json's stage records), apart from their name and attack_on
+# (a key a kind does not have reads as None on both sides).
+PGD_ATTACK_KEYS = ("kind", "source", "eps", "norm", "step_size", "steps", "restarts", "random_start", "loss", "target",
+                   "region", "mask_stage", "attacks")
 
 
 def transfer_pairs(stages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Each transfer PGD stage (``attack_on = "undefended"``) with the adaptive stage of the same attack, from
+    """Each transfer attack stage (``attack_on = "undefended"``) with the adaptive stage of the same attack, from
     results.json's stage records (descriptions merged with accuracies), and the transfer check of the pair."""
-    pgd = [s for s in stages if s.get("kind") == "pgd"]
     pairs = []
-    for transfer in (s for s in pgd if s.get("attack_on") == "undefended"):
+    for transfer in (s for s in stages if s.get("attack_on") == "undefended"):
         same = lambda s: all(s.get(k) == transfer.get(k) for k in PGD_ATTACK_KEYS)
-        adaptive = next((s for s in pgd if s.get("attack_on", "defended") == "defended" and same(s)), None)
+        adaptive = next((s for s in stages if s.get("attack_on", "defended") == "defended" and same(s)), None)
         if adaptive is not None:
             pairs.append({"adaptive": adaptive["name"], "transfer": transfer["name"],
                           **transfer_check(adaptive["accuracy"], transfer["accuracy"])})

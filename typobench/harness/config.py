@@ -21,7 +21,10 @@ DEFAULT_SUITE = "default"
 DEFAULT_DEMO_LIMIT = 200
 
 # Options that change where or how fast a run happens, but not its numbers.
-_NON_SEMANTIC = ("out", "workers", "cache_dir", "device", "overwrite", "neurons", "checkpoint_seconds")
+# ``attack_checks`` only decides how many samples the attack-failure checks re-attack; the predictions do not
+# depend on it.
+_NON_SEMANTIC = ("out", "workers", "cache_dir", "device", "overwrite", "neurons", "checkpoint_seconds",
+                 "attack_checks")
 # Options that joined the run's key after runs were recorded: in the key only when set.
 _ONLY_WHEN_SET = ("defenses", "holdout")
 
@@ -58,6 +61,8 @@ class RunConfig:
     checkpoint_seconds: float = 15.0
     # Defense specs (``typobench.defenses``), applied in order: part of the model under test.
     defenses: list[str] = field(default_factory=list)
+    # Samples the attack-failure checks (``harness.attack_checks``) re-attack with twice the budget; 0: none.
+    attack_checks: int = 64
 
     def __post_init__(self) -> None:
         # Absolute, so that a run reopened from results.json elsewhere (neurons, mean ablation of its images)
@@ -72,6 +77,8 @@ class RunConfig:
             value = getattr(self, option)
             if value is not None and value < 1:
                 raise UsageError(f"--{option.replace('_', '-')} must be a positive integer, got {value}")
+        if self.attack_checks < 0:
+            raise UsageError(f"--attack-checks must be >= 0 samples (0 turns the checks off), got {self.attack_checks}")
         if self.workers < 0:
             raise UsageError(f"--workers must be >= 0, got {self.workers}")
         if not self.checkpoint_seconds >= 0:

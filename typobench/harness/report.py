@@ -35,6 +35,11 @@ def print_run_summary(outcome) -> None:
     print(stage_table(results["stages"]))
     print()
     state = "already complete, nothing re-run" if outcome.resumed_complete else "written"
+    checks = results.get("attack_checks")
+    if checks is not None:
+        flags = checks["flags"]
+        print(f"attack checks on {checks['samples']} samples: "
+              + ("UNRELIABLE: " + "; ".join(flags) if flags else "no flag (converged, no sign of masked gradients)"))
     print(f"results {outcome.out_dir}/results.json ({state})")
     for note in outcome.notes:
         print(note)

@@ -18,6 +18,7 @@ import pandas as pd
 
 from typobench.core.atomic import write_bytes_atomic
 from typobench.core.errors import IntegrityError, UsageError
+from typobench.harness.attack_checks import attack_flags
 from typobench.harness.config import RunConfig, default_out_dir
 from typobench.harness.defense_support import run_sanity
 from typobench.harness.pictures import save_example_grid, save_stage_accuracy
@@ -111,6 +112,9 @@ def _write(session: Session, suite: Suite | None, stages: list[Stage], key: str,
     if session.defenses:
         results["defense_sanity"] = run_sanity(session.classifier, session.data, results["stages"],
                                                n=session.config.batch_size, device=session.runtime.device)
+    checks = attack_flags(session, stages, results["stages"], predictions, session.config.attack_checks)
+    if checks is not None:
+        results["attack_checks"] = checks
     results["pictures"] = save_pictures(out_dir, store, results, predictions) if pictures else []
     if suite_text is not None:
         write_bytes_atomic(out_dir / SUITE_FILE, suite_text)
