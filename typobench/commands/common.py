@@ -23,6 +23,9 @@ def add_model_options(parser: argparse.ArgumentParser, *, heads: bool = True, de
                             f"(default: {DEFAULT_MODEL}; see `typobench list models`)")
     model.add_argument("--pretrained", default=None,
                        help="open_clip pretrained tag or a local checkpoint (.safetensors/.pt) for --model NAME")
+    model.add_argument("--vision-tower", default=None, metavar="PATH",
+                       help="the image tower's weights alone (.safetensors/.pt, e.g. a FARE or TeCoA release), "
+                            "loaded into the model's visual module; keys with or without a visual. prefix")
     if not heads:
         return
     model.add_argument("--head", choices=HEAD_KINDS, default="zeroshot",

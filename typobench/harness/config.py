@@ -23,7 +23,7 @@ DEFAULT_DEMO_LIMIT = 200
 # Options that change where or how fast a run happens, but not its numbers.
 _NON_SEMANTIC = ("out", "workers", "cache_dir", "device", "overwrite", "neurons", "checkpoint_seconds")
 # Options that joined the run's key after runs were recorded: in the key only when set.
-_ONLY_WHEN_SET = ("defenses", "holdout")
+_ONLY_WHEN_SET = ("defenses", "holdout", "vision_tower")
 
 
 @dataclass
@@ -32,6 +32,8 @@ class RunConfig:
 
     model: str = DEFAULT_MODEL
     pretrained: str | None = None
+    # The image tower's weights alone (FARE, TeCoA), loaded into the model's ``visual`` over ``pretrained``.
+    vision_tower: str | None = None
     dataset: str = DEFAULT_DATASET
     data_root: str | None = None
     split: str = "test"
@@ -64,6 +66,8 @@ class RunConfig:
         # finds its data wherever the command that reopens it is started from.
         if self.data_root:
             self.data_root = os.path.abspath(os.path.expanduser(self.data_root))
+        if self.vision_tower:
+            self.vision_tower = os.path.abspath(os.path.expanduser(self.vision_tower))
 
     def validate(self) -> None:
         if self.head not in HEAD_KINDS:
