@@ -14,7 +14,7 @@ from types import MappingProxyType
 
 from typobench.core.errors import UsageError, unknown_name_error
 
-from typobench.data import bundled, cifar, folder, imagenet
+from typobench.data import bundled, cifar, folder, imagenet, robustbench
 from typobench.data.base import ImageDataset, PixelTransform
 from typobench.data.classnames import read_classnames_file
 
@@ -168,6 +168,18 @@ register_dataset(
         builder=lambda r: imagenet.load_imagenet(r.root, r.split, r.transform),  # type: ignore[arg-type]
         # ImageNet's test labels are not public; CLIP benchmarks (e.g. clip_benchmark) report on val.
         split_aliases=MappingProxyType({"test": "val"}),
+    )
+)
+
+register_dataset(
+    DatasetEntry(
+        name=robustbench.NAME,
+        description="RobustBench's ImageNet evaluation set: 5,000 listed val images (ids shipped; Croce et al. 2021)",
+        needs_root=True,
+        splits=("val",),
+        how_to_get=f"--data-root must be {imagenet.IMAGENET_LAYOUT}; {robustbench.HOW}",
+        builder=lambda r: robustbench.load_imagenet_robustbench(r.root, r.split, r.transform),  # type: ignore[arg-type]
+        split_aliases=MappingProxyType({"test": "val"}),  # as imagenet: RobustBench's ImageNet "test" set is val
     )
 )
 
