@@ -3,6 +3,7 @@ not fit, shared by ``--pretrained``: toyclip's own tower reproduces it exactly, 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -126,3 +127,18 @@ def test_run_key_and_python_api_carry_the_tower(toyclip, tmp_path: Path) -> None
     assert model.loaded.vision_tower_sha256 == file_sha256(path)
     data = tb.load_data("cifar10-sample", model, limit=2)
     assert tb.session(model, data).config.vision_tower == str(path)
+
+
+def test_cli_run_records_the_tower_and_its_key_differs(toyclip, tmp_path: Path) -> None:
+    path = tmp_path / "tower.safetensors"
+    save_file(_visual_state(toyclip, "visual."), str(path))
+    common = ["run", "--suite", "none", "--limit", "2", "--quiet", "--no-neurons"]
+    assert main([*common, "--vision-tower", str(path), "--out", str(tmp_path / "with")]) == 0
+    assert main([*common, "--out", str(tmp_path / "without")]) == 0
+    with_tower = json.loads((tmp_path / "with" / "results.json").read_text())
+    without = json.loads((tmp_path / "without" / "results.json").read_text())
+    assert with_tower["model"]["vision_tower_sha256"] == file_sha256(path)
+    assert with_tower["config"]["vision_tower"] == str(path) and "vision_tower" not in without["model"]
+    assert with_tower["config_hash"] != without["config_hash"]
+    # The same weights: the same scores.
+    assert with_tower["stages"][0]["accuracy"] == without["stages"][0]["accuracy"]
