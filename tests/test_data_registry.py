@@ -22,7 +22,12 @@ from typobench.data import (
 )
 from typobench.core.errors import UsageError
 
-ALL = {"cifar10", "cifar100", "cifar10-jpeg", "cifar10-sample", "imagenet", "imagenet-sample", "folder", "materzynska", "paint", "rta100", "scam"}
+ALL = {"cifar10", "cifar100", "cifar10-jpeg", "cifar10-sample", "imagenet", "imagenet-sample", "folder", "materzynska", "paint", "rta100", "scam",
+       "imagenet-robustbench", "stl10", "caltech101", "oxford-pets", "flowers102", "food101", "dtd", "eurosat",
+       "fgvc-aircraft", "stanford-cars", "pcam"}
+# torchvision fetches these with --download (Stanford Cars' original URL is gone: torchvision cannot).
+DOWNLOADABLE = {"cifar10", "cifar100", "stl10", "caltech101", "oxford-pets", "flowers102", "food101", "dtd", "eurosat",
+                "fgvc-aircraft", "pcam"}
 
 
 def to_tensor(image: Image.Image) -> torch.Tensor:
@@ -42,7 +47,7 @@ def test_entries_describe_themselves(name: str) -> None:
     assert entry.description and "\n" not in entry.description
     assert entry.how_to_get and "\n" not in entry.how_to_get
     assert entry.needs_root is (name != "cifar10-sample")
-    assert entry.downloadable is (name in {"cifar10", "cifar100"})
+    assert entry.downloadable is (name in DOWNLOADABLE)
 
 
 def test_unknown_name_suggests_close_matches() -> None:

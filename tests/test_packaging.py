@@ -169,6 +169,8 @@ def test_the_wheel_holds_every_suite_board_entry_table_and_the_weights(tmp_path)
                      for pattern in (BOARDS_FILE, f"{ENTRIES_DIR}/*/*.json", f"{TABLES_DIR}/*")
                      for p in LEADERBOARDS.glob(pattern)}
         expected |= {str(p.relative_to(PROJECT_ROOT)): p for p in PACKAGE.rglob("*.safetensors")}
+        # Data set manifests (RobustBench's ImageNet ids and its license) through the datasets/ link.
+        expected |= {f"{shipped}datasets/robustbench/{p.name}": p for p in (PROJECT_ROOT / "datasets" / "robustbench").iterdir()}
         assert any("toyclip" in name for name in expected) and len(expected) > 30
         assert set(expected) <= names, sorted(set(expected) - names)
         for name, source in expected.items():  # real copies (links followed), byte for byte

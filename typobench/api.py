@@ -23,6 +23,7 @@ runs in the same harness session (``typobench.harness.session.Session``), so the
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,6 +65,7 @@ class Model:
     runtime: Runtime
     seed: int = 0
     cache_dir: str | None = None
+    vision_tower: str | None = None
     _sessions: dict[tuple, Session] = field(default_factory=dict, repr=False)
 
     @property
@@ -102,15 +104,18 @@ class SuiteResult:
 
 
 def load_model(name: str = DEFAULT_MODEL, pretrained: str | None = None, *, device: str = "auto",
-               precision: str = "fp32", seed: int = 0, cache_dir: str | None = None) -> Model:
-    """A model as ``--model``/``--pretrained`` take it: ``toyclip``, ``ViT-B-32:openai``, ``hf-hub:org/repo``, ..."""
+               precision: str = "fp32", seed: int = 0, cache_dir: str | None = None,
+               vision_tower: str | None = None) -> Model:
+    """A model as ``--model``/``--pretrained`` take it: ``toyclip``, ``ViT-B-32:openai``, ``hf-hub:org/repo``, ...;
+    ``vision_tower`` (as ``--vision-tower``): a file of the image tower's weights alone, e.g. FARE's or TeCoA's."""
     builtin = get_builtin_model(name)
     if builtin is not None and builtin.weights is not None and not Path(builtin.weights).is_file():
         raise UsageError(f"built-in model '{name}' has no weights in this installation ({builtin.weights} is "
                          "missing): train or install them, or use another model")
     runtime = Runtime.create(device, precision)
-    loaded = _load_model(name, pretrained, device=runtime.device, seed=seed)
-    return Model(name, pretrained, loaded, runtime, seed, cache_dir)
+    tower = None if vision_tower is None else os.path.abspath(os.path.expanduser(vision_tower))
+    loaded = _load_model(name, pretrained, device=runtime.device, seed=seed, vision_tower=tower)
+    return Model(name, pretrained, loaded, runtime, seed, cache_dir, tower)
 
 
 def load_data(name: str = DEFAULT_DATASET, model: Model | None = None, *, root: str | None = None,
@@ -161,7 +166,7 @@ def session(model: Model, data: Data, *, head: str = "zeroshot", batch_size: int
         if data.seed != model.seed:
             raise UsageError(f"the data subset was drawn with seed {data.seed} and the model loaded with seed "
                              f"{model.seed}: use one seed for both")
-        config = RunConfig(model=model.name, pretrained=model.pretrained, dataset=data.name, data_root=data.root,
+        config = RunConfig(model=model.name, pretrained=model.pretrained, vision_tower=model.vision_tower, dataset=data.name, data_root=data.root,
                            split=data.split, download=data.download, classnames_file=data.classnames_file,
                            head=head, suite=None, limit=data.limit, holdout=data.holdout,
                            probe_train_limit=probe_train_limit,

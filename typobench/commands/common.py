@@ -23,6 +23,9 @@ def add_model_options(parser: argparse.ArgumentParser, *, heads: bool = True, de
                             f"(default: {DEFAULT_MODEL}; see `typobench list models`)")
     model.add_argument("--pretrained", default=None,
                        help="open_clip pretrained tag or a local checkpoint (.safetensors/.pt) for --model NAME")
+    model.add_argument("--vision-tower", default=None, metavar="PATH",
+                       help="the image tower's weights alone (.safetensors/.pt, e.g. a FARE or TeCoA release), "
+                            "loaded into the model's visual module; keys with or without a visual. prefix")
     if not heads:
         return
     model.add_argument("--head", choices=HEAD_KINDS, default="zeroshot",
@@ -47,7 +50,7 @@ def add_data_options(parser: argparse.ArgumentParser) -> None:
                       help=f"data set name (default: {DEFAULT_DATASET}, bundled; see `typobench list datasets`)")
     data.add_argument("--data-root", default=None, help="where the data set lives on disk")
     data.add_argument("--split", default="test", help="split to evaluate (default: test)")
-    data.add_argument("--download", action="store_true", help="allow torchvision to download cifar10/cifar100")
+    data.add_argument("--download", action="store_true", help="allow torchvision to download the data set (the entries `typobench list datasets` says can be)")
     data.add_argument("--classnames", dest="classnames_file", default=None,
                       help="text file with one class name per line (folder data sets)")
     data.add_argument("--limit", type=positive_int, default=None,

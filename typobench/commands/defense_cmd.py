@@ -70,7 +70,8 @@ def handle_train_prefix(args: argparse.Namespace) -> int:
     if attack is None:
         raise UsageError(f"suite '{args.suite}' has no stage '{args.stage}': use one of "
                          f"{', '.join(s.name for s in suite.stages)}")
-    loaded = load_model(args.model, args.pretrained, device=Runtime.create(args.device).device, seed=args.seed)
+    loaded = load_model(args.model, args.pretrained, device=Runtime.create(args.device).device, seed=args.seed,
+                        vision_tower=args.vision_tower)
     dataset = load_dataset(args.dataset, root=args.data_root, split=args.split, transform=loaded.pixel_transform(),
                            classnames_file=args.classnames_file)
     dataset = limit_dataset(dataset, args.limit, args.seed)

@@ -63,7 +63,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    run = RunConfig(model=args.model, pretrained=args.pretrained, device=args.device, precision=args.precision,
+    run = RunConfig(model=args.model, pretrained=args.pretrained, vision_tower=args.vision_tower, device=args.device, precision=args.precision,
                     seed=args.seed, cache_dir=args.cache_dir, batch_size=args.batch_size, out=args.out)
     words = [w for w in args.words.split(",") if w.strip()] if args.words else None
     config = StroopConfig(run, prompts=args.prompts, palette=args.palette, words=words, neutral=args.neutral,

@@ -26,7 +26,7 @@ IMAGENET_HOW = (
 )
 
 
-def _resolve_imagenet_split(root: Path, split: str) -> Path:
+def resolve_imagenet_split(root: Path, split: str) -> Path:
     """``root/<split>``; or ``root`` itself if it is named ``<split>`` or, for val, holds wnid folders.
 
     The val folder is often called something else (``ILSVRC2012_img_val``), and wnid folders cannot be
@@ -51,7 +51,7 @@ def _resolve_imagenet_split(root: Path, split: str) -> Path:
 
 def load_imagenet(root: Path, split: str, transform: PixelTransform) -> ImageDataset:
     """ImageNet in ImageFolder layout; ids like ``"val/n01440764/ILSVRC2012_val_00000293.JPEG"``."""
-    folder = _resolve_imagenet_split(root, split)
+    folder = resolve_imagenet_split(root, split)
     index = imagenet_wnid_to_index()
     items = scan_image_folder(folder, index.get, what=f"{IMAGENET_LAYOUT} with ImageNet-1k wnid folder names")
     return folder_dataset(

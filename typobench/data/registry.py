@@ -14,7 +14,7 @@ from types import MappingProxyType
 
 from typobench.core.errors import UsageError, unknown_name_error
 
-from typobench.data import bundled, cifar, folder, imagenet
+from typobench.data import bundled, cifar, folder, imagenet, robustbench, zeroshot
 from typobench.data.base import ImageDataset, PixelTransform
 from typobench.data.classnames import read_classnames_file
 
@@ -173,6 +173,18 @@ register_dataset(
 
 register_dataset(
     DatasetEntry(
+        name=robustbench.NAME,
+        description="RobustBench's ImageNet evaluation set: 5,000 listed val images (ids shipped; Croce et al. 2021)",
+        needs_root=True,
+        splits=("val",),
+        how_to_get=f"--data-root must be {imagenet.IMAGENET_LAYOUT}; {robustbench.HOW}",
+        builder=lambda r: robustbench.load_imagenet_robustbench(r.root, r.split, r.transform),  # type: ignore[arg-type]
+        split_aliases=MappingProxyType({"test": "val"}),  # as imagenet: RobustBench's ImageNet "test" set is val
+    )
+)
+
+register_dataset(
+    DatasetEntry(
         name="imagenet-sample",
         description="a flat folder of <wnid>_<name>.JPEG ImageNet images (e.g. one per class), standard 1k labels",
         needs_root=True,
@@ -190,5 +202,31 @@ register_dataset(
         splits=None,  # flat folder: test only; split layout: whichever split folders exist
         how_to_get=f"--data-root must be {folder.FOLDER_LAYOUT}; {folder.FOLDER_HOW}",
         builder=lambda r: folder.load_folder(r.root, r.split, r.transform),  # type: ignore[arg-type]
+    )
+)
+
+# FARE's / clip_benchmark's zero-shot data sets (CIFAR-100 is above), read as clip_benchmark reads them.
+for _set in zeroshot.SETS:
+    register_dataset(
+        DatasetEntry(
+            name=_set.name,
+            description=f"{_set.title} via torchvision; class names and templates as clip_benchmark",
+            needs_root=True,
+            splits=_set.splits,
+            how_to_get=_set.how_to_get(),
+            builder=lambda r, _s=_set: zeroshot.load_torchvision_set(_s, r.root, r.split, r.transform, r.download),  # type: ignore[arg-type]
+            downloadable=_set.downloadable,
+        )
+    )
+
+register_dataset(
+    DatasetEntry(
+        name="caltech101",
+        description="Caltech-101, all 9,146 images, 102 classes with BACKGROUND_Google (as clip_benchmark)",
+        needs_root=True,
+        splits=("test",),
+        how_to_get=zeroshot.CALTECH_HOW,
+        builder=lambda r: zeroshot.load_caltech101(r.root, r.split, r.transform, r.download),  # type: ignore[arg-type]
+        downloadable=True,
     )
 )

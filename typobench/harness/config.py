@@ -26,7 +26,7 @@ DEFAULT_DEMO_LIMIT = 200
 _NON_SEMANTIC = ("out", "workers", "cache_dir", "device", "overwrite", "neurons", "checkpoint_seconds",
                  "attack_checks")
 # Options that joined the run's key after runs were recorded: in the key only when set.
-_ONLY_WHEN_SET = ("defenses", "holdout")
+_ONLY_WHEN_SET = ("defenses", "holdout", "vision_tower")
 
 
 @dataclass
@@ -35,6 +35,8 @@ class RunConfig:
 
     model: str = DEFAULT_MODEL
     pretrained: str | None = None
+    # The image tower's weights alone (FARE, TeCoA), loaded into the model's ``visual`` over ``pretrained``.
+    vision_tower: str | None = None
     dataset: str = DEFAULT_DATASET
     data_root: str | None = None
     split: str = "test"
@@ -69,6 +71,8 @@ class RunConfig:
         # finds its data wherever the command that reopens it is started from.
         if self.data_root:
             self.data_root = os.path.abspath(os.path.expanduser(self.data_root))
+        if self.vision_tower:
+            self.vision_tower = os.path.abspath(os.path.expanduser(self.vision_tower))
 
     def validate(self) -> None:
         if self.head not in HEAD_KINDS:

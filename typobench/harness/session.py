@@ -66,7 +66,8 @@ class Session:
         world = world or World.from_env()
         runtime = Runtime.create(world.device(config.device), config.precision)
         world.join(runtime.device.type)
-        model = load_model(config.model, config.pretrained, device=runtime.device, seed=config.seed)
+        model = load_model(config.model, config.pretrained, device=runtime.device, seed=config.seed,
+                           vision_tower=config.vision_tower)
         if config.precision != "fp32":
             # fp32 stays contiguous: its per-sample logits are the pinned reference, and channels-last kernels
             # sum in another order. Reduced precision already differs from fp32, and gains most from it.

@@ -16,6 +16,7 @@ from torchvision import transforms as T
 from typobench.core.hashing import file_sha256, tensors_sha256
 from typobench.core.errors import UsageError, unknown_name_error
 from typobench.models.builtin import get_builtin_model, list_builtin_models
+from typobench.models.tower import WRAPPER_PREFIXES, describe_mismatch, load_vision_tower, read_state_dict, strip_common_prefix
 
 HF_HUB_PREFIX = "hf-hub:"
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt", ".npz")
@@ -70,6 +71,9 @@ class LoadedModel:
     preprocess_cfg: dict[str, Any]
     checkpoint_sha256: str | None
     random_init: bool
+    # The image tower swapped in after loading (``--vision-tower``), and its file's sha256.
+    vision_tower: str | None = None
+    vision_tower_sha256: str | None = None
     _fingerprint: str | None = field(default=None, repr=False)
 
     @property
@@ -93,7 +97,9 @@ class LoadedModel:
         return self._fingerprint
 
     def describe(self) -> dict[str, Any]:
-        """The model's identity for results.json."""
+        """The model's identity for results.json (the swapped-in image tower only when there is one, so that the
+        record of a model without one stays what it was)."""
+        tower = {"vision_tower": self.vision_tower, "vision_tower_sha256": self.vision_tower_sha256}
         return {
             "name": self.spec.name,
             "pretrained": self.spec.pretrained,
@@ -104,6 +110,7 @@ class LoadedModel:
             "mean": list(self.mean),
             "std": list(self.std),
             "weights_sha256": self.fingerprint(),
+            **(tower if self.vision_tower else {}),
         }
 
 
@@ -153,6 +160,7 @@ def load_model(
     device: str | torch.device = "cpu",
     seed: int = 0,
     cache_dir: str | None = None,
+    vision_tower: str | Path | None = None,
 ) -> LoadedModel:
     """Load any open_clip model, ready for [0,1] pixels, in eval mode on ``device``.
 
@@ -169,6 +177,7 @@ def load_model(
         model, checkpoint = _create_builtin(builtin, seed)
     else:
         model, checkpoint = _create_open_clip(spec, seed, cache_dir)
+    tower_sha256 = load_vision_tower(model, vision_tower, spec.label) if vision_tower is not None else None
     model = model.to(device).eval()
     tokenizer = open_clip.get_tokenizer(builtin.open_clip_name if builtin else spec.name)
     cfg = dict(getattr(model.visual, "preprocess_cfg", {}))
@@ -184,6 +193,8 @@ def load_model(
         preprocess_cfg=cfg,
         checkpoint_sha256=file_sha256(checkpoint) if checkpoint else None,
         random_init=checkpoint is None and (builtin is not None or spec.pretrained is None) and not spec.is_hub,
+        vision_tower=None if vision_tower is None else str(vision_tower),
+        vision_tower_sha256=tower_sha256,
     )
 
 
@@ -233,7 +244,7 @@ def _create_builtin(builtin, seed: int) -> tuple[nn.Module, Path | None]:
 
 def _create_open_clip(spec: ModelSpec, seed: int, cache_dir: str | None) -> tuple[nn.Module, Path | None]:
     checkpoint = Path(spec.pretrained) if spec.pretrained and _looks_like_path(spec.pretrained) else None
-    with torch.random.fork_rng(devices=[]), _unreadable_checkpoint(checkpoint):
+    with torch.random.fork_rng(devices=[]), _unreadable_checkpoint(spec, checkpoint):
         torch.manual_seed(seed)
         # open_clip loads local checkpoints with torch.load(weights_only=True) or safetensors:
         # nothing is unpickled. Tags and hf-hub download through open_clip's own cache.
@@ -248,7 +259,7 @@ def _create_open_clip(spec: ModelSpec, seed: int, cache_dir: str | None) -> tupl
 
 
 @contextmanager
-def _unreadable_checkpoint(checkpoint: Path | None) -> Iterator[None]:
+def _unreadable_checkpoint(spec: ModelSpec, checkpoint: Path | None) -> Iterator[None]:
     """A local checkpoint that is not one (text, a pickle with forbidden globals, cut short, other weights)
     is a one-line UsageError naming the file, not a traceback from deep inside the loaders."""
     try:
@@ -257,5 +268,23 @@ def _unreadable_checkpoint(checkpoint: Path | None) -> Iterator[None]:
         if checkpoint is None or isinstance(exc, (UsageError, KeyboardInterrupt)):
             raise
         reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        raise UsageError(f"--pretrained '{checkpoint}' is not a usable checkpoint for this model ({type(exc).__name__}: "
-                         f"{reason}): pass a .safetensors or weights-only .pt file of the same architecture") from None
+        # torch's first line ("Error(s) in loading state_dict for CLIP:") and open_clip's assertions ("text
+        # pos_embed width changed!") name no key: compare the file with the architecture for the first one.
+        mismatch = _checkpoint_mismatch(spec, checkpoint)
+        raise UsageError(f"--pretrained '{checkpoint}' is not a usable checkpoint for this model "
+                         f"({mismatch or type(exc).__name__ + ': ' + reason}): "
+                         "pass a .safetensors or weights-only .pt file of the same architecture") from None
+
+
+def _checkpoint_mismatch(spec: ModelSpec, checkpoint: Path) -> str | None:
+    """The first missing/unexpected key or shape that kept ``checkpoint`` from loading into ``spec.name``
+    (only on the error path: it builds a random model of the architecture to compare with). None when the file
+    is no state dict at all: the loader's own reason then says what it is."""
+    try:
+        state = strip_common_prefix(read_state_dict(checkpoint, "--pretrained"), WRAPPER_PREFIXES)
+    except UsageError:
+        return None
+    with torch.random.fork_rng(devices=[]), _quiet_open_clip():
+        expected = open_clip.create_model(spec.name, pretrained=None).state_dict()
+    mismatch = describe_mismatch(expected, state)
+    return f"does not fit {spec.name}: {mismatch}" if mismatch else None

@@ -1,7 +1,7 @@
-"""What typobench ships besides code: the attack suites and the leaderboards.
+"""What typobench ships besides code: the attack suites, the leaderboards and data set manifests.
 
-``suites`` and ``leaderboards`` in this folder are relative symlinks to the checkout's top-level ``attacks/``
-and ``leaderboards/``, the user-facing, version-controlled copies (one source of truth). Building a wheel
+``suites``, ``leaderboards`` and ``datasets`` in this folder are relative symlinks to the checkout's top-level
+``attacks/``, ``leaderboards/`` and ``datasets/``, the user-facing, version-controlled copies (one source of truth). Building a wheel
 follows the links, so an installed package holds real copies (``pyproject.toml`` lists what is packaged).
 Every reader finds them here, through ``importlib.resources``; nothing derives them from ``__file__``.
 """
@@ -15,12 +15,13 @@ from typobench.core.errors import UsageError
 
 SUITES = "suites"
 LEADERBOARDS = "leaderboards"
+DATASETS = "datasets"
 # The file at the top of a source checkout, next to attacks/ and leaderboards/ (absent from an installed package).
 CHECKOUT_MARKER = "pyproject.toml"
 
 
 def shipped_dir(name: str) -> Path:
-    """The shipped folder ``name`` (:data:`SUITES` or :data:`LEADERBOARDS`) of the imported typobench, links resolved
+    """The shipped folder ``name`` (:data:`SUITES`, :data:`LEADERBOARDS` or :data:`DATASETS`) of the imported typobench, links resolved
     (in a checkout: its top-level ``attacks/`` or ``leaderboards/``)."""
     resource = files(__name__) / name
     if not isinstance(resource, Path) or not resource.is_dir():
@@ -38,6 +39,11 @@ def shipped_suites_dir() -> Path:
 def shipped_leaderboards_dir() -> Path:
     """The leaderboards shipped with typobench (the checkout's ``leaderboards/``)."""
     return shipped_dir(LEADERBOARDS)
+
+
+def shipped_datasets_dir() -> Path:
+    """The data set manifests shipped with typobench (the checkout's ``datasets/``; ids and lists, no images)."""
+    return shipped_dir(DATASETS)
 
 
 def in_source_checkout(folder: Path) -> bool:
