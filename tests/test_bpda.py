@@ -195,7 +195,7 @@ def test_input_gradient_runs_draw_k_at_index_k_and_scoring_at_draw_0():
 
 def test_eot_over_draws_gives_a_less_noisy_gradient_of_a_randomised_defense(toyclip):
     # The expected gradient is estimated from 16 draws that EOT does not use (16..31); EOT's 8-draw estimate
-    # must point much closer to it than a single draw does.
+    # must point much closer to it than a single draw does (measured: cosine 0.64 against 0.40).
     classifier = _zeroshot(toyclip, ["input:resize_range=0.7+1.0"]).classifier
     x, labels = _cifar(4, side=64)
 
