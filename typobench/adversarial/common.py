@@ -95,8 +95,8 @@ def input_gradient(model: Model, x: Tensor, objective: Callable[[Tensor], Tensor
     """The gradient of ``objective(model(x))`` ``[N]`` with respect to ``x``, averaged over ``eot_draws``
     forward passes (Expectation over Transformation, Athalye et al. 2018). Pass ``k`` runs inside
     ``eot_draw(k)``: a randomised defense seeds its draw from the image and ``k``, so draw 0 is the one
-    scoring sees and the draws are the same whichever batch an image is in. Returns ``(grad [N,C,H,W], objective [N], logits [N,K])`` averaged over the draws, all
-    detached. Parameters get no ``.grad``; works under an outer ``torch.no_grad()``.
+    scoring sees and the draws are the same whichever batch an image is in. Returns
+    ``(grad [N,C,H,W], objective [N], logits [N,K])`` averaged over the draws, all detached. Parameters get no ``.grad``; works under an outer ``torch.no_grad()``.
     """
     grad = torch.zeros_like(x)
     total_obj: Tensor | None = None
