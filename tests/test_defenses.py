@@ -225,9 +225,9 @@ def test_pixel_transforms_change_pixels_as_they_should(tiny_rn):
     assert torch.equal(jpeg * 255, (jpeg * 255).round())  # decoded 8-bit pixels
 
 
-def test_bpda_gradient_is_the_gradient_at_the_reencoded_image(tiny_rn):
+def test_identity_bpda_gradient_is_the_gradient_at_the_reencoded_image(tiny_rn):
     x, labels = _pixels(tiny_rn), torch.tensor([0, 1, 2, 3])
-    defended = _defend(tiny_rn, ["input:jpeg=40"])
+    defended = _defend(tiny_rn, ["input:jpeg=40,backward=identity"])
     assert defended.records[0]["bpda"] is True and defended.records[0]["differentiable"] is False
     plain = _plain(tiny_rn)
 
@@ -294,7 +294,7 @@ def test_a_learned_prefix_file_is_placed_before_the_class_name(tiny_rn, tmp_path
     ("ablate:units=layer4:1,mode=avg", r"field 'mode': 'avg' is not one of zero, mean"),
     ("ablate:units=layer4:1,mean_n=5", r"field 'mean_n': is read only with mode=mean"),
     ("input:blurr=1", r"unknown field 'blurr': did you mean blur"),
-    ("input:blur=1,jpeg=50", r"give exactly one of the fields blur, downscale, jpeg"),
+    ("input:blur=1,jpeg=50", r"give exactly one of the fields blur, downscale, jpeg, jpeg_range, resize_range"),
     ("input:jpeg=fifty", r"field 'jpeg': expected an integer"),
     ("prompt:prefix=missing.safetensors", r"field 'prefix': learned prefix file 'missing.safetensors' not found"),
     ("interpolate:alpha=0.5", r"field 'checkpoint' is required"),

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from typobench.core.draws import eot_draw
 from typobench.core.errors import UsageError
 
 Model = Callable[[Tensor], Tensor]
@@ -92,15 +93,16 @@ def fooled(logits: Tensor, labels: Tensor, targets: Tensor | None = None) -> Ten
 def input_gradient(model: Model, x: Tensor, objective: Callable[[Tensor], Tensor],
                    eot_draws: int = 1) -> tuple[Tensor, Tensor, Tensor]:
     """The gradient of ``objective(model(x))`` ``[N]`` with respect to ``x``, averaged over ``eot_draws``
-    forward passes (Expectation over Transformation, Athalye et al. 2018: a randomised model draws anew on
-    each call). Returns ``(grad [N,C,H,W], objective [N], logits [N,K])`` averaged over the draws, all
-    detached. Parameters get no ``.grad``; works under an outer ``torch.no_grad()``.
+    forward passes (Expectation over Transformation, Athalye et al. 2018). Pass ``k`` runs inside
+    ``eot_draw(k)``: a randomised defense seeds its draw from the image and ``k``, so draw 0 is the one
+    scoring sees and the draws are the same whichever batch an image is in. Returns
+    ``(grad [N,C,H,W], objective [N], logits [N,K])`` averaged over the draws, all detached. Parameters get no ``.grad``; works under an outer ``torch.no_grad()``.
     """
     grad = torch.zeros_like(x)
     total_obj: Tensor | None = None
     total_logits: Tensor | None = None
-    for _ in range(eot_draws):
-        with torch.enable_grad():
+    for k in range(eot_draws):
+        with torch.enable_grad(), eot_draw(k):
             xr = x.detach().requires_grad_(True)
             logits = model(xr)
             obj = objective(logits)

@@ -72,6 +72,8 @@ class Defense(ABC):
     """One defense as parsed from its spec; ``spec`` is its command-line form (what results record)."""
 
     kind: str = "defense"
+    # A randomised defense draws anew per EOT draw (``typobench.core.draws``): attack it with EOT.
+    randomised: bool = False
 
     def __init__(self, spec: str):
         self.spec = spec

@@ -21,7 +21,8 @@ SUMMARIES = {
     "prompt": "zero-shot prompts: templates=T1+T2 and/or prefix=TEXT (before the class name) or "
               "prefix=FILE.safetensors (a learned prefix)",
     "interpolate": "weights (1-alpha)*model + alpha*checkpoint (PAINT): checkpoint=B.safetensors,alpha=0.5",
-    "input": "pixels before normalisation: blur=SIGMA | downscale=FACTOR | jpeg=QUALITY (BPDA: identity gradient)",
+    "input": "pixels before normalisation: blur=SIGMA | downscale=FACTOR | jpeg=QUALITY[,backward=jpeg-approx|identity] "
+             "(BPDA through a differentiable JPEG by default) | jpeg_range=LO+HI | resize_range=LO+HI (randomised: EOT)",
 }
 
 

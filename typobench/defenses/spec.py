@@ -125,6 +125,19 @@ class SpecFields(FieldReader):
             raise self.error(key, f"expected a non-empty list of names (joined with '{LIST_SEPARATOR}'), got {value!r}")
         return [v.strip() for v in items]
 
+    def number_range(self, key: str, *, minimum: float, maximum: float, integer: bool = False) -> tuple[Any, Any]:
+        """Two numbers ``LO <= HI`` within ``[minimum, maximum]``: a TOML list, or text ``LO+HI``."""
+        value = self.raw(key)
+        items = value.split(LIST_SEPARATOR) if isinstance(value, str) else value
+        numbers = [_as_number(v) for v in items] if isinstance(items, list) and len(items) == 2 else []
+        what = "integers" if integer else "numbers"
+        if len(numbers) != 2 or None in numbers or (integer and not all(float(n).is_integer() for n in numbers)):
+            raise self.error(key, f"expected two {what} LO{LIST_SEPARATOR}HI, got {value!r}")
+        low, high = (int(n) if integer else float(n) for n in numbers)
+        if not minimum <= low <= high <= maximum:
+            raise self.error(key, f"expected {minimum} <= LO <= HI <= {maximum}, got {low}{LIST_SEPARATOR}{high}")
+        return low, high
+
     def exactly_one(self, keys: Sequence[str]) -> str:
         given = [key for key in keys if key in self.data]
         if len(given) != 1:
