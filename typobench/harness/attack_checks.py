@@ -6,7 +6,8 @@ images (the first ``n`` in data set order) these checks ask whether the attacks 
 have done better:
 
 * ``not_converged``: the same attack with twice the iterations (or queries) and twice the restarts leaves
-  an accuracy below the lower end of the 95% interval of the reported one, on the same samples;
+  a lower accuracy on the same samples, beyond the 95% interval of the paired difference (McNemar's
+  exact test on the samples where the two disagree);
 * ``gradient_masking``: a gradient-free attack of a cascade broke samples every gradient attack before it
   left (at least ``MASKING_SHARE`` of the samples and two of them), or input gradients were exactly zero /
   not finite at the start for at least ``MASKING_SHARE`` of the samples;
@@ -19,6 +20,7 @@ have done better:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
@@ -27,12 +29,12 @@ import pandas as pd
 import torch
 
 from typobench.adversarial.pgd import PGDConfig, pgd
-from typobench.core.metrics import wilson_interval
 from typobench.defenses.sanity import transfer_pairs
 from typobench.harness.evaluation import batch_plan, make_batch, run_stages_on_batch
 from typobench.stages.base import Stage
 
 MASKING_SHARE = 0.01
+SIGNIFICANCE = 0.025  # one-sided: a 95% two-sided interval of the paired difference that excludes 0
 UNBOUNDED_MAX = 0.05
 UNBOUNDED_ATTACK = PGDConfig(eps=0.5, step_size=0.05, steps=20, random_start=True)
 
@@ -79,13 +81,22 @@ def _strong_predictions(session: Any, stages: Sequence[Stage]) -> pd.DataFrame:
 
 
 def convergence_check(reported: pd.DataFrame, stronger: pd.DataFrame) -> dict[str, Any]:
-    """The reported attack's accuracy on these samples vs the strengthened attack's (same rows, same order)."""
-    n = len(reported)
-    correct = int((reported["pred"] == reported["label"]).sum())
-    correct_strong = int((stronger["pred"] == stronger["label"]).sum())
-    low, _ = wilson_interval(correct, n)
-    return {"flag": correct_strong / n < low, "accuracy": correct / n, "accuracy_doubled": correct_strong / n,
-            "interval_low": low, "n": n}
+    """The reported attack vs the strengthened one on the same samples (same rows, same order): paired, so the
+    test is on the samples where they disagree (McNemar's exact test, one-sided at 2.5%): the stronger attack
+    breaks significantly more of them than it leaves standing that the reported one broke."""
+    correct = (reported["pred"] == reported["label"]).to_numpy()
+    correct_strong = (stronger["pred"] == stronger["label"]).to_numpy()
+    only_stronger = int((correct & ~correct_strong).sum())  # broken by the stronger attack alone
+    only_reported = int((~correct & correct_strong).sum())
+    p = binomial_tail(only_stronger, only_stronger + only_reported)
+    n = len(correct)
+    return {"flag": p < SIGNIFICANCE, "accuracy": float(correct.mean()), "accuracy_doubled": float(correct_strong.mean()),
+            "broken_only_by_doubled": only_stronger, "broken_only_by_reported": only_reported, "p": p, "n": n}
+
+
+def binomial_tail(k: int, n: int) -> float:
+    """P(X >= k) for X ~ Binomial(n, 1/2): how likely k or more of n disagreements fall one way by chance."""
+    return sum(math.comb(n, i) for i in range(k, n + 1)) / 2 ** n if n else 1.0
 
 
 def masking_check(rows: pd.DataFrame, gradient_free: Sequence[str]) -> dict[str, Any]:

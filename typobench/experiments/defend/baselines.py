@@ -55,10 +55,10 @@ def random_rows(row: DefenseRow, model: nn.Module, draws: int, seed: int) -> lis
 
 
 def typographic_suite(suite: Suite) -> Suite:
-    """``suite`` without its PGD stages (and without stages that read a PGD stage's images)."""
+    """``suite`` without its pixel-attack stages (and without stages that read their images)."""
     kept, dropped = [], set()
     for stage in suite.stages:
-        if stage.kind == "pgd" or any(name in dropped for name in stage.requires()):
+        if stage.strengthened() is not None or any(name in dropped for name in stage.requires()):
             dropped.add(stage.name)
         else:
             kept.append(stage)

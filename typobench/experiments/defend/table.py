@@ -9,6 +9,8 @@ Columns come from the run's stage records (``results.json``), so any suite works
   on the same images (positive: the defense costs accuracy);
 * ``random_draws``, ``beats_random``: for an ablate row, whether it beats every random draw of as many units
   (``baselines``), with the draws' best accuracy and lowest written-class rate per stage;
+* ``backward``: how attacks differentiated through the row's defenses (``exact``, or the declared BPDA);
+* ``flags``: the defense's sanity flags and the run's attack-failure flags;
 * ``pgd_pairs``: each PGD stage made on the undefended model (``attack_on = "undefended"``, a transfer attack)
   beside the adaptive stage of the same attack.
 """
@@ -63,6 +65,20 @@ def pgd_pairs(sanity: dict[str, Any] | None) -> list[dict[str, Any]]:
     return list(((sanity or {}).get("transfer_stronger") or {}).get("pairs", []))
 
 
+def backward(results: dict[str, Any]) -> str:
+    """How the attacks differentiated through the row's defenses: each defense's declared backward pass where it
+    is not the exact gradient (``jpeg-approx``, ``identity``), else ``exact``."""
+    approximated = [f"{d['spec']}: {d['backward']}" for d in results.get("defenses", [])
+                    if d.get("backward", "exact") != "exact"]
+    return "; ".join(approximated) or "exact"
+
+
+def flags(results: dict[str, Any]) -> list[str]:
+    """The defense's sanity flags and the attack-failure flags of its run (``harness.attack_checks``)."""
+    return [*((results.get("defense_sanity") or {}).get("flags", [])),
+            *((results.get("attack_checks") or {}).get("flags", []))]
+
+
 def defense_table(rows: Sequence[dict[str, Any]], seed: int) -> pd.DataFrame:
     """One line per row of ``rows`` (each: ``label``, ``chosen_on``, ``results``, ``predictions``); the first
     row is the model without defenses."""
@@ -71,9 +87,9 @@ def defense_table(rows: Sequence[dict[str, Any]], seed: int) -> pd.DataFrame:
     for row in rows:
         results = row["results"]
         sanity = results.get("defense_sanity")
-        line = {"defense": row["label"], "chosen_on": row["chosen_on"],
+        line = {"defense": row["label"], "chosen_on": row["chosen_on"], "backward": backward(results),
                 **clean_cost(undefended, row["predictions"], seed), **stage_columns(results["stages"]),
-                "flags": ",".join((sanity or {}).get("flags", [])), "run_dir": str(row["run_dir"])}
+                "flags": ",".join(flags(results)), "run_dir": str(row["run_dir"])}
         baseline = row.get("random_baseline")
         if baseline:
             line["random_draws"], line["beats_random"] = baseline["draws"], baseline["beats_every_draw"]
@@ -90,11 +106,11 @@ def markdown(table: pd.DataFrame, stages: Sequence[dict[str, Any]]) -> str:
     """The table in Markdown: accuracy per stage (written-class rate after '/'), clean cost, flags."""
     names = [s["name"] for s in stages]
     written = {s["name"] for s in stages if written_target(s)}
-    header = ["defense", "chosen on", *[f"{n} (written)" if n in written else n for n in names], "clean cost",
-              "vs random units", "flags"]
+    header = ["defense", "chosen on", "backward", *[f"{n} (written)" if n in written else n for n in names],
+              "clean cost", "vs random units", "flags"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for _, row in table.iterrows():
-        cells = [str(row["defense"]), str(row["chosen_on"])]
+        cells = [str(row["defense"]), str(row["chosen_on"]), str(row["backward"])]
         for name in names:
             cell = _percent(row[name], row[f"{name}_lo"], row[f"{name}_hi"])
             if name in written:
@@ -125,4 +141,4 @@ def _points(value: Any, lo: Any, hi: Any) -> str:
     return f"{100 * value:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
 
 
-__all__ = ["clean_cost", "defense_table", "markdown", "stage_columns", "written_target"]
+__all__ = ["backward", "clean_cost", "defense_table", "flags", "markdown", "stage_columns", "written_target"]
