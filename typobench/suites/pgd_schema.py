@@ -24,6 +24,7 @@ def build_pgd_stage(table: Table, name: str, source: str) -> PGDStage:
         restarts=table.number("restarts", 1, integer=True, minimum=1),
         loss=table.str("loss", "ce", choices=("ce", "margin")),
         targeted=target != "untargeted",
+        eot_draws=table.number("eot_draws", 1, integer=True, minimum=1),
     )
     attack_on = table.str("attack_on", "defended", choices=ATTACK_ON)
     SCHEMA.finish(table)
@@ -34,6 +35,6 @@ SCHEMA = StageSchema(
     kind="pgd",
     build=build_pgd_stage,
     fields=("eps", "step_size", "steps", "norm", "random_start", "restarts", "loss", "target", "region", "mask_stage",
-            "attack_on"),
+            "attack_on", "eot_draws"),
     defaults=("pgd",),
 )
