@@ -225,3 +225,141 @@ def test_eot_on_a_deterministic_model_changes_nothing_but_queries(trained):
     one = apgd(model, x, y, APGDConfig(eps=1.5 / 255, steps=6), generator=seeded())
     two = apgd(model, x, y, APGDConfig(eps=1.5 / 255, steps=6, eot_draws=2), generator=seeded())
     assert torch.equal(one.adv, two.adv) and torch.equal(2 * one.queries, two.queries)
+
+
+# --------------------------------------------------------------------------------- the stage and suites
+APGD_SUITE = b'''
+name = "a"
+[[stage]]
+name = "clean"
+kind = "clean"
+[[stage]]
+name = "apgd-t"
+kind = "apgd"
+eps = "4/255"
+steps = 5
+target = "top-k"
+target_classes = 12
+'''
+
+
+def test_apgd_stage_parses_runs_and_writes_its_columns():
+    from test_stages import CLASSES, make_batch, make_ctx
+
+    suite = parse_suite(APGD_SUITE, where="suite a")
+    stage = suite.stages[1]
+    suite.check(CLASSES)  # 12 target classes, but CIFAR-10 has 9 besides the label
+    info = stage.describe()
+    assert info["kind"] == "apgd" and info["target"] == "top-k" and info["loss"] == "dlr"
+    assert "clamped to 9" in info["note"]
+    ctx, batch = make_ctx(), make_batch(4)
+    out = stage.apply(batch.images, batch, ctx)
+    cols = out.columns
+    assert set(cols) == {"attack_success", "linf", "l2", "attack_loss", "queries", "grad_zero", "loss_trace"}
+    assert all(len(v) == 4 for v in cols.values())
+    assert max(cols["linf"]) <= 4 / 255 * (1 + 1e-5) and out.images.shape == batch.images.shape
+    traces = [[float(v) for v in row.split(" ")] for row in cols["loss_trace"]]
+    assert all(len(t) == 6 for t in traces)  # steps + 1 = 6 iterates, fewer than 11
+    again = stage.apply(batch.images, batch, ctx)
+    assert torch.equal(out.images, again.images) and again.columns == cols
+
+
+def test_trace_strings_keep_eleven_evenly_spaced_points():
+    from typobench.stages.apgd import trace_strings
+
+    rows = trace_strings(torch.arange(202.0).view(2, 101))
+    assert rows[0] == " ".join(str(v) for v in range(0, 101, 10)) and rows[1].startswith("101 111 ")
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    ((b'eps = "4/255"', b"eps = 0"), "stage[1].eps"),
+    ((b'target = "top-k"', b'target = "top-3"'), "stage[1].target"),
+    ((b"steps = 5", b"steps = 0"), "stage[1].steps"),
+    ((b"steps = 5", b'steps = 5\nloss = "cw"'), "stage[1].loss"),
+    ((b"steps = 5", b"steps = 5\neot_draws = 0"), "stage[1].eot_draws"),
+    ((b"steps = 5", b'steps = 5\nattack_on = "both"'), "stage[1].attack_on"),
+    ((b"steps = 5", b"steps = 5\nstep_size = 0.1"), "stage[1].step_size"),
+])
+def test_bad_apgd_field_names_the_field(change, field):
+    with pytest.raises(UsageError) as info:
+        parse_suite(APGD_SUITE.replace(*change), where="suite a")
+    assert field in str(info.value) and "\n" not in str(info.value)
+
+
+def test_dlr_with_too_few_classes_is_reported_before_running():
+    suite = parse_suite(APGD_SUITE, where="suite a")
+    with pytest.raises(UsageError, match="apgd-t.*4 classes"):
+        suite.check(["a", "b", "c"])
+
+
+def test_read_apgd_config_reads_a_sub_table_and_defaults_apply():
+    from typobench.suites.apgd_schema import read_apgd_config
+    from typobench.suites.fields import Table
+
+    cfg = read_apgd_config(Table({"eps": 0.5, "norm": "l2", "target": "top-k"}, "stage[2].attacks[0]", "suite w"))
+    assert cfg == APGDConfig(eps=0.5, norm="l2", loss="dlr", targeted=True)
+    with pytest.raises(UsageError, match=r"stage\[2\]\.attacks\[0\]\.restarts"):
+        read_apgd_config(Table({"eps": 0.5, "restarts": 0}, "stage[2].attacks[0]", "suite w"))
+    with_defaults = APGD_SUITE.replace(b"steps = 5\n", b"") + b'[defaults.apgd]\nsteps = 7\nrestarts = 2\n'
+    assert parse_suite(with_defaults).stages[1].config.steps == 7
+
+
+# ----------------------------------------------------------------------------------------- EOT in PGD
+class Noisy(nn.Module):
+    """``model(x + 0.05 * noise)``, a new draw per call from its own generator; records each input."""
+
+    def __init__(self, model: nn.Module, seed: int = 0) -> None:
+        super().__init__()
+        self.model, self.g, self.inputs = model, seeded(seed), []
+
+    def forward(self, x: Tensor) -> Tensor:
+        self.inputs.append(x.detach().clone())
+        return self.model(x + 0.05 * torch.randn(x.shape, generator=self.g))
+
+
+def test_pgd_eot_steps_along_the_gradient_averaged_over_draws(trained):
+    model, x, y = trained
+    x, y = x[:16], y[:16]
+    cfg = PGDConfig(eps=8 / 255, step_size=2 / 255, steps=1, random_start=False, eot_draws=3)
+    noisy = Noisy(model).eval()
+    pgd(noisy, x, y, cfg)
+    assert len(noisy.inputs) == 6  # 3 draws at the start point, 3 at the one step
+    replay = Noisy(model).eval()
+    grads = []
+    for _ in range(3):  # the same three draws, one gradient each
+        xr = x.clone().requires_grad_(True)
+        F.cross_entropy(replay(xr), y, reduction="sum").backward()
+        grads.append(xr.grad)
+    expected = (x + 2 / 255 * torch.stack(grads).mean(0).sign()).clamp(0, 1)
+    assert torch.allclose(noisy.inputs[3], expected, atol=1e-6)
+    assert not torch.equal(grads[0].sign(), torch.stack(grads).mean(0).sign())  # one draw would step elsewhere
+
+
+def test_pgd_eot_on_a_deterministic_model_equals_plain_pgd(trained):
+    model, x, y = trained
+    plain = pgd(model, x, y, PGDConfig(eps=1.5 / 255, step_size=0.5 / 255, steps=5), generator=seeded())
+    eot = pgd(model, x, y, PGDConfig(eps=1.5 / 255, step_size=0.5 / 255, steps=5, eot_draws=2), generator=seeded())
+    for a, b in zip((plain.adv, plain.success, plain.best_loss, plain.steps_to_success),
+                    (eot.adv, eot.success, eot.best_loss, eot.steps_to_success)):
+        assert torch.equal(a, b)
+
+
+def test_pgd_stage_description_names_eot_only_when_used():
+    text = b'''
+name = "p"
+[[stage]]
+name = "clean"
+kind = "clean"
+[[stage]]
+name = "pgd"
+kind = "pgd"
+eps = "8/255"
+step_size = "2/255"
+steps = 3
+'''
+    assert "eot_draws" not in parse_suite(text).stages[1].describe()
+    assert parse_suite(text + b"eot_draws = 4\n").stages[1].describe()["eot_draws"] == 4
+    with pytest.raises(UsageError, match=r"stage\[1\]\.eot_draws"):
+        parse_suite(text + b"eot_draws = 0\n")
+    with pytest.raises(UsageError, match="eot_draws"):
+        PGDConfig(eps=0.1, step_size=0.1, steps=1, eot_draws=0)
