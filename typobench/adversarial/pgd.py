@@ -21,7 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from typobench.adversarial.common import AttackResult, as_bool_mask, check_class_tensor, check_logits, norms, tiny
+from typobench.adversarial.common import (AttackResult, as_bool_mask, check_class_tensor, check_logits,
+                                          check_positive_int, input_gradient, norms, tiny)
 from typobench.core.errors import UsageError
 
 Norm = Literal["linf", "l2"]
@@ -47,6 +48,8 @@ class PGDConfig:
     loss: "ce" cross-entropy, or "margin" the logit difference (CW-style):
         untargeted ``max_{j!=y} z_j - z_y``, targeted ``z_t - max_{j!=t} z_j``.
     targeted: minimise the loss towards ``targets`` instead of maximising it away from ``labels``.
+    eot_draws: forward/backward passes per iterate whose gradients, objectives and logits are averaged
+        (Expectation over Transformation, for a randomised model); 1 is plain PGD.
     """
 
     eps: float
@@ -57,6 +60,7 @@ class PGDConfig:
     restarts: int = 1
     loss: Loss = "ce"
     targeted: bool = False
+    eot_draws: int = 1
 
     def __post_init__(self) -> None:
         if not (self.eps >= 0):  # also rejects NaN
@@ -71,6 +75,7 @@ class PGDConfig:
             raise UsageError(f"PGD norm must be 'linf' or 'l2', got {self.norm!r}")
         if self.loss not in ("ce", "margin"):
             raise UsageError(f"PGD loss must be 'ce' or 'margin', got {self.loss!r}")
+        check_positive_int(self.eot_draws, "PGD eot_draws")
 
     @property
     def bounded(self) -> bool:
@@ -154,7 +159,8 @@ def pgd(
         result. None uses torch's global generator.
 
     Each restart evaluates ``steps + 1`` iterates (start point, then after each step), one
-    forward pass each, and takes ``steps`` input gradients; nothing else is run on the model.
+    forward pass each (``eot_draws`` each with EOT), and takes ``steps`` input gradients; nothing else is
+    run on the model.
     Works under an outer ``torch.no_grad()``: gradients are enabled locally.
     """
     _check_inputs(model, images, labels, cfg, targets, mask, generator)
@@ -209,6 +215,10 @@ def _restart(model: Callable[[Tensor], Tensor], x0: Tensor, goal: Tensor, cfg: P
     run_first = torch.full((x0.shape[0],), -1, dtype=torch.long, device=x0.device)
     for k in range(cfg.steps + 1):
         last = k == cfg.steps
+        if cfg.eot_draws > 1:  # a separate path, so that plain PGD's stays bit for bit as it was
+            x, succ = _eot_iterate(model, x, x0, goal, cfg, keep, best, last)
+            run_first = torch.where((run_first < 0) & succ, torch.full_like(run_first, k), run_first)
+            continue
         # The final iterate is only evaluated, so it needs no graph.
         with torch.set_grad_enabled(not last):
             if not last:
@@ -231,6 +241,30 @@ def _restart(model: Callable[[Tensor], Tensor], x0: Tensor, goal: Tensor, cfg: P
         with torch.no_grad():
             x = _step(x.detach(), grad, x0, cfg, keep)
     best.merge_first_success(run_first)
+
+
+def _eot_iterate(model: Callable[[Tensor], Tensor], x: Tensor, x0: Tensor, goal: Tensor, cfg: PGDConfig,
+                 keep: Tensor | None, best: _Best, last: bool) -> tuple[Tensor, Tensor]:
+    """One EOT iterate: evaluate ``x`` ``[N,C,H,W]`` on ``cfg.eot_draws`` draws of a randomised model (success
+    and objective of the averaged logits and objectives) and, unless ``last``, step along the averaged
+    gradient. Returns ``(next iterate, [N] bool success of x)``."""
+    def objective(logits: Tensor) -> Tensor:
+        if not best.labels_checked:  # before the objective indexes the logits with the goal classes
+            check_logits(goal, logits, "targets" if cfg.targeted else "labels")
+            best.labels_checked = True
+        return _objective(logits, goal, cfg)
+
+    if last:  # the final iterate is only evaluated: no graph
+        with torch.no_grad():
+            logits = sum(model(x).detach() for _ in range(cfg.eot_draws)) / cfg.eot_draws
+        grad, obj = None, objective(logits)
+    else:
+        grad, obj, logits = input_gradient(model, x, objective, cfg.eot_draws)
+    with torch.no_grad():
+        pred = logits.argmax(dim=1)
+        succ = pred == goal if cfg.targeted else pred != goal
+        best.update(x, succ, obj)
+        return (x if grad is None else _step(x.detach().clone(), grad, x0, cfg, keep)), succ
 
 
 def _objective(logits: Tensor, goal: Tensor, cfg: PGDConfig) -> Tensor:

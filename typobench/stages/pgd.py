@@ -45,6 +45,8 @@ class PGDStage(Stage):
                "step_size": cfg.step_size, "steps": cfg.steps, "restarts": cfg.restarts,
                "random_start": cfg.random_start, "loss": cfg.loss, "target": self.target,
                "region": self.region, "mask_stage": self.mask_stage}
+        if cfg.eot_draws != 1:  # only an EOT stage says so, as with attack_on below
+            out["eot_draws"] = cfg.eot_draws
         # Only a transfer stage says so: the descriptions (and run keys) of adaptive stages stay as they were.
         return out if self.attack_on == "defended" else {**out, "attack_on": self.attack_on}
 

@@ -19,6 +19,7 @@ def read_pgd_config(table: Table, targeted: bool = False) -> PGDConfig:
         restarts=table.number("restarts", 1, integer=True, minimum=1),
         loss=table.str("loss", "ce", choices=("ce", "margin")),
         targeted=targeted,
+        eot_draws=table.number("eot_draws", 1, integer=True, minimum=1),
     )
 
 
@@ -38,6 +39,6 @@ SCHEMA = StageSchema(
     kind="pgd",
     build=build_pgd_stage,
     fields=("eps", "step_size", "steps", "norm", "random_start", "restarts", "loss", "target", "region", "mask_stage",
-            "attack_on"),
+            "attack_on", "eot_draws"),
     defaults=("pgd",),
 )
