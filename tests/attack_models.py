@@ -12,11 +12,11 @@ from torch import Tensor
 torch.set_num_threads(1)  # the test machine is shared: one thread is faster than contended ones
 
 K = 10  # classes, so FAB-T has its 9 target classes
-SIDE = 16  # pixels: small images keep thousands of Square queries cheap
+SIDE = 32  # pixels: small enough for cheap queries, large enough that window edge effects stay small
 
 
 class TinyNet(nn.Module):
-    """A [N,3,16,16] -> [N,K] classifier in [0,1] pixel space (normalises inside forward, like the CLIP wrappers)."""
+    """A [N,3,32,32] -> [N,K] classifier in [0,1] pixel space (normalises inside forward, like the CLIP wrappers)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -43,7 +43,7 @@ class Rounded(nn.Module):
 
 
 def synthetic(n: int, g: torch.Generator) -> tuple[Tensor, Tensor]:
-    """[n,3,16,16] images in [0,1]: class c is a coloured wave pattern of its own frequency and direction, plus
+    """[n,3,32,32] images in [0,1]: class c is a coloured wave pattern of its own frequency and direction, plus
     noise; [n] labels."""
     y = torch.arange(n) % K
     yy, xx = torch.meshgrid(torch.arange(float(SIDE)), torch.arange(float(SIDE)), indexing="ij")
