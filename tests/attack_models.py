@@ -75,3 +75,50 @@ def trained() -> tuple[TinyNet, Tensor, Tensor]:
     with torch.no_grad():
         right = model(x).argmax(1) == y
     return model, x[right][:64], y[right][:64]
+
+
+class Recorder:
+    """Wraps a model and counts the images of every forward pass it is called with."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+        self.rows = 0
+
+    def __call__(self, x: Tensor) -> Tensor:
+        self.rows += x.shape[0]
+        return self.model(x)
+
+
+def reference_interval(a: float, b: float, n: int) -> float:
+    """Half-width of the 95% interval of the difference of two robust accuracies measured on ``n`` images each
+    (normal approximation of two binomial proportions, 1.96 standard errors, plus one image for the
+    discreteness): two correct implementations of one attack differ by less, 19 times in 20."""
+    return 1.96 * ((a * (1 - a) + b * (1 - b)) / n) ** 0.5 + 1 / n
+
+
+def robust_accuracy(model: nn.Module, adv: Tensor, y: Tensor) -> float:
+    with torch.no_grad():
+        return (model(adv).argmax(1) == y).float().mean().item()
+
+
+STAGE_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+
+def stage_context():
+    """A RunContext on the tiny random CLIP (``tiny-rn``) with ten CIFAR-10 class names, and a batch of 4 images."""
+    from typobench.core.runtime import Runtime
+    from typobench.heads import ZeroShotHead
+    from typobench.models import load_model
+    from typobench.models.classifier import ImageClassifier
+    from typobench.stages.base import Batch, RunContext
+
+    loaded = load_model("tiny-rn")
+    g = torch.Generator().manual_seed(1)
+    embeddings = F.normalize(torch.randn(len(STAGE_CLASSES), 32, generator=g), dim=-1)
+    head = ZeroShotHead.from_clip(loaded.model, embeddings)
+    classifier = ImageClassifier(loaded.model, loaded.mean, loaded.std, head).eval()
+    ctx = RunContext(classifier=classifier, classnames=STAGE_CLASSES, runtime=Runtime(torch.device("cpu")), seed=0)
+    images = torch.rand(4, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        labels = classifier(images).argmax(1)  # labels the model gets right, so the attack has work to do
+    return ctx, Batch(images, labels, list(range(4)), [f"id{i}" for i in range(4)])
