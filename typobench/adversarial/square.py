@@ -6,8 +6,9 @@ that model is not differentiable (quantised inputs, JPEG, randomised defences) a
 
 Budget: ``queries`` forward passes per image and restart, the initial point included (AutoAttack's
 ``n_queries=Q`` spends ``Q + 1``); the clean images are evaluated once more, and an image the model already gets
-wrong is never queried again. Window positions and signs are drawn per image (as in the paper; AutoAttack draws
-one position per batch).
+wrong is never queried again. Window positions and signs are drawn per image, every position equally likely
+(AutoAttack draws one position per batch and never one touching the last row or column, which on small images
+leaves those pixels at their initial value).
 
 Shapes: ``N`` images, ``C`` channels, ``H``x``W`` pixels, ``K`` classes.
 """
@@ -87,6 +88,8 @@ def square(model: Model, images: Tensor, labels: Tensor, cfg: SquareConfig, *, t
         goal = (targets if cfg.targeted else labels).long()
         logits = model(x0)
         check_logits(goal, logits, "targets" if cfg.targeted else "labels")
+        if logits.shape[1] < 2:
+            raise UsageError(f"Square needs a model with at least 2 classes, got {logits.shape[1]}")
         clean = _objective(logits, goal, cfg.targeted)
         best = Best.start(x0)
         best.update(x0, _goal_met(logits, goal, cfg.targeted), clean)
