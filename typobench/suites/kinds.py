@@ -32,8 +32,8 @@ def build_blank_stage(table: Table, name: str, source: str) -> Stage:
 BLANK_SCHEMA = StageSchema(kind="blank", build=build_blank_stage, fields=("colour",))
 
 STAGE_SCHEMAS: dict[str, StageSchema] = {
-    schema.kind: schema for schema in (CLEAN_SCHEMA, BLANK_SCHEMA, text_schema.SCHEMA, pgd_schema.SCHEMA, paste_schema.SCHEMA,
-                                       square_schema.SCHEMA, fab_schema.SCHEMA)
+    schema.kind: schema for schema in (CLEAN_SCHEMA, BLANK_SCHEMA, text_schema.SCHEMA, pgd_schema.SCHEMA,
+                                       paste_schema.SCHEMA, square_schema.SCHEMA, fab_schema.SCHEMA)
 }
 
 __all__ = ["STAGE_SCHEMAS"]
