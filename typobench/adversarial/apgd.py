@@ -14,7 +14,7 @@ Shapes: ``N`` images, ``C`` channels, ``H``x``W`` pixels, ``K`` classes, ``T = s
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Literal
 
 import torch
@@ -70,6 +70,10 @@ class APGDConfig:
             raise UsageError(f"APGD targeted must be True or False, got {self.targeted!r}")
         if not (0 < self.rho < 1):  # also rejects NaN
             raise UsageError(f"APGD rho must be in (0, 1) (the paper uses 0.75), got {self.rho}")
+
+    def strengthened(self) -> APGDConfig:
+        """Twice the iterations (queries) and restarts: the convergence check's attack."""
+        return replace(self, steps=2 * self.steps, restarts=2 * self.restarts)
 
     def run(self, model: Model, images: Tensor, labels: Tensor,
             generator: torch.Generator | None = None) -> AttackResult:

@@ -15,7 +15,7 @@ Shapes: ``N`` images, ``C`` channels, ``H``x``W`` pixels, ``K`` classes, ``D = C
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -61,6 +61,10 @@ class FABConfig:
         _check_number(self.alpha_max, "alpha_max", 0.0, 1.0, "in [0, 1] (AutoAttack uses 0.1)")
         _check_number(self.eta, "eta", 1.0, math.inf, ">= 1 and finite (AutoAttack uses 1.05)")
         _check_number(self.beta, "beta", 1e-12, 1.0, "in (0, 1] (AutoAttack uses 0.9)")
+
+    def strengthened(self) -> FABConfig:
+        """Twice the iterations (queries) and restarts: the convergence check's attack."""
+        return replace(self, steps=2 * self.steps, restarts=2 * self.restarts)
 
     def run(self, model: Model, images: Tensor, labels: Tensor, generator: torch.Generator | None = None
             ) -> AttackResult:

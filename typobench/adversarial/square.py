@@ -16,7 +16,7 @@ Shapes: ``N`` images, ``C`` channels, ``H``x``W`` pixels, ``K`` classes.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
@@ -60,6 +60,10 @@ class SquareConfig:
             raise UsageError(f"Square p_init must be a number in (0, 1] (AutoAttack uses 0.8), got {self.p_init!r}")
         if not isinstance(self.targeted, bool):
             raise UsageError(f"Square targeted must be true or false, got {self.targeted!r}")
+
+    def strengthened(self) -> SquareConfig:
+        """Twice the iterations (queries) and restarts: the convergence check's attack."""
+        return replace(self, queries=2 * self.queries, restarts=2 * self.restarts)
 
     def run(self, model: Model, images: Tensor, labels: Tensor, generator: torch.Generator | None = None,
             targets: Tensor | None = None) -> AttackResult:

@@ -56,8 +56,9 @@ def transfer_check(adaptive_accuracy: float, transfer_accuracy: float) -> dict[s
 
 # What makes two attack stages the same attack (results.json's stage records), apart from their name and attack_on
 # (a key a kind does not have reads as None on both sides).
-PGD_ATTACK_KEYS = ("kind", "source", "eps", "norm", "step_size", "steps", "restarts", "random_start", "loss", "target",
-                   "region", "mask_stage", "attacks")
+ATTACK_KEYS = ("kind", "source", "eps", "norm", "step_size", "steps", "restarts", "random_start", "loss", "target",
+               "region", "mask_stage", "eot_draws", "target_classes", "rho", "queries", "p_init", "alpha_max", "eta",
+               "beta", "attacks")
 
 
 def transfer_pairs(stages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -65,7 +66,7 @@ def transfer_pairs(stages: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     results.json's stage records (descriptions merged with accuracies), and the transfer check of the pair."""
     pairs = []
     for transfer in (s for s in stages if s.get("attack_on") == "undefended"):
-        same = lambda s: all(s.get(k) == transfer.get(k) for k in PGD_ATTACK_KEYS)
+        same = lambda s: all(s.get(k) == transfer.get(k) for k in ATTACK_KEYS)
         adaptive = next((s for s in stages if s.get("attack_on", "defended") == "defended" and same(s)), None)
         if adaptive is not None:
             pairs.append({"adaptive": adaptive["name"], "transfer": transfer["name"],
@@ -86,5 +87,5 @@ def sanity_flags(classifier: nn.Module, images: Tensor, labels: Tensor, *, adapt
     return checks
 
 
-__all__ = ["FORWARD_TOLERANCE", "PGD_ATTACK_KEYS", "ZERO_GRADIENT_SHARE", "determinism_check", "gradient_check",
+__all__ = ["FORWARD_TOLERANCE", "ATTACK_KEYS", "ZERO_GRADIENT_SHARE", "determinism_check", "gradient_check",
            "sanity_flags", "transfer_check", "transfer_pairs"]

@@ -50,6 +50,9 @@ class APGDStage(Stage):
         self.targets_used = self.config.targets_used(len(classnames)) if self.config.clamps_targets(
             len(classnames)) else None
 
+    def strengthened(self) -> APGDStage:
+        return APGDStage(self.name, self.source, self.config.strengthened(), attack_on=self.attack_on)
+
     def apply(self, images: Tensor, batch: Batch, ctx: RunContext) -> StageOutput:
         # One generator per batch, seeded by the batch's first sample: deterministic under resume.
         generator = torch.Generator(device=images.device)

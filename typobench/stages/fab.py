@@ -36,6 +36,9 @@ class FABStage(Stage):
                 "target_classes": cfg.target_classes, "alpha_max": cfg.alpha_max, "eta": cfg.eta, "beta": cfg.beta,
                 "attack_on": self.attack_on}
 
+    def strengthened(self) -> FABStage:
+        return FABStage(self.name, self.source, self.config.strengthened(), attack_on=self.attack_on)
+
     def apply(self, images: Tensor, batch: Batch, ctx: RunContext) -> StageOutput:
         # One generator per batch, seeded by the batch's first sample: deterministic under resume.
         generator = torch.Generator(device=images.device)

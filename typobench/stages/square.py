@@ -35,6 +35,9 @@ class SquareStage(Stage):
         return {**super().describe(), "eps": cfg.eps, "norm": cfg.norm, "queries": cfg.queries,
                 "p_init": cfg.p_init, "restarts": cfg.restarts, "attack_on": self.attack_on}
 
+    def strengthened(self) -> SquareStage:
+        return SquareStage(self.name, self.source, self.config.strengthened(), attack_on=self.attack_on)
+
     def apply(self, images: Tensor, batch: Batch, ctx: RunContext) -> StageOutput:
         # One generator per batch, seeded by the batch's first sample: deterministic under resume.
         generator = torch.Generator(device=images.device)

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from typobench.adversarial.cascade import Attack, worst_case
+from typobench.core.errors import UsageError
 from typobench.stages.base import Batch, RunContext, Stage, StageOutput
 from typobench.typographic import derive_seed
 
@@ -46,6 +47,15 @@ class WorstCaseStage(Stage):
     def describe(self) -> dict[str, Any]:
         out = {**super().describe(), "attacks": [describe_attack(*a) for a in self.attacks]}
         return out if self.attack_on == "defended" else {**out, "attack_on": self.attack_on}
+
+    def check(self, classnames: list[str], where: str) -> None:
+        for name, _, attack in self.attacks:
+            check_classes = getattr(attack, "check_classes", None)  # losses such as DLR need enough classes
+            if check_classes is not None:
+                try:
+                    check_classes(len(classnames))
+                except UsageError as exc:
+                    raise UsageError(f"{where}: stage '{self.name}', attack '{name}': {exc}") from None
 
     def gradient_free_attacks(self) -> list[str]:
         return list(self.gradient_free)

@@ -21,7 +21,10 @@ from typobench.adversarial.cascade import Attack
 from typobench.core.errors import close_matches
 from typobench.stages.worst_case import ATTACK_ON, WorstCaseStage
 from typobench.suites.fields import Table
+from typobench.suites.apgd_schema import read_apgd_config
+from typobench.suites.fab_schema import read_fab_config
 from typobench.suites.pgd_schema import read_pgd_config
+from typobench.suites.square_schema import read_square_config
 from typobench.suites.schema import StageSchema
 
 
@@ -34,9 +37,12 @@ class AttackKind:
     gradient_free: bool = False
 
 
-ATTACK_KINDS: dict[str, AttackKind] = {
-    "pgd": AttackKind("pgd", read_pgd_config),
-}
+ATTACK_KINDS: dict[str, AttackKind] = {kind.kind: kind for kind in (
+    AttackKind("pgd", read_pgd_config),
+    AttackKind("apgd", read_apgd_config),
+    AttackKind("fab", read_fab_config),
+    AttackKind("square", read_square_config, gradient_free=True),
+)}
 
 
 def read_attack(table: Table, used: set[str]) -> tuple[str, AttackKind, Attack]:
