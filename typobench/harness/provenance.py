@@ -40,10 +40,10 @@ def check_provenance(defenses: Sequence[Defense], model: LoadedModel, data: Imag
     return records
 
 
-def _resolve(selection: Selection, data: ImageDataset) -> Selection:
+def _resolve(selection: Selection, data: ImageDataset | None) -> Selection:
     """``selection`` with its images filled in: from the run it names, or the scored data set's name."""
     if selection.run_dir is None:
-        return selection if selection.dataset else selection.resolved(dataset=data.name)
+        return selection if selection.dataset or data is None else selection.resolved(dataset=data.name)
     run_dir = selection.run_dir
     if not (run_dir / RESULTS_FILE).is_file():
         run_dir = Path(selection.source).parent  # the analysis written next to its run, then moved with it
@@ -76,18 +76,39 @@ def _check_model(defense: Defense, selection: Selection, model: LoadedModel) -> 
 
 
 def _check_disjoint(defense: Defense, selection: Selection, data: ImageDataset) -> None:
-    chosen = f"{selection.source}" + (f" (run {selection.run_dir})" if selection.run_dir is not None else "")
     scored = f"{data.name} {data.split} ({len(data)} images)"
+    check_disjoint(defense.spec, selection, data.sample_ids, data.split, scored)
+
+
+def check_disjoint(spec: str, selection: Selection, scored_ids: Sequence[str], scored_split: str, scored: str) -> None:
+    """UsageError naming the selecting run and the scored data when ``selection`` shares images with them
+    (or, its images unknown, their split)."""
+    chosen = f"{selection.source}" + (f" (run {selection.run_dir})" if selection.run_dir is not None else "")
     if selection.sample_ids is not None:
-        shared = selection.sample_ids & set(data.sample_ids)
+        shared = selection.sample_ids & set(scored_ids)
         if shared:
-            raise UsageError(f"--defense '{defense.spec}': its {selection.what} were chosen on {len(shared)} of the "
+            raise UsageError(f"--defense '{spec}': its {selection.what} were chosen on {len(shared)} of the "
                              f"images it would be scored on: chosen by {chosen}, scored on {scored}; choose on the "
                              "train split (or another half) and score on the rest")
-    elif selection.split == data.split:
-        raise UsageError(f"--defense '{defense.spec}': its {selection.what} were chosen on the {selection.split} split "
+    elif selection.split == scored_split:
+        raise UsageError(f"--defense '{spec}': its {selection.what} were chosen on the {selection.split} split "
                          f"({chosen}), the split it would be scored on ({scored}), and its images cannot be told "
                          "apart: choose on another split")
 
 
-__all__ = ["check_provenance"]
+def recheck_recorded(records: Sequence[dict[str, Any]], scored_ids: Sequence[str], dataset: dict[str, Any],
+                     scored: str) -> None:
+    """The provenance a run recorded (results.json's ``defense_provenance``) checked again against its images:
+    a selecting run is read again (it must still be the run recorded); ``scored`` names the scored run."""
+    for record in records:
+        for recorded in record["selections"]:
+            selection = Selection(recorded["what"], recorded["source"], recorded.get("dataset"), recorded.get("split"),
+                                  recorded.get("n"), recorded.get("sample_hash"))
+            if recorded.get("run_dir"):
+                claim = selection.resolved(run_dir=Path(recorded["run_dir"]), config_hash=recorded.get("config_hash"))
+                selection = _resolve(claim, None)
+            check_disjoint(record["spec"], selection, scored_ids, dataset["split"],
+                           f"{scored} ({dataset['name']} {dataset['split']})")
+
+
+__all__ = ["check_disjoint", "check_provenance", "recheck_recorded"]
