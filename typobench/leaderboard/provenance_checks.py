@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from typobench.defenses.provenance import CHOSEN, UNKNOWN
 from typobench.leaderboard.entry_fields import EntryError, check_object, check_str
 from typobench.leaderboard.provenance import LABELS, SELECTION_FIELDS
 
@@ -24,6 +25,8 @@ def check_entry_provenance(model: dict[str, Any], dataset: dict[str, Any]) -> No
             raise EntryError(f"{where}.provenance", f"must be one of {', '.join(LABELS)}")
         if not isinstance(record["selections"], list):
             raise EntryError(f"{where}.selections", "must be a list")
+        if (record["provenance"] == CHOSEN) != bool(record["selections"]) and record["provenance"] != UNKNOWN:
+            raise EntryError(f"{where}.provenance", f"'{CHOSEN}' names the images it was chosen on, and only it does")
         for j, selection in enumerate(record["selections"]):
             check_object(selection, f"{where}.selections[{j}]", SELECTION_FIELDS)
             split = check_str(selection["split"], f"{where}.selections[{j}].split")
