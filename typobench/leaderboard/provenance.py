@@ -4,7 +4,8 @@ split, and the tables say what each defended entry was chosen on.
 
 An entry cannot carry the ids of every image a defense was chosen on, so validation holds it to the split:
 a defense chosen on the split the board scores is refused (choose on train, as the defenses board asks).
-An entry that records no provenance (submitted before it was recorded) is shown as "provenance unknown".
+An entry that records no provenance (submitted before it was recorded) is shown as "provenance unknown",
+unless its spec alone shows that nothing was chosen from data (a fixed blur).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from typobench.core.errors import UsageError
+from typobench.defenses import create_defense
 from typobench.defenses.provenance import CHOSEN, NO_DATA, UNKNOWN
 from typobench.harness.provenance import recheck_recorded
 
@@ -38,11 +40,22 @@ def provenance_note(model: dict[str, Any]) -> str:
     """What a defended entry's defenses were chosen on, for the tables ("" for a model without defenses)."""
     if not model.get("defenses"):
         return ""
-    records = model.get("provenance") or [{"provenance": UNKNOWN, "selections": []}]
+    records = model.get("provenance") or [_unrecorded(spec) for spec in model["defenses"]]
     if any(r["provenance"] == UNKNOWN for r in records):
         return UNKNOWN
     chosen = sorted({f"{s['dataset']} {s['split']}" for r in records for s in r["selections"]})
     return f"chosen on {', '.join(chosen)}" if chosen else NO_DATA
+
+
+def _unrecorded(spec: str) -> dict[str, Any]:
+    """The label of a defense an entry records no provenance for: "not chosen from data" only when its spec
+    alone shows it chose nothing from data (a fixed blur); any choice from data went unchecked: unknown."""
+    try:
+        defense = create_defense(spec)
+    except UsageError:  # a spec naming a file that is not here (a neurons.json, a prefix): nothing can be traced
+        return {"provenance": UNKNOWN, "selections": []}
+    unchecked = defense.provenance_unknown() or bool(defense.selections())
+    return {"provenance": UNKNOWN if unchecked else NO_DATA, "selections": []}
 
 
 __all__ = ["LABELS", "SELECTION_FIELDS", "provenance_note", "run_provenance"]
