@@ -63,9 +63,10 @@ def plan_row(session: Session, row: DefenseRow, random_draws: int) -> Plan:
     defended = session.with_defenses(list(row.defenses))
     records = defended.provenance() if row.defenses else []
     if row.defenses:
-        # Built now (and kept for the run): a learned prefix for other weights, mean images that cannot be
-        # loaded, units a tower lacks fail before the first row runs, not after.
-        defended.defended  # noqa: B018
+        # Built now (and kept for the run; through ``classifier``, which orders the ranks' head builds): a
+        # learned prefix for other weights, mean images that cannot be loaded, units a tower lacks fail before
+        # the first row runs, not after.
+        defended.classifier  # noqa: B018
     draws = [(draw, session.with_defenses(list(draw.defenses)))
              for draw in random_rows(row, session.model.model, random_draws, session.config.seed)]
     selections = [s for record in records for s in record["selections"]]
