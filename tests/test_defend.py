@@ -23,7 +23,10 @@ TINY = ["--model", "tiny-rn", "--limit", "12", "--batch-size", "12", "--device",
 
 def _neurons_json(path: Path, run_dir: Path) -> Path:
     blame = [{"rank": r, "neuron": f"layer4:{u}"} for r, u in enumerate([9, 4, 30], start=1)]
-    report = {"run": {"dir": str(run_dir)}, "config": {"ref_limit": 6, "seed": 0},
+    results = json.loads((run_dir / "results.json").read_text())
+    run = {"dir": str(run_dir), "config_hash": results["config_hash"], "model": results["model"]["label"],
+           "weights_sha256": results["model"]["weights_sha256"]}
+    report = {"run": run, "config": {"ref_limit": 6, "seed": 0},
               "analyses": [{"stage": "random-wrong-label", "kind": "failure", "blame": blame,
                             "blamed": [b["neuron"] for b in blame]}]}
     path.write_text(json.dumps(report))

@@ -155,7 +155,12 @@ def test_unknown_layer_or_unit_names_the_field(tiny_rn):
 
 def _neurons_json(path: Path, run_dir: Path, ref_limit: int = 8) -> Path:
     blame = [{"rank": r, "neuron": f"layer4:{u}"} for r, u in enumerate([9, 4, 30, 2, 11], start=1)]
-    report = {"run": {"dir": str(run_dir)}, "config": {"ref_limit": ref_limit, "seed": 3, "top_k": 3},
+    run = {"dir": str(run_dir)}
+    if (run_dir / "results.json").is_file():  # as `typobench neurons` records its run
+        results = json.loads((run_dir / "results.json").read_text())
+        run.update(config_hash=results["config_hash"], model=results["model"]["label"],
+                   weights_sha256=results["model"]["weights_sha256"])
+    report = {"run": run, "config": {"ref_limit": ref_limit, "seed": 3, "top_k": 3},
               "reference": {"n": ref_limit, "clean_accuracy": 0.1},
               "analyses": [{"stage": "typo", "kind": "failure", "blame": blame[::-1], "blamed": ["layer4:9", "layer4:4",
                                                                                                   "layer4:30"]},
@@ -447,11 +452,13 @@ def test_a_suite_defense_table_round_trips_through_the_suite_writer():
                     b'[[stage]]\nname = "clean"\nkind = "clean"\n')
 
 
-def test_cli_run_with_defenses_end_to_end_and_mean_images_of_a_neurons_analysis(tmp_path, capsys):
+def test_cli_run_with_defenses_end_to_end_and_mean_images_of_a_neurons_analysis(tmp_path, capsys, cifar10_jpeg_root):
     run = tmp_path / "run"
     argv = ["run", "--model", "tiny-rn", "--limit", "10", "--batch-size", "10", "--suite", "none", "--quiet",
             "--cache-dir", str(tmp_path / "cache"), "--device", "cpu"]
-    assert main([*argv, "--out", str(run)]) == 0
+    # the units are chosen on train images (another data set's folder, its train split), scored on the sample
+    assert main([*argv, "--out", str(run), "--dataset", "cifar10-jpeg", "--data-root", str(cifar10_jpeg_root),
+                 "--split", "train"]) == 0
     neurons = _neurons_json(tmp_path / "neurons.json", run, ref_limit=6)
     defended = tmp_path / "defended"
     assert main([*argv, "--out", str(defended), "--defense", "input:blur=1",

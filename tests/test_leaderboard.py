@@ -28,7 +28,7 @@ from typobench.leaderboard import (
 )
 from typobench.leaderboard.boards import column_label, eps_text, label_hash, leaderboards_dir
 from typobench.leaderboard.entry import dumps_entry
-from typobench.leaderboard.rows import board_rows
+from typobench.leaderboard.rows import board_rows, model_text
 from typobench.leaderboard.scoring import column_value, rescore_suite
 from typobench.harness.results import summarise_stages, write_results
 from typobench.experiments.stroop import (
@@ -701,3 +701,54 @@ def test_seeded_page_renders_in_headless_chromium():
 def test_project_root_has_the_leaderboards_folder():
     assert (PROJECT_ROOT / "leaderboards" / "boards.toml").is_file()
     assert (PROJECT_ROOT / "leaderboards" / "README.md").is_file()
+
+
+# -- defense provenance on the boards --------------------------------------------------------------
+
+
+def _defended_run(out_dir: Path, provenance) -> Path:
+    """``fake_run`` with one ablation, as a defended run records it; ``provenance`` None: recorded by no one."""
+    fake_run(out_dir)
+    results = json.loads((out_dir / "results.json").read_text())
+    results["defenses"] = [{"kind": "ablate", "spec": "ablate:from=sel/neurons.json,stage=s", "units": ["layer4:1"]}]
+    if provenance is not None:
+        results["defense_provenance"] = provenance
+    (out_dir / "results.json").write_text(json.dumps(results))
+    return out_dir
+
+
+def _blamed_on(run_dir: Path, config_hash: str) -> list[dict]:
+    selection = {"what": "blamed units", "source": str(run_dir / "neurons.json"), "dataset": "synthetic",
+                 "split": "test", "n": N, "sample_hash": None, "run_dir": str(run_dir), "config_hash": config_hash}
+    return [{"spec": "ablate:from=sel/neurons.json,stage=s", "provenance": "chosen from data", "selections": [selection]}]
+
+
+def test_submit_checks_what_a_defense_was_chosen_on_again(tmp_path, root, capsys):
+    selecting = fake_run(tmp_path / "selecting", seed=1)  # the same images as the scored run
+    run = _defended_run(tmp_path / "run", _blamed_on(selecting, "ab" * 32))
+    assert main(["submit", str(run), "--root", str(root), "--submitter", "Ada"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "chosen on 30 of the images" in err and str(selecting) in err and str(run) in err and "\n" not in err
+    unrecorded = _defended_run(tmp_path / "old", None)  # a run made before provenance was recorded
+    assert main(["submit", str(unrecorded), "--root", str(root), "--submitter", "Ada"]) == 2
+    assert "records no provenance for its defenses" in capsys.readouterr().err
+    edited = _defended_run(tmp_path / "edited", _blamed_on(selecting, "ef" * 32))  # names another run's config
+    assert main(["submit", str(edited), "--root", str(root), "--submitter", "Ada"]) == 2
+    assert "the analysis is not of that run" in capsys.readouterr().err
+
+
+def test_validate_refuses_an_entry_whose_defense_was_chosen_on_the_scored_split(tmp_path, root, capsys):
+    unknown = [{"spec": "ablate:from=sel/neurons.json,stage=s", "provenance": "provenance unknown", "selections": []}]
+    path = submit(_defended_run(tmp_path / "run", unknown), root)
+    entry = json.loads(path.read_text())
+    assert entry["model"]["provenance"][0]["provenance"] == "provenance unknown"
+    assert "(provenance unknown)" in model_text(entry["model"])
+    on_test = {"what": "learned prefix", "dataset": "synthetic", "split": "test", "n": 5, "sample_hash": None}
+    entry["model"]["provenance"][0]["selections"] = [on_test]
+    path.write_text(json.dumps(entry))
+    code, _, err = validate_cli(capsys, root, path)
+    assert code == 1 and "model.provenance[0].selections[0].split" in err and "chosen on the test split" in err
+    entry["model"]["provenance"][0].update(provenance="chosen from data", selections=[{**on_test, "split": "train"}])
+    path.write_text(json.dumps(entry))
+    assert validate_cli(capsys, root, path)[0] == 0
+    assert "(chosen on synthetic train)" in model_text(entry["model"])

@@ -8,13 +8,17 @@ from dataclasses import replace
 from tqdm.auto import tqdm
 
 from typobench.commands.common import add_model_data_options, config_from_args
+from typobench.core.errors import UsageError
 from typobench.experiments.defend.rows import parse_rows
 from typobench.experiments.defend.runner import default_defend_dir, run_defend
 from typobench.experiments.defend.table import markdown
 from typobench.harness.session import Session
-from typobench.suites import load_suite
+from typobench.suites import Suite, load_suite, parse_suite
 
 DEFAULT_DEFEND_SUITE = "defend"
+# `--suite none` means what it means for `typobench run`: clean images only (each defense's clean accuracy
+# and clean cost), never the default suite.
+CLEAN_ONLY = b'name = "none"\ndescription = "clean images only"\n\n[[stage]]\nname = "clean"\nkind = "clean"\n'
 
 EPILOG = """\
 examples:
@@ -40,7 +44,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "written-class rate, the clean cost with a paired interval, sanity flags: zero gradients, "
                     "a random forward pass, transfer stronger than adaptive) and defend.png; each row's run is "
                     "kept in OUT/rows/ and resumes. A defense chosen from data (units from neurons.json, a "
-                    "learned prefix) must have been chosen on other images than the ones scored: else exit 2.",
+                    "learned prefix) must have been chosen on other images than the ones scored: else exit 2. "
+                    "--suite none scores clean images only (accuracy and clean cost).",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -59,10 +64,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
+    if args.random_draws < 0:  # before anything is loaded
+        raise UsageError(f"--random-draws {args.random_draws}: the number of random unit sets must be 0 or more")
     config = config_from_args(args)
     rows = parse_rows(config.defenses)  # the rows are checked before anything is loaded
     config = replace(config, defenses=[])  # the session is the undefended model; each row adds its own
-    suite = load_suite(config.suite or DEFAULT_DEFEND_SUITE)
+    suite = defend_suite(config.suite)
     session = Session.open(config)
     out_dir = config.out or default_defend_dir(session, suite, rows)
     print(f"defend: suite {suite.name}, {len(rows)} rows (none + {len(rows) - 1} defenses) -> {out_dir}")
@@ -73,3 +80,8 @@ def handle(args: argparse.Namespace) -> int:
         for path in outcome.files:
             print(f"wrote {path}")
     return 0
+
+
+def defend_suite(name: str | None) -> Suite:
+    """The suite named by --suite; None (``--suite none``) is clean images only."""
+    return parse_suite(CLEAN_ONLY, where="suite none") if name is None else load_suite(name)

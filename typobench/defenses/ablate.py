@@ -26,6 +26,7 @@ from typobench.core.errors import UsageError, close_matches
 from typobench.core.hashing import file_sha256
 from typobench.defenses.base import BuildContext, Defense, ImageRequest
 from typobench.defenses.classifier import EditStep
+from typobench.defenses.provenance import Selection
 from typobench.defenses.spec import SpecFields
 from typobench.models.attention_heads import HEAD_KIND, head_means, head_space, headwise_attention
 from typobench.models.units import (NeuronLayer, NeuronSpace, apply_edit, edits, find_layers, image_tower, parse_neuron,
@@ -139,6 +140,14 @@ def blamed_units(report: dict[str, Any], stage: str, event: str, k: int | None, 
     return ranked[:k]
 
 
+def neurons_selection(what: str, path: Path, n: int | None) -> Selection:
+    """The run the analysis in ``path`` names (as it recorded it): the harness reads and checks that run."""
+    run = json.loads(path.read_text(encoding="utf-8")).get("run") or {}
+    run_dir = Path(run["dir"]) if run.get("dir") else path.parent
+    return Selection(what, str(path), n=n, run_dir=run_dir, config_hash=run.get("config_hash"),
+                     model_label=run.get("model"), model_fingerprint=run.get("weights_sha256"))
+
+
 class AblateDefense(Defense):
     kind = "ablate"
     fields = ("units", "file", "from", "stage", "event", "k", "mode", "mean_images", "mean_n")
@@ -201,6 +210,22 @@ class AblateDefense(Defense):
 
     def parameters(self) -> dict[str, Any]:
         return {"mode": self.mode, "units": list(self.units), **self.source}
+
+    def selections(self) -> list[Selection]:
+        out = []
+        if self.source.get("units_from") == "neurons":
+            out.append(neurons_selection("blamed units", Path(self.source["neurons_json"]), None))
+        request = self.mean_request
+        if request is not None and request.source == "neurons":
+            out.append(neurons_selection("mean activations", Path(request.neurons_json), request.n))
+        elif request is not None:  # the session's data set: the harness names it
+            out.append(Selection("mean activations", f"mean_images={request.split}", split=request.split, n=request.n))
+        return out
+
+    def provenance_unknown(self) -> bool:
+        # Units written out or read from a file may have been picked by looking at any images, the scored
+        # ones included; random draws are drawn by the seed, from no images.
+        return self.source.get("units_from") in ("spec", "file")
 
     def wrap(self, classifier: Any, ctx: BuildContext, record: dict[str, Any]) -> Any:
         spaces = unit_spaces(classifier, self.units, self.where)

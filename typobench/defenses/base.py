@@ -22,6 +22,7 @@ from torch import Tensor
 
 from typobench.core.errors import UsageError
 from typobench.core.runtime import Runtime
+from typobench.defenses.provenance import Selection
 from typobench.models import LoadedModel
 
 
@@ -90,6 +91,17 @@ class Defense(ABC):
     def wrap(self, classifier: Any, ctx: BuildContext, record: dict[str, Any]) -> Any:
         """``classifier`` (a ``DefendedClassifier``) with this defense's step added."""
         return classifier
+
+    # Provenance: each kind states what it was chosen on; the harness checks it against the scored images
+    # wherever a defense is applied to a session (``harness.provenance``), so no command can skip it.
+
+    def selections(self) -> list[Selection]:
+        """The images this defense was chosen on (none: nothing was chosen from data, e.g. a fixed blur)."""
+        return []
+
+    def provenance_unknown(self) -> bool:
+        """True when the defense carries a choice that cannot be traced to any images (units written out)."""
+        return False
 
     @abstractmethod
     def parameters(self) -> dict[str, Any]:

@@ -79,6 +79,10 @@ class InterpolateDefense(Defense):
         fields.finish(cls.fields)
         return cls(spec, checkpoint, alpha, fields.where)
 
+    def provenance_unknown(self) -> bool:
+        # The checkpoint was fine-tuned on images this file cannot name: they may include the scored ones.
+        return True
+
     def parameters(self) -> dict[str, Any]:
         return {"checkpoint": str(self.checkpoint), "alpha": self.alpha}
 

@@ -15,6 +15,8 @@ from typing import Any
 from typobench.core.errors import UsageError
 from typobench.core.hashing import file_sha256
 from typobench.defenses.base import Defense, Prompts
+from typobench.defenses.prefix import load_prefix
+from typobench.defenses.provenance import Selection
 from typobench.defenses.spec import SpecFields
 
 LEARNED_SUFFIX = ".safetensors"
@@ -58,6 +60,15 @@ class PromptDefense(Defense):
         if self.learned_prefix is not None:
             out["learned_prefix"] = str(self.learned_prefix)
         return out
+
+    def selections(self) -> list[Selection]:
+        if self.learned_prefix is None:
+            return []  # templates and text prefixes are written by hand, like a blur's sigma
+        meta = load_prefix(self.learned_prefix).metadata
+        count = meta.get("train_count")
+        return [Selection("learned prefix", str(self.learned_prefix), dataset=meta.get("dataset"), split=meta.get("split"),
+                          n=int(count) if count else None, sample_hash=meta.get("train_sample_hash"),
+                          model_label=meta.get("model_label"), model_fingerprint=meta.get("model_fingerprint"))]
 
     def transform_prompts(self, prompts: Prompts, record: dict[str, Any]) -> Prompts:
         if prompts.learned_prefix is not None:

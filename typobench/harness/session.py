@@ -26,6 +26,7 @@ from typobench.defenses.registry import create_defense
 from typobench.harness.config import RunConfig, limit_dataset, load_data
 from typobench.harness.defense_support import request_images
 from typobench.harness.evaluation import evaluate
+from typobench.harness.provenance import check_provenance
 from typobench.harness.resume import BatchStore
 from typobench.harness.world import World
 from typobench.heads.build import build_linear_probe_head, build_zeroshot_head
@@ -53,6 +54,7 @@ class Session:
     _head_info: dict[str, Any] = field(default_factory=dict, repr=False)
     _defended: Defended | None = field(default=None, repr=False)
     _undefended: Session | None = field(default=None, repr=False)
+    _provenance: list[dict[str, Any]] | None = field(default=None, repr=False)
 
     @classmethod
     def open(cls, config: RunConfig, *, data: bool = True, world: World | None = None) -> Session:
@@ -80,8 +82,10 @@ class Session:
            world: World | None = None, defenses: Sequence[Defense] | None = None) -> Session:
         """A session over what is already loaded (the Python API keeps models and data between calls)."""
         defenses = list(defenses) if defenses is not None else parse_defenses(config.defenses)
-        return cls(config, runtime, model, dataset, TensorCache(config.cache_dir or default_cache_dir()),
-                   world or World(), defenses)
+        session = cls(config, runtime, model, dataset, TensorCache(config.cache_dir or default_cache_dir()),
+                      world or World(), defenses)
+        session._check_defenses()  # before anything is built or scored
+        return session
 
     def with_defenses(self, defenses: Sequence[Defense | str | Mapping[str, Any]]) -> Session:
         """This session with ``defenses`` (parsed ones, specs or tables) added after its own: the model, data
@@ -89,15 +93,29 @@ class Session:
         added = [d if isinstance(d, Defense) else create_defense(d) for d in defenses]
         if not added:
             return self
-        return replace(self, defenses=[*self.defenses, *added], _classifier=None, _head_info={}, _defended=None,
-                       _undefended=self.undefended())
+        session = replace(self, defenses=[*self.defenses, *added], _classifier=None, _head_info={}, _defended=None,
+                          _undefended=self.undefended(), _provenance=None)
+        session._check_defenses()  # every path that adds a defense (suite tables, defend rows, the API) passes here
+        return session
+
+    def _check_defenses(self) -> None:
+        if self.defenses and self.dataset is not None:
+            self.provenance()
+
+    def provenance(self) -> list[dict[str, Any]]:
+        """What each defense was chosen on (results.json's ``defense_provenance``), checked against the scored
+        data and model once: a defense chosen on the images it is scored on, or for another model, is refused."""
+        if self._provenance is None:
+            self._provenance = check_provenance(self.defenses, self.model, self.data)
+        return self._provenance
 
     def undefended(self) -> Session:
         """The same session without any defense (itself when it has none): the model transfer attacks use."""
         if not self.defenses:
             return self
         if self._undefended is None:
-            self._undefended = replace(self, defenses=[], _classifier=None, _head_info={}, _defended=None)
+            self._undefended = replace(self, defenses=[], _classifier=None, _head_info={}, _defended=None,
+                                       _provenance=None)
         return self._undefended
 
     # -- the head ---------------------------------------------------------------------------------
@@ -134,6 +152,8 @@ class Session:
     def defended(self) -> Defended:
         """The session's defenses applied to its model and head (built once; see ``defenses.build``)."""
         if self._defended is None:
+            if self.dataset is not None:
+                self.provenance()  # the last gate: a session built by hand (not through of/with_defenses) stops here too
             zeroshot = self.config.head == "zeroshot"
 
             def head(model: LoadedModel, prompts: Prompts | None):

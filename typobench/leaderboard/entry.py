@@ -19,6 +19,7 @@ import pandas as pd
 from typobench.data import sample_hash
 from typobench.core.errors import UsageError
 from typobench.defenses import defense_fingerprint
+from typobench.leaderboard.provenance import run_provenance
 from typobench.harness.results import PREDICTIONS_FILE, RESULTS_FILE, utc_now
 from typobench.experiments.stroop import STROOP_CSV, STROOP_JSON
 from typobench.leaderboard.boards import STROOP_DATASET, STROOP_SUITE, Board, Boards, is_safe_id, stroop_protocol_sha256
@@ -202,9 +203,12 @@ def entry_from_results(run_dir: Path, boards: Boards, *, submitter: str, model_n
     stage_names = [s["name"] for s in results["stages"]]
     table = suite_predictions_table(read_predictions(run_dir), stage_names)
     config = results.get("config", {})
+    # submit checks what the defenses were chosen on again: the run may predate the check, or be edited
+    provenance = run_provenance(results, run_dir, table["sample_ids"])
+    model = _model(results["model"], model_name, results.get("defenses"))
     return board, _finish(
         board, boards,
-        model=_model(results["model"], model_name, results.get("defenses")),
+        model={**model, "provenance": provenance} if provenance is not None else model,
         dataset={"name": dataset["name"], "split": dataset["split"], "n": dataset["n"],
                  "num_classes": dataset["num_classes"], "sample_hash": dataset["sample_hash"]},
         suite={"name": suite["name"], "sha256": suite["sha256"], "protocol_version": suite["protocol_version"]},

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from typobench.leaderboard.provenance import provenance_note
 from typobench.leaderboard.boards import Board, Boards, Column, column_label
 from typobench.leaderboard.validate import ValidEntry
 
@@ -120,7 +121,9 @@ def cell_title(column: Column, cell: dict[str, Any] | None) -> str:
 
 
 def model_text(model: dict[str, Any]) -> str:
-    return model["label"] + (" (random weights)" if model["random_init"] else "")
+    """The model cell: its label, random weights, and what a defended model's defenses were chosen on."""
+    notes = [note for note in ("random weights" if model["random_init"] else "", provenance_note(model)) if note]
+    return model["label"] + "".join(f" ({note})" for note in notes)
 
 
 def submitted_date(entry: ValidEntry) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 from typobench.core.errors import UsageError
 from typobench.leaderboard.boards import Board, Boards, published_suite, published_suite_sha256
 from typobench.leaderboard.entry import ENTRY_SCHEMA, is_safe_label, model_slug
+from typobench.leaderboard.provenance_checks import check_entry_provenance
 from typobench.leaderboard.entry_fields import (
     EntryError,
     check_equal,
@@ -88,6 +89,7 @@ class Validator:
         if path is not None:
             self._location(entry, board, path)
         self._dataset(entry["dataset"], board)
+        check_entry_provenance(entry["model"], entry["dataset"])  # after the data: its split is the board's
         self._suite(entry["suite"], board)
         self._head(entry["head"], board)
         self._versions(entry["versions"])
@@ -108,7 +110,7 @@ class Validator:
 
     def _model(self, model: Any) -> None:
         check_object(model, "model", ("name", "tag", "label", "checkpoint_sha256", "weights_sha256", "random_init"),
-                     ("defenses", "defense_sha256"))
+                     ("defenses", "defense_sha256", "provenance"))
         if "defenses" in model or "defense_sha256" in model:  # a defended model: both, or neither
             check_hex64(model.get("defense_sha256"), "model.defense_sha256")
             if not isinstance(model.get("defenses"), list) or not all(isinstance(d, str) for d in model["defenses"]):

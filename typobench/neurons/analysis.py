@@ -191,7 +191,9 @@ def describe_run(replay: RunReplay) -> dict[str, Any]:
     """The analysed run, as neurons.json records it."""
     results = replay.results
     return {"dir": str(replay.run_dir), "config_hash": results.get("config_hash"),
-            "model": results.get("model", {}).get("label"), "dataset": results.get("dataset", {}).get("name"),
+            "model": results.get("model", {}).get("label"),
+            # the weights too: a defense built from this analysis checks it is applied to the same model
+            "weights_sha256": results.get("model", {}).get("weights_sha256"), "dataset": results.get("dataset", {}).get("name"),
             "suite": (results.get("suite") or {}).get("name"), "head": results.get("head", {}).get("kind")}
 
 

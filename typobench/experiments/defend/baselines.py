@@ -1,10 +1,12 @@
 """Random-unit baselines of an ``ablate`` row: is ablating the *blamed* units a defense, or would any k units do?
 
 For an ablate row, ``draws`` rows ablate k units drawn at random (seeded, without the row's own units) from
-the same layers, in the same mode (mean values of a draw come from the train split). They are scored on the
-suite's stages without PGD (the typographic question; PGD would cost ``draws`` times more). The blamed set
-*beats* the draws when its accuracy under every written-target stage is above every draw's and its
-written-class rate below every draw's: a one-sided test with p = 1 / (draws + 1).
+the same layers, in the same mode, with the same mean values' images as the row (like for like: the neurons
+run's reference images when the chosen units average over those, the same split otherwise), so only the
+choice of units differs. They are scored on the suite's stages without PGD (the typographic question; PGD
+would cost ``draws`` times more). The blamed set *beats* the draws when its accuracy under every
+written-target stage is above every draw's and its written-class rate below every draw's: a one-sided test
+with p = 1 / (draws + 1).
 """
 
 from __future__ import annotations
@@ -17,16 +19,12 @@ import torch
 from torch import nn
 
 from typobench.core.cache import content_key
-from typobench.defenses import create_defense
 from typobench.defenses.ablate import AblateDefense, tower_layers
 from typobench.experiments.defend.rows import DefenseRow
 from typobench.experiments.defend.table import written_target
 from typobench.models.units import neuron_name, parse_neuron
 from typobench.suites import Suite
 from typobench.typographic import derive_seed
-
-DRAW_MEAN_IMAGES = "train"
-
 
 def ablation_of(row: DefenseRow) -> AblateDefense | None:
     """The row's ablation when it is its only defense (a baseline of a composed row would not isolate it)."""
@@ -36,22 +34,40 @@ def ablation_of(row: DefenseRow) -> AblateDefense | None:
 
 
 def random_rows(row: DefenseRow, model: nn.Module, draws: int, seed: int) -> list[DefenseRow]:
-    """``draws`` rows, each ablating as many random units of the same layers as ``row`` does."""
+    """``draws`` rows, each ablating as many random units of the same layers as ``row`` does, in its mode and
+    with its mean images (``like_for_like``)."""
     ablation = ablation_of(row)
     if ablation is None or draws < 1:
         return []
     sizes = {layer.name: layer.units for layer in tower_layers(model)}
     own = set(ablation.units)
-    layers = sorted({parse_neuron(name)[0] for name in ablation.units})
-    pool = [neuron_name(layer, i) for layer in layers for i in range(sizes[layer]) if neuron_name(layer, i) not in own]
+    pool = [neuron_name(layer, i) for layer in drawn_layers(ablation) for i in range(sizes[layer])
+            if neuron_name(layer, i) not in own]
+    request = ablation.mean_request
+    mean = "" if request is None else f",mean_images={'neurons' if request.source == 'neurons' else request.split}"
     rows = []
     for draw in range(draws):
         generator = torch.Generator().manual_seed(derive_seed(seed, row.label, f"random-units:{draw}"))
         chosen = [pool[i] for i in torch.randperm(len(pool), generator=generator)[:len(own)].tolist()]
-        mean = f",mean_images={DRAW_MEAN_IMAGES}" if ablation.mode == "mean" else ""
         spec = f"ablate:units={'+'.join(chosen)},mode={ablation.mode}{mean}"
-        rows.append(DefenseRow(f"{row.label} [random draw {draw + 1}]", (create_defense(spec),)))
+        # Built directly, not parsed: the chosen row's mean request (a neurons run's images need from=) is shared
+        # as it is, so a draw's means come from exactly the chosen units' images.
+        defense = AblateDefense(spec, chosen, ablation.mode, {"units_from": "random", "drawn_for": row.label},
+                                ablation.mean_request, f"{row.label} [random draw {draw + 1}]")
+        rows.append(DefenseRow(f"{row.label} [random draw {draw + 1}]", (defense,)))
     return rows
+
+
+def drawn_layers(ablation: AblateDefense) -> list[str]:
+    return sorted({parse_neuron(name)[0] for name in ablation.units})
+
+
+def like_for_like(ablation: AblateDefense) -> dict[str, Any]:
+    """What the draws share with the chosen units (defend.json, and the table's note)."""
+    request = ablation.mean_request
+    means = None if request is None else (f"neurons reference of {request.neurons_json}" if request.source == "neurons"
+                                          else f"{request.n} images of the {request.split} split")
+    return {"k": len(ablation.units), "layers": drawn_layers(ablation), "mode": ablation.mode, "mean_images": means}
 
 
 def typographic_suite(suite: Suite) -> Suite:
@@ -85,4 +101,4 @@ def verdict(blamed: dict[str, Any], draws: Sequence[dict[str, Any]]) -> dict[str
     return out
 
 
-__all__ = ["ablation_of", "random_rows", "typographic_suite", "verdict"]
+__all__ = ["ablation_of", "drawn_layers", "like_for_like", "random_rows", "typographic_suite", "verdict"]

@@ -21,9 +21,11 @@ import pandas as pd
 
 from typobench.core.atomic import write_json_atomic, write_text_atomic
 from typobench.core.cache import content_key
-from typobench.experiments.defend.baselines import random_rows, typographic_suite, verdict
+from typobench.core.errors import UsageError
+from typobench.defenses.provenance import NO_DATA, provenance_text
+from typobench.experiments.defend.baselines import ablation_of, like_for_like, random_rows, typographic_suite, verdict
 from typobench.experiments.defend.plot import save_defense_picture
-from typobench.experiments.defend.rows import DefenseRow, check_disjoint, selections_of
+from typobench.experiments.defend.rows import DefenseRow, suite_row
 from typobench.experiments.defend.table import defense_table, markdown
 from typobench.harness.config import default_out_dir
 from typobench.harness.results import envelope
@@ -34,7 +36,6 @@ from typobench.suites import Suite
 DEFEND_FILE = "defend.json"
 ROWS_DIR = "rows"
 RANDOM_DIR = "random"
-NOT_CHOSEN = "not chosen from data"
 
 
 @dataclass
@@ -45,46 +46,71 @@ class DefendOutcome:
     files: list[Path] = field(default_factory=list)
 
 
-def chosen_on(row: DefenseRow, session: Session) -> tuple[str, list[dict[str, Any]]]:
-    """What the row's defenses were chosen on (text for the table, records for defend.json), after checking
-    that none was chosen on the images it is scored on."""
-    selections = [s for d in row.defenses for s in selections_of(d, session.data.name)]
-    check_disjoint(row, selections, session.data)
-    text = "; ".join(s.text() for s in selections) or NOT_CHOSEN
-    return text, [s.describe() for s in selections]
+@dataclass
+class Plan:
+    """A row checked before anything runs: its session (provenance checked), what it was chosen on, its draws."""
+
+    row: DefenseRow
+    session: Session
+    chosen_on: str
+    selections: list[dict[str, Any]]
+    draws: list[tuple[DefenseRow, Session]]
+
+
+def plan_row(session: Session, row: DefenseRow, random_draws: int) -> Plan:
+    """``row`` and its random draws applied to ``session`` (each refused here, before any row runs, if a
+    defense was chosen on the scored images or for another model), and what the row was chosen on."""
+    defended = session.with_defenses(list(row.defenses))
+    records = defended.provenance() if row.defenses else []
+    if row.defenses:
+        # Built now (and kept for the run; through ``classifier``, which orders the ranks' head builds): a
+        # learned prefix for other weights, mean images that cannot be loaded, units a tower lacks fail before
+        # the first row runs, not after.
+        defended.classifier  # noqa: B018
+    draws = [(draw, session.with_defenses(list(draw.defenses)))
+             for draw in random_rows(row, session.model.model, random_draws, session.config.seed)]
+    selections = [s for record in records for s in record["selections"]]
+    return Plan(row, defended, provenance_text(records) if records else NO_DATA, selections, draws)
 
 
 def run_defend(session: Session, suite: Suite, rows: Sequence[DefenseRow], out_dir: str | Path, *,
                random_draws: int = 0, progress: bool = True, overwrite: bool = False,
                log: Callable[[str], None] | None = None) -> DefendOutcome:
     """Every row of ``rows`` (the first without defenses) through ``suite`` in ``session``, into ``out_dir``;
-    each ``ablate`` row also against ``random_draws`` random unit sets of its size (``baselines``)."""
+    each ``ablate`` row also against ``random_draws`` random unit sets of its size (``baselines``). A suite's
+    ``[defense]`` tables are a row of their own (``rows.suite_row``). Every row is checked before any runs."""
+    if random_draws < 0:
+        raise UsageError(f"--random-draws {random_draws}: the number of random unit sets must be 0 or more")
     out_dir = Path(out_dir)
+    rows, suite = suite_row(rows, suite)
     suite.check(list(session.data.classnames))
-    choices = [chosen_on(row, session) for row in rows]  # every row checked before anything runs
-    run = functools.partial(_run_row, session, out_dir=out_dir, progress=progress, overwrite=overwrite, log=log)
-    done = []
-    for row, (text, records) in zip(rows, choices):
-        outcome = run(row, suite, out_dir / ROWS_DIR / row.slug)
-        record = {"label": row.label, "chosen_on": text, "selections": records, "run_dir": outcome.out_dir,
-                  "results": outcome.results, "predictions": outcome.predictions}
-        draws = random_rows(row, session.model.model, random_draws, session.config.seed)
-        if draws:
-            without_pgd = typographic_suite(suite)
-            draw_results = [run(draw, without_pgd, out_dir / ROWS_DIR / row.slug / RANDOM_DIR / str(i + 1)).results
-                            for i, draw in enumerate(draws)]
-            record["random_baseline"] = {**verdict(outcome.results, draw_results),
-                                         "units": [d["defenses"][0]["units"] for d in draw_results]}
-        done.append(record)
+    plans = [plan_row(session, row, random_draws) for row in rows]
+    run = functools.partial(_run_row, out_dir=out_dir, progress=progress, overwrite=overwrite, log=log)
+    done = [_run_plan(plan, suite, out_dir, run) for plan in plans]
     table = defense_table(done, session.config.seed)
     files = write_defend(out_dir, session, suite, done, table) if session.world.leader else []
     return DefendOutcome(out_dir, table, done, files)
 
 
+def _run_plan(plan: Plan, suite: Suite, out_dir: Path, run: Callable[..., RunOutcome]) -> dict[str, Any]:
+    row = plan.row
+    outcome = run(plan.session, row, suite, out_dir / ROWS_DIR / row.slug)
+    record = {"label": row.label, "chosen_on": plan.chosen_on, "selections": plan.selections,
+              "run_dir": outcome.out_dir, "results": outcome.results, "predictions": outcome.predictions}
+    if plan.draws:
+        without_pgd = typographic_suite(suite)
+        draw_results = [run(draw_session, draw, without_pgd, out_dir / ROWS_DIR / row.slug / RANDOM_DIR / str(i + 1)).results
+                        for i, (draw, draw_session) in enumerate(plan.draws)]
+        record["random_baseline"] = {**verdict(outcome.results, draw_results),
+                                     "like_for_like": like_for_like(ablation_of(row)),
+                                     "units": [d["defenses"][0]["units"] for d in draw_results]}
+    return record
+
+
 def _run_row(session: Session, row: DefenseRow, suite: Suite, row_dir: Path, *, out_dir: Path, progress: bool,
              overwrite: bool, log: Callable[[str], None] | None) -> RunOutcome:
-    outcome = run_suite(session.with_defenses(list(row.defenses)), suite, row_dir, progress=progress, pictures=False,
-                        overwrite=overwrite)
+    """``suite`` (without [defense] tables: ``suite_row``) in ``session``, the row's defenses already added."""
+    outcome = run_suite(session, suite, row_dir, progress=progress, pictures=False, overwrite=overwrite)
     if log is not None:
         state = "finished earlier" if outcome.resumed_complete else f"done in {outcome.results['elapsed_s']:.0f}s"
         log(f"{row.label}: {state} ({Path(outcome.out_dir).relative_to(out_dir)})")
@@ -121,4 +147,4 @@ def default_defend_dir(session: Session, suite: Suite, rows: Sequence[DefenseRow
     return default_out_dir("defend", [session.config.model, session.config.dataset, suite.name], key)
 
 
-__all__ = ["DEFEND_FILE", "DefendOutcome", "chosen_on", "default_defend_dir", "run_defend", "write_defend"]
+__all__ = ["DEFEND_FILE", "DefendOutcome", "Plan", "plan_row", "default_defend_dir", "run_defend", "write_defend"]

@@ -93,6 +93,9 @@ def defense_table(rows: Sequence[dict[str, Any]], seed: int) -> pd.DataFrame:
         baseline = row.get("random_baseline")
         if baseline:
             line["random_draws"], line["beats_random"] = baseline["draws"], baseline["beats_every_draw"]
+            same = baseline.get("like_for_like") or {}
+            # the draws differ from the chosen units in the units only: the table says what they share
+            line["random_draws_means"] = same.get("mean_images") or f"none (mode={same.get('mode', 'zero')})"
             for name, figures in baseline["stages"].items():
                 line[f"{name}:draws_accuracy_max"] = figures["draws_accuracy_max"]
                 line[f"{name}:draws_written_min"] = figures["draws_written_min"]
@@ -126,7 +129,10 @@ def _baseline(row: pd.Series) -> str:
     draws = row.get("random_draws")
     if draws is None or pd.isna(draws):
         return "-"
-    return f"{'beats' if row['beats_random'] else 'does not beat'} all {int(draws)} draws"
+    means = row.get("random_draws_means")
+    same = f" (same layers, k and mean images: {means})" if isinstance(means, str) and not means.startswith("none") \
+        else " (same layers and k)"
+    return f"{'beats' if row['beats_random'] else 'does not beat'} all {int(draws)} draws{same}"
 
 
 def _percent(value: Any, lo: Any, hi: Any) -> str:
