@@ -3,11 +3,19 @@ under torchrun too; a resumed run computes with the thread count it started with
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from typobench.cli import main
+from typobench.harness.results import read_predictions
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
 # Rank 1 starts late, as a slow node would: without the exit rendezvous, torchrun kills it by SIGTERM
@@ -29,3 +37,63 @@ def test_a_usage_error_under_torchrun_ends_every_rank_with_status_2(tmp_path):
     assert sorted(codes) == [("0", "2"), ("1", "2")], done.stderr
     assert "typobench/" not in "".join(line for line in done.stderr.splitlines() if line.startswith("  File"))
     assert done.returncode == 1  # torchrun's status when a child failed, whatever the child's
+
+
+# -- in-process CLI runs ------------------------------------------------------------------------------
+
+RUN = ["run", "--model", "tiny-rn", "--device", "cpu", "--quiet", "--batch-size", "8"]
+
+
+def _cli(capsys, *argv: str) -> tuple[int, str]:
+    code = main(list(argv))
+    return code, capsys.readouterr().err
+
+
+def _one_line(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+@pytest.fixture()
+def cache(tmp_path, monkeypatch) -> Path:
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("TYPOBENCH_CACHE", str(folder))
+    return folder
+
+
+def _image_folder(root: Path, classes: tuple[str, ...], per_class: int = 4) -> Path:
+    rng = np.random.default_rng(0)
+    for name in classes:
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(root / name / f"{i}.png")
+    return root
+
+
+def test_a_holdout_larger_than_the_data_set_is_one_line_before_anything_is_created(tmp_path, cache, capsys):
+    out = tmp_path / "run"
+    code, err = _cli(capsys, *RUN, "--holdout", "5000", "--limit", "16", "--out", str(out))
+    line = _one_line(err)
+    assert code == 2 and "--holdout 5000" in line and "1000" in line and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_a_one_class_folder_is_refused_naming_the_folder(tmp_path, cache, capsys):
+    data = _image_folder(tmp_path / "cats", ("cat",))
+    code, err = _cli(capsys, *RUN, "--dataset", "folder", "--data-root", str(data), "--suite", "none",
+                     "--out", str(tmp_path / "run"))
+    line = _one_line(err)
+    assert code == 2 and str(data) in line and "at least 2 classes" in line and "zero-shot" in line
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_limit_larger_than_the_data_set_says_how_many_images_are_used(tmp_path, cache, capsys, caplog):
+    data = _image_folder(tmp_path / "pets", ("cat", "dog"))
+    with caplog.at_level(logging.WARNING, logger="typobench"):
+        code, _ = _cli(capsys, *RUN, "--dataset", "folder", "--data-root", str(data), "--suite", "none",
+                       "--limit", "100000", "--out", str(tmp_path / "run"))
+    assert code == 0
+    notices = [r.getMessage() for r in caplog.records if "--limit 100000" in r.getMessage()]
+    assert len(notices) == 1 and "has 8 images" in notices[0] and "\n" not in notices[0]
+    assert len(read_predictions(tmp_path / "run")) == 8
