@@ -97,3 +97,59 @@ def test_a_limit_larger_than_the_data_set_says_how_many_images_are_used(tmp_path
     notices = [r.getMessage() for r in caplog.records if "--limit 100000" in r.getMessage()]
     assert len(notices) == 1 and "has 8 images" in notices[0] and "\n" not in notices[0]
     assert len(read_predictions(tmp_path / "run")) == 8
+
+
+def test_a_text_too_long_is_quoted_short_in_its_error(tmp_path, cache, capsys):
+    text = "abcdefghij " * 64  # 704 characters
+    suite = tmp_path / "long.toml"
+    suite.write_text(f'name = "long"\n[[stage]]\nname = "long"\nkind = "text"\ntext = "{text}"\n')
+    code, err = _cli(capsys, *RUN, "--limit", "8", "--suite", str(suite), "--out", str(tmp_path / "run"))
+    line = _one_line(err)
+    assert code == 2 and "does not fit" in line and "704 characters" in line
+    assert repr(text[:40] + "…") in line and len(line) < 250
+
+
+def _bad_checkpoints(folder: Path) -> dict[str, Path]:
+    """A text file, random bytes named .bin and .safetensors, and a pickle that runs code when unpickled."""
+    import pickle
+
+    marker = folder / "pwned"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    files = {"text": folder / "weights.txt", "random": folder / "weights.bin",
+             "random-safetensors": folder / "weights.safetensors", "evil": folder / "evil.pt"}
+    files["text"].write_text("these are not weights\n")
+    files["random"].write_bytes(np.random.default_rng(0).integers(0, 256, 3000, dtype=np.uint8).tobytes())
+    files["random-safetensors"].write_bytes(files["random"].read_bytes())
+    files["evil"].write_bytes(pickle.dumps({"state_dict": Payload()}))
+    return files
+
+
+def test_a_file_that_is_no_checkpoint_is_named_with_what_is_expected(tmp_path):
+    import torch
+    from safetensors.torch import load_file
+
+    from typobench.core.errors import UsageError
+    from typobench.models.loading import _unreadable_checkpoint
+
+    for kind, path in _bad_checkpoints(tmp_path).items():
+        with pytest.raises(UsageError) as caught, _unreadable_checkpoint(path, "RN50"):
+            load_file(str(path)) if path.suffix == ".safetensors" else torch.load(path, weights_only=True)
+        message = str(caught.value)
+        assert str(path) in message and "expected a .safetensors file or a PyTorch state dict" in message, message
+        assert "KeyError" not in message and "\n" not in message
+        assert "weights_only` set to `False" not in message and "weights_only=False" not in message
+        assert kind != "evil" or "never unpickles" in message, message
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_a_malicious_pickle_is_one_line_that_never_suggests_unpickling_it(tmp_path, cache, capsys):
+    evil = _bad_checkpoints(tmp_path)["evil"]
+    code, err = _cli(capsys, "run", "--model", "RN50", "--pretrained", str(evil), "--suite", "none", "--limit", "2",
+                     "--device", "cpu", "--quiet", "--out", str(tmp_path / "run"))
+    line = _one_line(err)  # torch's warning about the pickle protocol is not printed either
+    assert code == 2 and str(evil) in line and "never unpickles" in line and "False" not in line
+    assert not (tmp_path / "pwned").exists()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import pickle
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,6 +12,7 @@ from typing import Any, Callable, Iterator
 
 import open_clip
 import torch
+from safetensors import SafetensorError
 from torch import nn
 from torchvision import transforms as T
 
@@ -233,7 +236,7 @@ def _create_builtin(builtin, seed: int) -> tuple[nn.Module, Path | None]:
 
 def _create_open_clip(spec: ModelSpec, seed: int, cache_dir: str | None) -> tuple[nn.Module, Path | None]:
     checkpoint = Path(spec.pretrained) if spec.pretrained and _looks_like_path(spec.pretrained) else None
-    with torch.random.fork_rng(devices=[]), _unreadable_checkpoint(checkpoint):
+    with torch.random.fork_rng(devices=[]), _unreadable_checkpoint(checkpoint, spec.name):
         torch.manual_seed(seed)
         # open_clip loads local checkpoints with torch.load(weights_only=True) or safetensors:
         # nothing is unpickled. Tags and hf-hub download through open_clip's own cache.
@@ -248,14 +251,34 @@ def _create_open_clip(spec: ModelSpec, seed: int, cache_dir: str | None) -> tupl
 
 
 @contextmanager
-def _unreadable_checkpoint(checkpoint: Path | None) -> Iterator[None]:
+def _unreadable_checkpoint(checkpoint: Path | None, model: str = "") -> Iterator[None]:
     """A local checkpoint that is not one (text, a pickle with forbidden globals, cut short, other weights)
-    is a one-line UsageError naming the file, not a traceback from deep inside the loaders."""
+    is a one-line UsageError naming the file and what is expected, not a traceback from deep inside the
+    loaders, and never torch's hint to load it with ``weights_only=False`` (that runs the pickle's code)."""
     try:
-        yield
+        with warnings.catch_warnings():
+            # torch warns about the pickle protocol before refusing: the one line below says what happened.
+            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+            yield
     except Exception as exc:  # torch, safetensors and pickle each raise their own kinds
         if checkpoint is None or isinstance(exc, (UsageError, KeyboardInterrupt)):
             raise
-        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
-        raise UsageError(f"--pretrained '{checkpoint}' is not a usable checkpoint for this model ({type(exc).__name__}: "
-                         f"{reason}): pass a .safetensors or weights-only .pt file of the same architecture") from None
+        raise UsageError(f"--pretrained '{checkpoint}' is not a usable checkpoint for {model or 'this model'}: "
+                         f"{checkpoint_problem(exc)}; expected a .safetensors file or a PyTorch state dict "
+                         "(tensors only, a weights-only .pt/.bin) of the same architecture") from None
+
+
+def checkpoint_problem(exc: Exception) -> str:
+    """Why loading a checkpoint failed, in a few words; torch's advice to unpickle it unsafely left out."""
+    text = str(exc).strip()
+    if isinstance(exc, pickle.UnpicklingError) and "weights_only" in text:
+        # torch's safe loader stopped at something that is not a tensor (a code-running pickle, or bytes
+        # that are no pickle at all): it cannot tell which, and neither can we without unpickling it.
+        return "it is no tensors-only checkpoint (other pickled objects are refused: typobench never unpickles them)"
+    not_a_file = (KeyError, UnicodeDecodeError, EOFError, pickle.UnpicklingError, SafetensorError)
+    if isinstance(exc, not_a_file) or any(m in text for m in ("magic number", "PytorchStreamReader", "zip archive")):
+        return "it is neither a safetensors file nor a PyTorch checkpoint"
+    # Other failures (a state dict of another architecture): torch's first line, minus any unsafe advice.
+    first = text.splitlines()[0] if text else type(exc).__name__
+    sentences = [part for part in first.split(". ") if "weights_only" not in part]
+    return f"{type(exc).__name__}: {'. '.join(sentences)[:200]}"
