@@ -153,3 +153,57 @@ def test_a_malicious_pickle_is_one_line_that_never_suggests_unpickling_it(tmp_pa
     line = _one_line(err)  # torch's warning about the pickle protocol is not printed either
     assert code == 2 and str(evil) in line and "never unpickles" in line and "False" not in line
     assert not (tmp_path / "pwned").exists()
+
+
+# -- a resumed run computes with the thread count it started with --------------------------------------
+
+# toyclip's predictions differ in the last bits between 1 and 2 intra-op threads (tiny-rn's do not).
+THREADS_RUN = ["run", "--model", "toyclip", "--suite", "none", "--limit", "64", "--batch-size", "16",
+               "--device", "cpu", "--quiet", "--checkpoint-every", "0"]
+
+
+@pytest.fixture()
+def threads():
+    """Restores the process's thread count, which these tests (and the runs they resume) change."""
+    import torch
+
+    before = torch.get_num_threads()
+    yield torch.set_num_threads
+    torch.set_num_threads(before)
+
+
+def _interrupted_after(monkeypatch, batches: int) -> None:
+    """The run stops (as by Ctrl-C) when it starts batch number ``batches``: those before it are saved."""
+    from typobench.harness import evaluation
+
+    real, calls = evaluation.run_stages_on_batch, []
+
+    def stop_later(*args, **kwargs):
+        calls.append(1)
+        if len(calls) > batches:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(evaluation, "run_stages_on_batch", stop_later)
+
+
+@pytest.mark.parametrize("first, then", [(2, 1), (1, 2)])
+def test_a_run_resumed_with_another_thread_count_gives_the_uninterrupted_predictions(
+        tmp_path, cache, capsys, caplog, monkeypatch, threads, first, then):
+    import json
+
+    threads(first)
+    assert main([*THREADS_RUN, "--out", str(tmp_path / "whole")]) == 0
+    with monkeypatch.context() as patch:
+        _interrupted_after(patch, 2)
+        assert main([*THREADS_RUN, "--out", str(tmp_path / "resumed")]) == 130
+    assert len(list((tmp_path / "resumed" / ".partial").glob("part-*.csv"))) == 2
+    threads(then)
+    with caplog.at_level(logging.WARNING, logger="typobench"):
+        assert main([*THREADS_RUN, "--out", str(tmp_path / "resumed")]) == 0
+    notices = [r.getMessage() for r in caplog.records if "intra-op threads" in r.getMessage()]
+    assert len(notices) == 1 and f"{then} -> {first}" in notices[0], notices
+    whole, resumed = (tmp_path / name / "predictions.csv" for name in ("whole", "resumed"))
+    assert resumed.read_bytes() == whole.read_bytes()
+    compute = json.loads((tmp_path / "resumed" / "results.json").read_text())["config"]["compute"]
+    assert compute == {"threads": first, "precision": "fp32", "deterministic": False}
