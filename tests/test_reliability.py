@@ -24,14 +24,19 @@ LATE_RANK = "import os, sys, time\nif os.environ['RANK'] == '1':\n    time.sleep
             "from typobench.cli import main\nsys.exit(main())\n"
 
 
-def test_a_usage_error_under_torchrun_ends_every_rank_with_status_2(tmp_path):
+@pytest.mark.parametrize("argv, needle", [
+    (["run", "--limit", "0"], "--limit"),  # found by every rank before it joins the process group
+    (["run", "--model", "tiny-rn", "--device", "cpu", "--holdout", "5000", "--limit", "16"], "--holdout"),  # after
+])
+def test_a_usage_error_under_torchrun_ends_every_rank_with_status_2(tmp_path, argv, needle):
     driver = tmp_path / "late_rank.py"
     driver.write_text(LATE_RANK)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TYPOBENCH_CACHE": str(tmp_path / "cache")}
-    done = subprocess.run([*TORCHRUN, str(driver), "run", "--limit", "0"], env=env, capture_output=True,
-                          text=True, timeout=300)
+    done = subprocess.run([*TORCHRUN, str(driver), *argv, "--out", str(tmp_path / "run")], env=env,
+                          capture_output=True, text=True, timeout=300)
     errors = [line for line in done.stderr.splitlines() if line.startswith("typobench: error:")]
-    assert len(errors) == 1 and "--limit" in errors[0], done.stderr
+    assert len(errors) == 1 and needle in errors[0], done.stderr
+    assert not (tmp_path / "run").exists()
     # torchrun's own failure report: one entry per rank with its exit code (a signal shows as -15).
     codes = re.findall(r"rank\s+: (\d) \(local_rank: \d\)\s+exitcode\s+: (-?\d+)", done.stderr)
     assert sorted(codes) == [("0", "2"), ("1", "2")], done.stderr

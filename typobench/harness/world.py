@@ -161,13 +161,13 @@ class World:
         if not self.distributed or os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
             return
         signal.signal(signal.SIGTERM, lambda *_: os._exit(status))
-        store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), is_master=False,
-                              timeout=timedelta(seconds=seconds))
         prefix = f"typobench/exit/{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}/"
-        store.set(f"{prefix}{self.rank}", "exit")
         try:
+            store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), is_master=False,
+                                  timeout=timedelta(seconds=seconds))
+            store.set(f"{prefix}{self.rank}", "exit")
             store.wait([f"{prefix}{rank}" for rank in range(self.size)])
-        except dist.DistError:
+        except dist.DistError:  # the store gone (torchrun ending the job), or a rank that never came
             pass  # a rank that failed otherwise (or not at all) must not hold this one: leave now
         logging.shutdown()
         sys.stdout.flush()
