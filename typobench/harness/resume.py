@@ -80,8 +80,10 @@ class BatchStore:
             return None
         try:
             return json.loads(path.read_text())
-        except ValueError:
-            return None  # cut short by a kill before any batch: nothing computed yet to match
+        except ValueError:  # written atomically, so damaged from outside: say so, and compute as this process does
+            log.warning("%s is damaged: this run computes with its own thread count, and batches finished before "
+                        "may differ from new ones in the last bits (delete %s for a clean run)", path, self.dir)
+            return None
 
     def open(self, world_size: int = 1) -> set[int]:
         """Prepare the store, record this attempt (spread over ``world_size`` processes) and return the
