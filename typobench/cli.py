@@ -71,7 +71,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _fail(world: World, message: str, status: int) -> int:
     if world.leader:
-        print(f"typobench: error: {message}", file=sys.stderr)
+        print(f"typobench: error: {message}", file=sys.stderr, flush=True)
+    # Every rank meets the same error: each leaves with its own status, none is killed by torchrun first.
+    world.exit_together(status)
     return status
 
 

@@ -16,7 +16,9 @@ def positive_int(text: str) -> int:
     return value
 
 
-def add_model_options(parser: argparse.ArgumentParser, *, heads: bool = True, defense_help: str | None = None) -> None:
+def add_model_options(parser: argparse.ArgumentParser, *, heads: bool = True, defense_help: str | None = None,
+                      suite: str = DEFAULT_SUITE) -> None:
+    """The model options; ``suite`` is this command's default suite (its help states it)."""
     model = parser.add_argument_group("model")
     model.add_argument("--model", default=DEFAULT_MODEL,
                        help="built-in name, open_clip NAME or NAME:TAG (ViT-B-32:openai), or hf-hub:org/repo "
@@ -30,9 +32,9 @@ def add_model_options(parser: argparse.ArgumentParser, *, heads: bool = True, de
         return
     model.add_argument("--head", choices=HEAD_KINDS, default="zeroshot",
                        help="zero-shot prompts or a logistic-regression linear probe on the train split")
-    model.add_argument("--suite", default=DEFAULT_SUITE,
+    model.add_argument("--suite", default=suite,
                        help=f"attack suite: a name from `typobench list suites` or a .toml path "
-                            f"(default: {DEFAULT_SUITE}); 'none' for the clean stage only")
+                            f"(default: {suite}); 'none' for the clean stage only")
     model.add_argument("--probe-train-limit", type=positive_int, default=None,
                        help="train the linear probe on a stratified subset of this many train images")
     model.add_argument("--defense", dest="defenses", action="append", default=[], metavar="SPEC",
@@ -44,8 +46,14 @@ def add_model_options(parser: argparse.ArgumentParser, *, heads: bool = True, de
                               "\"undefended\" make the images without them (transfer)")
 
 
-def add_data_options(parser: argparse.ArgumentParser) -> None:
+def add_data_options(parser: argparse.ArgumentParser, *, limit: int | None = None, demo_limit: bool = False) -> None:
+    """The data options; ``limit`` is this command's default --limit, and ``demo_limit`` says that its handler
+    evaluates DEFAULT_DEMO_LIMIT images of the bundled sample when no --limit is given (only ``run`` does):
+    the help states exactly that, nothing the command does not do."""
     data = parser.add_argument_group("data")
+    limit_default = "all" if limit is None else str(limit)
+    if demo_limit:
+        limit_default += f"; {DEFAULT_DEMO_LIMIT} for the bundled {DEFAULT_DATASET}, enough for a one-minute demo"
     data.add_argument("--dataset", default=DEFAULT_DATASET,
                       help=f"data set name (default: {DEFAULT_DATASET}, bundled; see `typobench list datasets`)")
     data.add_argument("--data-root", default=None, help="where the data set lives on disk")
@@ -53,9 +61,8 @@ def add_data_options(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--download", action="store_true", help="allow torchvision to download the data set (the entries `typobench list datasets` says can be)")
     data.add_argument("--classnames", dest="classnames_file", default=None,
                       help="text file with one class name per line (folder data sets)")
-    data.add_argument("--limit", type=positive_int, default=None,
-                      help="evaluate a deterministic class-stratified subset of N images (default: all; "
-                           f"{DEFAULT_DEMO_LIMIT} for the bundled {DEFAULT_DATASET}, enough for a one-minute demo)")
+    data.add_argument("--limit", type=positive_int, default=limit,
+                      help=f"evaluate a deterministic class-stratified subset of N images (default: {limit_default})")
     data.add_argument("--holdout", type=positive_int, default=None, metavar="N",
                       help="leave out the N images that --limit N would draw (the validation images a recipe, "
                            "units or a defense were chosen on) and evaluate the rest (or --limit of the rest)")
@@ -83,10 +90,11 @@ def add_runtime_options(parser: argparse.ArgumentParser, *, workers: bool = True
                               "or ~/.cache/typobench)")
 
 
-def add_model_data_options(parser: argparse.ArgumentParser, *, defense_help: str | None = None) -> None:
-    """Every option of a run: model and head, data, runtime."""
-    add_model_options(parser, defense_help=defense_help)
-    add_data_options(parser)
+def add_model_data_options(parser: argparse.ArgumentParser, *, defense_help: str | None = None,
+                           suite: str = DEFAULT_SUITE, limit: int | None = None, demo_limit: bool = False) -> None:
+    """Every option of a run: model and head, data, runtime, with this command's defaults (see above)."""
+    add_model_options(parser, defense_help=defense_help, suite=suite)
+    add_data_options(parser, limit=limit, demo_limit=demo_limit)
     add_runtime_options(parser)
 
 

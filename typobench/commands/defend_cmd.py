@@ -51,8 +51,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_model_data_options(parser, defense_help="a row of the table: a defense, or several joined by ';' applied "
                                                 "in order (repeat for more rows; the model without defenses is "
-                                                "always the first row)")
-    parser.set_defaults(suite=DEFAULT_DEFEND_SUITE)
+                                                "always the first row)", suite=DEFAULT_DEFEND_SUITE)
     parser.add_argument("--out", default=None, help="output folder (default: runs/defend-<model>-<dataset>-<suite>-<hash>)")
     parser.add_argument("--overwrite", action="store_true", help="replace rows in --out computed with another configuration")
     parser.add_argument("--random-draws", type=int, default=0, metavar="N",

@@ -21,7 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog="example: typobench run --model ViT-B-32:openai --dataset imagenet --data-root ~/imagenet/val "
                "--limit 1000 --out runs/vitb32",
     )
-    add_model_data_options(parser)
+    add_model_data_options(parser, demo_limit=True)
     parser.add_argument("--out", default=None, help="output folder (default: runs/<model>-<dataset>-<head>-<hash>)")
     parser.add_argument("--overwrite", action="store_true", help="replace finished results of another configuration")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -21,8 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog="example: typobench search-text --dataset imagenet-sample --data-root ../shared/data/imagenet-sample "
                "--target iPod --target pizza --limit 200",
     )
-    add_model_data_options(parser)
-    parser.set_defaults(suite="goh2021-imagenet", limit=200)
+    add_model_data_options(parser, suite="goh2021-imagenet", limit=200)
     parser.add_argument("--stage", default=None, help="text stage of --suite to copy the style from (default: first)")
     parser.add_argument("--target", action="append", default=None,
                         help="target class name (repeatable); default: every class")

@@ -21,6 +21,12 @@ class IntegrityError(RuntimeError):
     """
 
 
+def quoted(text: str, limit: int = 40) -> str:
+    """``text`` quoted for a one-line message, cut to its first ``limit`` characters (then "…"): an error
+    names the text, it does not repeat a paragraph of it."""
+    return repr(text if len(text) <= limit else text[:limit] + "…")
+
+
 def close_matches(word: str, candidates: Iterable[str], n: int = 5) -> list[str]:
     """Return up to ``n`` candidates that look like ``word`` (case-insensitive)."""
     candidates = list(candidates)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import ContextManager
+from typing import Any, ContextManager
 
 import torch
 
@@ -52,3 +52,25 @@ class Runtime:
         if dtype is None:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=dtype)
+
+
+def compute_record(precision: str) -> dict[str, Any]:
+    """How this process computes, beyond the device: float sums are reduced in an order that depends on
+    the intra-op thread count, so two counts give predictions that differ in the last bits."""
+    return {"threads": torch.get_num_threads(), "precision": precision,
+            "deterministic": torch.are_deterministic_algorithms_enabled()}
+
+
+def adopt_compute(recorded: dict[str, Any]) -> list[str]:
+    """Compute as ``recorded`` (threads and the deterministic flag; a precision is part of the run's key):
+    what this process changed, e.g. ``["threads 2 -> 1"]``."""
+    changes = []
+    threads = int(recorded.get("threads", torch.get_num_threads()))
+    if threads != torch.get_num_threads():
+        changes.append(f"intra-op threads {torch.get_num_threads()} -> {threads}")
+        torch.set_num_threads(threads)
+    deterministic = bool(recorded.get("deterministic", torch.are_deterministic_algorithms_enabled()))
+    if deterministic != torch.are_deterministic_algorithms_enabled():
+        changes.append(f"deterministic algorithms {not deterministic} -> {deterministic}")
+        torch.use_deterministic_algorithms(deterministic)
+    return changes

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from dataclasses import asdict, dataclass, field
@@ -12,6 +13,8 @@ from typobench.core.errors import UsageError
 from typobench.data import ImageDataset, load_dataset, stratified_subset
 from typobench.heads import HEAD_KINDS
 from typobench.models import LoadedModel
+
+log = logging.getLogger("typobench")
 
 DEFAULT_MODEL = "toyclip"
 DEFAULT_DATASET = "cifar10-sample"
@@ -106,6 +109,9 @@ def limit_dataset(dataset: ImageDataset, limit: int | None, seed: int, holdout: 
     """A deterministic class-stratified subset of ``limit`` items (all items when limit is None), drawn from
     the items left when the ``holdout`` items that ``limit=holdout`` would draw are removed."""
     if holdout is not None:
+        if holdout >= len(dataset):
+            raise UsageError(f"--holdout {holdout} leaves no image to evaluate: {_named(dataset)} has {len(dataset)}; "
+                             f"pass a --holdout below {len(dataset)}")
         held = set(stratified_subset(dataset.labels, holdout, seed))
         dataset = dataset.subset([i for i in range(len(dataset)) if i not in held])
     if limit is None or limit >= len(dataset):
@@ -118,7 +124,28 @@ def load_data(config: RunConfig, model: LoadedModel) -> ImageDataset:
     dataset = load_dataset(config.dataset, root=config.data_root, split=config.split,
                            transform=model.pixel_transform(), download=config.download,
                            classnames_file=config.classnames_file)
-    return limit_dataset(dataset, config.limit, config.seed, config.holdout)
+    _check_classes(dataset, config.head)
+    limited = limit_dataset(dataset, config.limit, config.seed, config.holdout)
+    if config.limit is not None and config.limit > len(limited):
+        # Not an error (a limit is an upper bound), but the run is not the size that was asked for.
+        log.warning("--limit %d: %s has %d images%s, all of them are used", config.limit, _named(dataset),
+                    len(limited), f" left after --holdout {config.holdout}" if config.holdout else "")
+    return limited
+
+
+def _check_classes(dataset: ImageDataset, head: str) -> None:
+    """A classifier over one class is right on every image whatever it sees: refuse it."""
+    if len(dataset.classnames) >= 2:
+        return
+    where = dataset.root or dataset.name
+    only = f" ({dataset.classnames[0]})" if dataset.classnames else ""
+    need = "zero-shot needs" if head == "zeroshot" else f"--head {head} needs"
+    raise UsageError(f"{where} has {len(dataset.classnames)} class{only}: {need} at least 2 classes to choose "
+                     "between; give each class its own sub-folder of images (at least 2 of them)")
+
+
+def _named(dataset: ImageDataset) -> str:
+    return f"{dataset.name} {dataset.split}" + (f" ({dataset.root})" if dataset.root else "")
 
 
 def default_out_dir(prefix: str, parts: list[str], key: str) -> Path:

@@ -34,6 +34,7 @@ Examples = tuple[dict[str, Tensor], list[str]]
 
 log = logging.getLogger("typobench")
 PART = re.compile(r"part-(\d{6})-(\d{6})-([0-9a-f]{16})\.csv")
+COMPUTE_FILE = "compute.json"
 EXAMPLES = re.compile(r"examples-(\d{6})-([0-9a-f]{16})\.safetensors")
 
 
@@ -63,11 +64,26 @@ class BatchStore:
         self._parts: dict[Path, pd.DataFrame] = {}
         # Which attempt (a start of the run) and which rank of it wrote a part: results record the spread.
         self.attempt, self.rank = 0, 0
+        # How the run computes (``core.runtime.compute_record``), recorded by ``open`` for a resumed run to adopt.
+        self.compute: dict | None = None
 
     def recorded_key(self) -> str | None:
         """The config hash of the unfinished run in this store, if there is one."""
         marker = self.dir / "config_hash"
         return marker.read_text().strip() if marker.exists() else None
+
+    def recorded_compute(self) -> dict | None:
+        """How the unfinished run of this configuration computed (threads, precision, deterministic), if
+        there is one: a resumed run computes the same way, so its batches match the finished ones."""
+        path = self.dir / COMPUTE_FILE
+        if self.recorded_key() != self.config_hash or not path.exists():
+            return None
+        try:
+            return json.loads(path.read_text())
+        except ValueError:  # written atomically, so damaged from outside: say so, and compute as this process does
+            log.warning("%s is damaged: this run computes with its own thread count, and batches finished before "
+                        "may differ from new ones in the last bits (delete %s for a clean run)", path, self.dir)
+            return None
 
     def open(self, world_size: int = 1) -> set[int]:
         """Prepare the store, record this attempt (spread over ``world_size`` processes) and return the
@@ -83,6 +99,8 @@ class BatchStore:
         for stale in self.dir.glob(".*.tmp"):  # left by a run killed while writing
             stale.unlink(missing_ok=True)
         write_text_atomic(self.dir / "config_hash", self.config_hash)
+        if self.compute is not None:
+            write_text_atomic(self.dir / COMPUTE_FILE, json.dumps(self.compute))
         self._parts = self._verified_parts(remove_damaged=True)
         attempts = self.attempts() + [{"world_size": world_size}]
         write_text_atomic(self.dir / "attempts.json", json.dumps(attempts))

@@ -5,6 +5,8 @@ This is ``typobench run`` as a library function, and each grid point of a sweep.
 
 from __future__ import annotations
 
+import json
+import logging
 import shutil
 import tempfile
 import time
@@ -17,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from typobench.core.atomic import write_bytes_atomic
+from typobench.core.runtime import adopt_compute, compute_record
 from typobench.core.errors import IntegrityError, UsageError
 from typobench.harness.attack_checks import attack_flags
 from typobench.harness.config import RunConfig, default_out_dir
@@ -38,6 +41,7 @@ from typobench.stages.base import CleanStage, Stage
 from typobench.suites import Suite, load_suite
 
 SUITE_FILE = "suite.toml"
+log = logging.getLogger("typobench")
 
 
 @dataclass
@@ -79,10 +83,26 @@ def run_suite(session: Session, suite: Suite | None, out_dir: str | Path | None 
                               session=session)
         started = time.perf_counter()
         store = BatchStore(out_dir, key)
+        store.compute = adopt_recorded_compute(world, store, session.runtime.precision)
         predictions = session.evaluate(stages, store, progress=progress, on_start=on_start)
         world.leader_does(lambda: _write(session, suite, stages, key, store, predictions, pictures=pictures,
                                          suite_text=suite_text, elapsed=time.perf_counter() - started))
     return RunOutcome(out_dir, read_results(out_dir), read_predictions(out_dir), session=session)
+
+
+def adopt_recorded_compute(world: World, store: BatchStore, precision: str) -> dict[str, Any]:
+    """Every rank computes as the run in ``store`` was started (its intra-op thread count and deterministic
+    flag), whatever the launcher set (torchrun sets OMP_NUM_THREADS=1, a plain run uses every core): float
+    sums depend on the thread count, and resumed batches must match the finished ones bit for bit. A new
+    run computes as rank 0 does. Returns the record, which the store keeps."""
+    recorded = store.recorded_compute() if world.leader else None  # rank 0's view of the folder
+    mine = compute_record(precision)
+    agreed = json.loads(world.broadcast_text(json.dumps(recorded or mine)))
+    changes = adopt_compute(agreed)
+    if changes and recorded:
+        log.warning("%s was started computing with %s: this process adopts it (%s) so that resumed batches match",
+                    store.dir.parent, f"{agreed['threads']} intra-op threads", ", ".join(changes))
+    return compute_record(precision)
 
 
 @contextmanager

@@ -19,7 +19,7 @@ from torch import nn
 
 from typobench.core.cache import TensorCache, content_key, default_cache_dir
 from typobench.core.errors import UsageError
-from typobench.core.runtime import Runtime
+from typobench.core.runtime import Runtime, compute_record
 from typobench.data import ImageDataset, load_dataset, sample_hash
 from typobench.defenses import BuildContext, Defended, Defense, Prompts, build_defended, parse_defenses, zeroshot_head
 from typobench.defenses.registry import create_defense
@@ -228,7 +228,9 @@ class Session:
                 "sample_hash": sample_hash(data.sample_ids), "classnames": list(data.classnames)}
 
     def describe_config(self) -> dict[str, Any]:
-        return {**asdict(self.config), "device_resolved": str(self.runtime.device)}
+        # "compute": the thread count and flags the numbers were computed with (a resumed run adopts them).
+        return {**asdict(self.config), "device_resolved": str(self.runtime.device),
+                "compute": compute_record(self.config.precision)}
 
     # -- the evaluation path ----------------------------------------------------------------------
 

@@ -12,7 +12,10 @@ minutes by default): a rank that died ends the job instead of hanging it.
 
 from __future__ import annotations
 
+import logging
 import os
+import signal
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -143,6 +146,33 @@ class World:
             kind, _, message = failure.partition(":")
             raise _ERRORS[kind](message)
         return outcome
+
+    def exit_together(self, status: int, seconds: float = 30.0) -> None:
+        """Under torchrun, leave with ``status`` only once every rank has reached its exit.
+
+        torchrun sends SIGTERM to the ranks still running as soon as one exits non-zero: without this, a
+        usage error that every rank finds (each validates its own arguments) ends the slower ranks by a
+        signal instead of by their own status 2. So each rank first waits for the others in torchrun's
+        own key-value store (not the process group, which a rank may not have joined yet), and from then
+        on a SIGTERM ends it with ``status`` too. It then leaves at once (``os._exit``): the interpreter's
+        teardown restores the default SIGTERM action and can take long enough with torch loaded for
+        torchrun to kill it by signal. Elsewhere (one process, srun) it returns at once.
+        """
+        if not self.distributed or os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
+            return
+        signal.signal(signal.SIGTERM, lambda *_: os._exit(status))
+        prefix = f"typobench/exit/{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}/"
+        try:
+            store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), is_master=False,
+                                  timeout=timedelta(seconds=seconds))
+            store.set(f"{prefix}{self.rank}", "exit")
+            store.wait([f"{prefix}{rank}" for rank in range(self.size)])
+        except dist.DistError:  # the store gone (torchrun ending the job), or a rank that never came
+            pass  # a rank that failed otherwise (or not at all) must not hold this one: leave now
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
 
     def _device(self) -> torch.device:
         return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" \

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import pickle
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,6 +12,7 @@ from typing import Any, Callable, Iterator
 
 import open_clip
 import torch
+from safetensors import SafetensorError
 from torch import nn
 from torchvision import transforms as T
 
@@ -261,25 +264,28 @@ def _create_open_clip(spec: ModelSpec, seed: int, cache_dir: str | None) -> tupl
 @contextmanager
 def _unreadable_checkpoint(spec: ModelSpec, checkpoint: Path | None) -> Iterator[None]:
     """A local checkpoint that is not one (text, a pickle with forbidden globals, cut short, other weights)
-    is a one-line UsageError naming the file, not a traceback from deep inside the loaders."""
+    is a one-line UsageError naming the file and what is expected, not a traceback from deep inside the
+    loaders, and never torch's hint to load it with ``weights_only=False`` (that runs the pickle's code)."""
     try:
-        yield
+        with warnings.catch_warnings():
+            # torch warns about the pickle protocol before refusing: the one line below says what happened.
+            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+            yield
     except Exception as exc:  # torch, safetensors and pickle each raise their own kinds
         if checkpoint is None or isinstance(exc, (UsageError, KeyboardInterrupt)):
             raise
-        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
         # torch's first line ("Error(s) in loading state_dict for CLIP:") and open_clip's assertions ("text
         # pos_embed width changed!") name no key: compare the file with the architecture for the first one.
         mismatch = _checkpoint_mismatch(spec, checkpoint)
-        raise UsageError(f"--pretrained '{checkpoint}' is not a usable checkpoint for this model "
-                         f"({mismatch or type(exc).__name__ + ': ' + reason}): "
-                         "pass a .safetensors or weights-only .pt file of the same architecture") from None
+        raise UsageError(f"--pretrained '{checkpoint}' is not a usable checkpoint for {spec.name}: "
+                         f"{mismatch or checkpoint_problem(exc)}; expected a .safetensors file or a PyTorch state "
+                         "dict (tensors only, a weights-only .pt/.bin) of the same architecture") from None
 
 
 def _checkpoint_mismatch(spec: ModelSpec, checkpoint: Path) -> str | None:
     """The first missing/unexpected key or shape that kept ``checkpoint`` from loading into ``spec.name``
     (only on the error path: it builds a random model of the architecture to compare with). None when the file
-    is no state dict at all: the loader's own reason then says what it is."""
+    is no state dict at all: :func:`checkpoint_problem` then says what it is."""
     try:
         state = strip_common_prefix(read_state_dict(checkpoint, "--pretrained"), WRAPPER_PREFIXES)
     except UsageError:
@@ -287,4 +293,20 @@ def _checkpoint_mismatch(spec: ModelSpec, checkpoint: Path) -> str | None:
     with torch.random.fork_rng(devices=[]), _quiet_open_clip():
         expected = open_clip.create_model(spec.name, pretrained=None).state_dict()
     mismatch = describe_mismatch(expected, state)
-    return f"does not fit {spec.name}: {mismatch}" if mismatch else None
+    return f"it does not fit {spec.name}: {mismatch}" if mismatch else None
+
+
+def checkpoint_problem(exc: Exception) -> str:
+    """Why loading a checkpoint failed, in a few words; torch's advice to unpickle it unsafely left out."""
+    text = str(exc).strip()
+    if isinstance(exc, pickle.UnpicklingError) and "weights_only" in text:
+        # torch's safe loader stopped at something that is not a tensor (a code-running pickle, or bytes
+        # that are no pickle at all): it cannot tell which, and neither can we without unpickling it.
+        return "it is no tensors-only checkpoint (other pickled objects are refused: typobench never unpickles them)"
+    not_a_file = (KeyError, UnicodeDecodeError, EOFError, pickle.UnpicklingError, SafetensorError)
+    if isinstance(exc, not_a_file) or any(m in text for m in ("magic number", "PytorchStreamReader", "zip archive")):
+        return "it is neither a safetensors file nor a PyTorch checkpoint"
+    # Other failures (a state dict of another architecture): torch's first line, minus any unsafe advice.
+    first = text.splitlines()[0] if text else type(exc).__name__
+    sentences = [part for part in first.split(". ") if "weights_only" not in part]
+    return f"{type(exc).__name__}: {'. '.join(sentences)[:200]}"

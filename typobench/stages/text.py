@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from typobench.core.errors import UsageError
+from typobench.core.errors import UsageError, quoted
 from typobench.stages.base import Batch, RunContext, Stage, StageOutput
 from typobench.typographic import (
     Placement,
@@ -108,7 +108,7 @@ def fit_patch(style: TextStyle, side: int, size: tuple[int, int], stage: str) ->
         else:
             high = middle - 1
     if best is None:
-        raise UsageError(f"stage '{stage}': text {style.text!r} does not fit a {size[1]}x{size[0]} image at any "
+        raise UsageError(f"stage '{stage}': text {quoted(style.text)} ({len(style.text)} characters) does not fit a {size[1]}x{size[0]} image at any "
                          "font size: write a shorter text")
     return best
 

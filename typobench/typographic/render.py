@@ -22,7 +22,7 @@ from typing import Any, NamedTuple, Union
 import numpy as np
 import torch
 
-from typobench.core.errors import UsageError
+from typobench.core.errors import UsageError, quoted
 from typobench.typographic.fonts import FontSpec, load_pil_font, missing_glyphs, resolve_font
 
 RGB = tuple[int, int, int]
@@ -122,7 +122,7 @@ class TextStyle:
         set_("font", font.name)
         missing = missing_glyphs(font, self.text)
         if missing:
-            raise UsageError(f"font '{font.name}' has no glyph for {missing!r} in text {self.text!r}: pick another font from `typobench.typographic.list_fonts()`")
+            raise UsageError(f"font '{font.name}' has no glyph for {missing!r} in text {quoted(self.text)}: pick another font from `typobench.typographic.list_fonts()`")
         set_("size", _check_length(self.size, "size", allow_zero=False))
         set_("fill", parse_color(self.fill, "fill"))
         set_("stroke", None if self.stroke is None else parse_color(self.stroke, "stroke"))
