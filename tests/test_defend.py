@@ -111,8 +111,8 @@ def test_defend_writes_the_table_with_adaptive_and_transfer_pgd_and_its_random_b
     assert record["kind"] == "defend" and [r["defense"] for r in record["rows"]] == \
         ["none", "input:jpeg=75", "ablate:units=layer4:1+layer4:2"]
     table = pd.read_csv(out / "defend.csv")
-    assert {"pgd-linf-2", "pgd-linf-2-transfer", "random-wrong-label:written", "clean_cost"} <= set(table.columns)
-    assert table.loc[0, "clean_cost"] == 0 and table.loc[0, "pgd-linf-2"] == table.loc[0, "pgd-linf-2-transfer"]
+    assert {"adaptive-linf-2", "transfer-linf-2", "random-wrong-label:written", "clean_cost"} <= set(table.columns)
+    assert table.loc[0, "clean_cost"] == 0 and table.loc[0, "adaptive-linf-2"] == table.loc[0, "transfer-linf-2"]
     jpeg = read_results(out / record["rows"][1]["run_dir"])
     assert jpeg["defenses"][0]["bpda"] is True and "zero_gradients" not in jpeg["defense_sanity"]["flags"]
     baseline = record["rows"][2]["random_baseline"]
