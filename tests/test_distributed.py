@@ -178,3 +178,43 @@ def test_features_spread_over_ranks_come_back_in_plan_order():
     rows = torch.arange(8.0).view(8, 1)
     per_rank = [torch.cat([rows[0:3], rows[6:8]]), rows[3:6]]  # rank 0: batches 0 and 2; rank 1: batch 1
     assert torch.equal(_in_plan_order(per_rank, plan, 2), rows)
+
+
+CASCADE_SUITE = """name = "cascade"
+[[stage]]
+name = "clean"
+kind = "clean"
+[[stage]]
+name = "worst-case"
+kind = "worst-case"
+[[stage.attack]]
+name = "apgd-ce"
+kind = "apgd"
+eps = "4/255"
+steps = 3
+[[stage.attack]]
+name = "apgd-t"
+kind = "apgd"
+eps = "4/255"
+steps = 2
+target = "top-k"
+target_classes = 2
+[[stage.attack]]
+name = "square"
+kind = "square"
+eps = "4/255"
+queries = 10
+"""
+
+
+def test_a_worst_case_cascade_under_two_processes_gives_the_per_sample_results_of_one(tmp_path):
+    suite = tmp_path / "cascade.toml"
+    suite.write_text(CASCADE_SUITE)
+    argv = [*RUN, "--limit", "24", "--suite", str(suite), "--attack-checks", "0"]
+    _single([*argv, "--out", str(tmp_path / "one")], tmp_path / "cache")
+    done = _torchrun(2, [*argv, "--out", str(tmp_path / "two")], tmp_path / "cache-2")
+    assert done.returncode == 0, done.stderr[-2000:]
+    _same_results(tmp_path / "one", tmp_path / "two")
+    table = pd.read_csv(tmp_path / "one" / "predictions.csv")
+    assert set(table.loc[table["stage"] == "worst-case", "broken_by"].fillna("")) <= {"clean", "apgd-ce", "apgd-t",
+                                                                                      "square", ""}

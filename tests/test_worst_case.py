@@ -120,3 +120,48 @@ def test_two_attacks_with_one_name_are_refused():
     text = WORST_CASE_SUITE.replace(b'name = "pgd-short"', b'name = "pgd"')
     with pytest.raises(UsageError, match="names two attacks"):
         parse_suite(text, "wc")
+
+
+def test_a_randomised_defense_makes_every_gradient_attack_average_over_draws(tmp_path):
+    from typobench.harness.config import RunConfig
+    from typobench.harness.run import EOT_DRAWS, execute
+
+    suite = tmp_path / "wc.toml"
+    suite.write_bytes(WORST_CASE_SUITE.replace(b"steps = 5", b"steps = 1").replace(b"steps = 2", b"steps = 1")
+                      + b'[[stage.attack]]\nkind = "square"\neps = "8/255"\nqueries = 5\n')
+    config = RunConfig(model="tiny-rn", dataset="cifar10-sample", suite=str(suite), limit=4, batch_size=4,
+                       device="cpu", out=str(tmp_path / "run"), cache_dir=str(tmp_path / "cache"), attack_checks=0,
+                       defenses=["input:resize_range=0.8+1.0"])
+    stages = {s["name"]: s for s in execute(config, progress=False).results["stages"]}
+    draws = {a["name"]: a.get("eot_draws") for a in stages["cascade"]["attacks"]}
+    assert draws == {"pgd-short": EOT_DRAWS, "pgd": EOT_DRAWS, "square": None}  # square takes no gradient
+
+
+def test_a_cascade_run_interrupted_mid_stage_resumes_to_the_uninterrupted_predictions(tmp_path, monkeypatch):
+    from typobench.harness import evaluation
+    from typobench.harness.config import RunConfig
+    from typobench.harness.run import execute
+
+    suite = tmp_path / "wc.toml"
+    suite.write_bytes(WORST_CASE_SUITE)
+
+    def config(out: str) -> RunConfig:
+        return RunConfig(model="tiny-rn", dataset="cifar10-sample", suite=str(suite), limit=16, batch_size=4,
+                         device="cpu", out=str(tmp_path / out), cache_dir=str(tmp_path / "cache"), attack_checks=0,
+                         checkpoint_seconds=0)
+
+    execute(config("whole"), progress=False)
+    real, calls = evaluation.run_stages_on_batch, []
+
+    def stop_at_the_third_batch(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(evaluation, "run_stages_on_batch", stop_at_the_third_batch)
+    with pytest.raises(KeyboardInterrupt):
+        execute(config("resumed"), progress=False)
+    monkeypatch.setattr(evaluation, "run_stages_on_batch", real)
+    execute(config("resumed"), progress=False)
+    assert (tmp_path / "whole" / "predictions.csv").read_bytes() == (tmp_path / "resumed" / "predictions.csv").read_bytes()

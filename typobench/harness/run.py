@@ -41,6 +41,8 @@ from typobench.stages.base import CleanStage, Stage
 from typobench.suites import Suite, load_suite
 
 SUITE_FILE = "suite.toml"
+# Draws an attack averages its gradient over against a randomised defense (Athalye et al. 2018 use 10-100+).
+EOT_DRAWS = 20
 log = logging.getLogger("typobench")
 
 
@@ -72,6 +74,7 @@ def run_suite(session: Session, suite: Suite | None, out_dir: str | Path | None 
     if suite:
         suite.check(list(session.data.classnames))
         session = session.with_defenses(suite.defenses)
+    stages = with_eot_against(session, stages)
     key = session.run_key(stages, suite.sha256 if suite else None)
     config = session.config
     out_dir = Path(out_dir) if out_dir else default_out_dir("", [config.model, config.dataset, config.head], key)
@@ -103,6 +106,14 @@ def adopt_recorded_compute(world: World, store: BatchStore, precision: str) -> d
         log.warning("%s was started computing with %s: this process adopts it (%s) so that resumed batches match",
                     store.dir.parent, f"{agreed['threads']} intra-op threads", ", ".join(changes))
     return compute_record(precision)
+
+
+def with_eot_against(session: Session, stages: list[Stage]) -> list[Stage]:
+    """Against a randomised defense, a gradient attack that averages over one draw attacks one arbitrary draw:
+    every such attack averages ``EOT_DRAWS`` draws instead (recorded in its stage's description)."""
+    if not any(defense.randomised for defense in session.defenses):
+        return list(stages)
+    return [stage.with_eot(EOT_DRAWS) for stage in stages]
 
 
 @contextmanager

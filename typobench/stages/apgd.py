@@ -8,6 +8,7 @@ or "undefended" (made on the model without them, scored on the defended one: a t
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -49,6 +50,11 @@ class APGDStage(Stage):
             raise UsageError(f"{where}: stage '{self.name}': {exc}") from None
         self.targets_used = self.config.targets_used(len(classnames)) if self.config.clamps_targets(
             len(classnames)) else None
+
+    def with_eot(self, draws: int) -> APGDStage:
+        if self.config.eot_draws != 1:
+            return self
+        return APGDStage(self.name, self.source, replace(self.config, eot_draws=draws), attack_on=self.attack_on)
 
     def strengthened(self) -> APGDStage:
         return APGDStage(self.name, self.source, self.config.strengthened(), attack_on=self.attack_on)

@@ -99,6 +99,11 @@ class Stage(ABC):
         """Names (``broken_by`` values) of this stage's attacks that use no gradient."""
         return []
 
+    def with_eot(self, draws: int) -> Stage:
+        """This stage with gradients averaged over ``draws`` passes where it takes gradients and was not told
+        otherwise (EOT against a randomised defense); itself when it takes none."""
+        return self
+
 
 class CleanStage(Stage):
     """The unmodified images: the reference every attack is compared with."""

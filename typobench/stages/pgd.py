@@ -13,6 +13,7 @@ defended one (a transfer attack). ``pgd_success`` says whether the attack fooled
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -49,6 +50,12 @@ class PGDStage(Stage):
             out["eot_draws"] = cfg.eot_draws
         # Only a transfer stage says so: the descriptions (and run keys) of adaptive stages stay as they were.
         return out if self.attack_on == "defended" else {**out, "attack_on": self.attack_on}
+
+    def with_eot(self, draws: int) -> PGDStage:
+        if self.config.eot_draws != 1:
+            return self
+        return PGDStage(self.name, self.source, replace(self.config, eot_draws=draws), self.target, self.region,
+                        self.mask_stage, self.attack_on)
 
     def strengthened(self) -> PGDStage:
         return PGDStage(self.name, self.source, self.config.strengthened(), self.target, self.region, self.mask_stage,

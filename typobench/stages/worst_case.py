@@ -60,6 +60,15 @@ class WorstCaseStage(Stage):
     def gradient_free_attacks(self) -> list[str]:
         return list(self.gradient_free)
 
+    def with_eot(self, draws: int) -> WorstCaseStage:
+        """Every gradient attack of the cascade that averages no gradients yet averages ``draws`` of them."""
+        def eot(attack: Attack) -> Attack:
+            if getattr(attack, "eot_draws", None) != 1:  # gradient-free, or told otherwise by the suite
+                return attack
+            return dataclasses.replace(attack, eot_draws=draws)  # type: ignore[type-var]
+        attacks = [(name, kind, eot(attack)) for name, kind, attack in self.attacks]
+        return WorstCaseStage(self.name, self.source, attacks, self.attack_on, self.gradient_free)
+
     def strengthened(self) -> WorstCaseStage:
         """The same cascade with each attack's iterations (or queries) and restarts doubled."""
         stronger = [(name, kind, attack.strengthened()) for name, kind, attack in self.attacks]  # type: ignore[attr-defined]
