@@ -69,12 +69,34 @@ class StepFunction(nn.Module):
         return self.inner(torch.round(x * 3) / 3)
 
 
+CASCADE = b"""
+name = "cascade"
+[[stage]]
+name = "clean"
+kind = "clean"
+[[stage]]
+name = "cascade"
+kind = "worst-case"
+[[stage.attack]]
+kind = "apgd"
+eps = "16/255"
+steps = 5
+[[stage.attack]]
+kind = "square"
+eps = "16/255"
+queries = 200
+"""
+
+
 def test_a_step_function_defense_is_flagged_as_masking_gradients(tmp_path):
     session = Session.open(_config(tmp_path, limit=32))
     masked = replace(session, _classifier=StepFunction(session.classifier).eval())
-    suite = parse_suite(SUITE, "checks")
-    outcome = run_suite(masked, suite, tmp_path / "masked", progress=False, pictures=False)
+    outcome = run_suite(masked, parse_suite(CASCADE, "cascade"), tmp_path / "masked", progress=False, pictures=False)
     checks = outcome.results["attack_checks"]
+    masking = checks["stages"]["cascade"]["gradient_masking"]
+    # APGD meets zero gradients on every sample it attacks; Square, which needs none, breaks what APGD left.
+    assert masking["flag"] and masking["zero_gradients"] > 0 and masking["broken_only_without_gradients"] > 0
+    assert "cascade: gradient_masking" in checks["flags"]
     # PGD cannot move a step function: eps 0.5 leaves the model's accuracy where it was.
     assert checks["unbounded_not_zero"]["flag"] and checks["unbounded_not_zero"]["accuracy"] > 0.05
     assert "unbounded_not_zero" in checks["flags"]

@@ -37,6 +37,7 @@ class CascadeResult:
     success: ``[N]`` bool, the sample is misclassified (clean or after an attack).
     broken_by: N names: ``"clean"``, the breaking attack's name, or ``""`` (robust).
     queries: ``[N]`` int64, forward passes spent on each sample over all attacks.
+    grad_zero: ``[N]`` bool, some gradient attack met a zero or non-finite input gradient on the sample.
     results: per attack name, its ``AttackResult`` on the samples it ran on, and their indices ``[M]``.
     """
 
@@ -44,6 +45,7 @@ class CascadeResult:
     success: Tensor
     broken_by: list[str]
     queries: Tensor
+    grad_zero: Tensor
     results: dict[str, tuple[Tensor, AttackResult]]
 
 
@@ -66,6 +68,7 @@ def worst_case(model: Model, images: Tensor, labels: Tensor, attacks: Sequence[t
     queries = torch.ones(images.shape[0], dtype=torch.long, device=images.device)  # the clean forward pass
     broken = fooled(model(images), labels)
     broken_by = [CLEAN if b else UNBROKEN for b in broken.tolist()]
+    grad_zero = torch.zeros_like(broken)
     results: dict[str, tuple[Tensor, AttackResult]] = {}
     for name, attack in attacks:
         todo = (~broken).nonzero().squeeze(1)
@@ -75,13 +78,15 @@ def worst_case(model: Model, images: Tensor, labels: Tensor, attacks: Sequence[t
         # The attack's own verdict is not trusted: its image is scored again on the model under test.
         now_broken = fooled(model(result.adv), labels[todo])
         queries[todo] += result.queries.to(queries.device) + 1
+        grad_zero[todo] |= result.grad_zero.to(grad_zero.device)
         hit = todo[now_broken]
         adv[hit] = result.adv[now_broken].to(adv.dtype)
         broken[hit] = True
         for i in hit.tolist():
             broken_by[i] = name
         results[name] = (todo, result)
-    return CascadeResult(adv=adv, success=broken, broken_by=broken_by, queries=queries, results=results)
+    return CascadeResult(adv=adv, success=broken, broken_by=broken_by, queries=queries, grad_zero=grad_zero,
+                         results=results)
 
 
 def breakdown(result: CascadeResult, names: Sequence[str]) -> dict[str, Any]:

@@ -95,6 +95,7 @@ class WorstCaseStage(Stage):
             "broken_by": result.broken_by,
             "attack_success": result.success.tolist(),
             "queries": result.queries.tolist(),
+            "grad_zero": result.grad_zero.tolist(),
             "linf": delta.abs().amax(1).tolist(),
             "l2": delta.norm(dim=1).tolist(),
         }
