@@ -65,7 +65,7 @@ def two_way_columns(logits: Tensor, labels: Tensor, written: np.ndarray, mask: T
     margin = scores[rows, label] - scores[rows, np.clip(written, 0, None)]
     margin = np.where((written >= 0) & (written != label), margin, np.nan)
     area = np.full(len(label), np.nan) if mask is None else \
-        mask.detach().float().flatten(1).mean(1).cpu().numpy().astype(np.float64)
+        (mask.detach().flatten(1).sum(1).double() / mask[0].numel()).cpu().numpy()  # exact counts: 1% is 1%
     return {"written_class": written, "two_way_margin": margin, "text_area": area}
 
 
