@@ -28,7 +28,7 @@ SAMPLE = ["--dataset", "cifar10-sample", "--device", "cpu", "--quiet"]
 
 
 # Columns added to predictions after the pin was recorded: they add information, they change no prediction.
-ADDED_SINCE_PIN = ("size_requested_px",)
+ADDED_SINCE_PIN = ("size_requested_px", "written_class", "two_way_margin", "text_area")
 
 
 def frame_sha256(frame: pd.DataFrame) -> str:

@@ -103,7 +103,8 @@ def test_clean_cost_is_the_paired_accuracy_difference_with_an_interval_around_it
 def test_defend_writes_the_table_with_adaptive_and_transfer_pgd_and_its_random_baseline(tmp_path, capsys):
     out = tmp_path / "defend"
     argv = ["defend", *TINY, "--cache-dir", str(tmp_path / "cache"), "--out", str(out),
-            "--defense", "input:jpeg=75", "--defense", "ablate:units=layer4:1+layer4:2", "--random-draws", "2"]
+            "--defense", "input:jpeg=75", "--defense", "ablate:units=layer4:1+layer4:2", "--random-draws", "2",
+            "--lexicon-words", "8"]
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "| none |" in printed and "| input:jpeg=75 |" in printed and "draws" in printed
@@ -111,7 +112,8 @@ def test_defend_writes_the_table_with_adaptive_and_transfer_pgd_and_its_random_b
     assert record["kind"] == "defend" and [r["defense"] for r in record["rows"]] == \
         ["none", "input:jpeg=75", "ablate:units=layer4:1+layer4:2"]
     table = pd.read_csv(out / "defend.csv")
-    assert {"adaptive-linf-2", "transfer-linf-2", "random-wrong-label:written", "clean_cost"} <= set(table.columns)
+    assert {"adaptive-linf-2", "transfer-linf-2", "random-wrong-label:written", "clean_cost", "words_alone",
+            "word_retrieval"} <= set(table.columns) and (table["lexicon_words"] == 8).all()
     assert table.loc[0, "clean_cost"] == 0 and table.loc[0, "adaptive-linf-2"] == table.loc[0, "transfer-linf-2"]
     jpeg = read_results(out / record["rows"][1]["run_dir"])
     assert jpeg["defenses"][0]["bpda"] is True and "zero_gradients" not in jpeg["defense_sanity"]["flags"]

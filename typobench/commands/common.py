@@ -84,6 +84,10 @@ def add_runtime_options(parser: argparse.ArgumentParser, *, workers: bool = True
                              help="re-attack the first N samples with twice the iterations and restarts, run "
                                   "eps-0.5 PGD on them, and flag attacks that did not converge or met masked "
                                   "gradients (results.json's attack_checks; default: 64, 0: off)")
+    if workers:
+        runtime.add_argument("--legibility", action="store_true",
+                             help="read each written text with an OCR model (rapidocr-onnxruntime, the ocr extra): "
+                                  "columns ocr_text, ocr_legible and the accuracy on the legible samples (costs time)")
     runtime.add_argument("--seed", type=int, default=0, help="seed for subsets, placements, attacks, random models")
     runtime.add_argument("--cache-dir", default=None,
                          help="cache for zero-shot weights and probe features (default: $TYPOBENCH_CACHE "

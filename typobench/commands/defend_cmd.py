@@ -9,6 +9,7 @@ from tqdm.auto import tqdm
 
 from typobench.commands.common import add_model_data_options, config_from_args
 from typobench.core.errors import UsageError
+from typobench.experiments.defend.reading import lexicon
 from typobench.experiments.defend.rows import parse_rows
 from typobench.experiments.defend.runner import default_defend_dir, run_defend
 from typobench.experiments.defend.table import markdown
@@ -58,6 +59,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="for each ablate row, also ablate N random sets of as many units of the same layers "
                              "(typographic stages only): the table says whether the chosen units beat every draw, "
                              "p = 1/(N+1) (default: 0)")
+    parser.add_argument("--lexicon-words", type=int, default=None, metavar="N",
+                        help="the reading cost's word retrieval uses the first N words of the shipped lexicon "
+                             "(default: all)")
+    parser.add_argument("--no-reading", dest="reading", action="store_false",
+                        help="skip the reading cost (words alone on white, word retrieval over the lexicon)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(handler=handle)
 
@@ -65,6 +71,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def handle(args: argparse.Namespace) -> int:
     if args.random_draws < 0:  # before anything is loaded
         raise UsageError(f"--random-draws {args.random_draws}: the number of random unit sets must be 0 or more")
+    if args.reading:
+        lexicon(args.lexicon_words)  # a bad --lexicon-words fails before anything is loaded
     config = config_from_args(args)
     rows = parse_rows(config.defenses)  # the rows are checked before anything is loaded
     config = replace(config, defenses=[])  # the session is the undefended model; each row adds its own
@@ -73,7 +81,8 @@ def handle(args: argparse.Namespace) -> int:
     out_dir = config.out or default_defend_dir(session, suite, rows)
     print(f"defend: suite {suite.name}, {len(rows)} rows (none + {len(rows) - 1} defenses) -> {out_dir}")
     outcome = run_defend(session, suite, rows, out_dir, random_draws=args.random_draws, progress=not args.quiet,
-                         overwrite=config.overwrite, log=tqdm.write)
+                         overwrite=config.overwrite, log=tqdm.write, reading=args.reading,
+                         lexicon_words=args.lexicon_words)
     if session.world.leader:
         print(markdown(outcome.table, outcome.rows[0]["results"]["stages"]), end="")
         for path in outcome.files:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from typobench.core.errors import UsageError
+from typobench.harness.legibility import require_ocr
 from typobench.data import ImageDataset, load_dataset, stratified_subset
 from typobench.heads import HEAD_KINDS
 from typobench.models import LoadedModel
@@ -29,7 +30,7 @@ DEFAULT_DEMO_LIMIT = 200
 _NON_SEMANTIC = ("out", "workers", "cache_dir", "device", "overwrite", "neurons", "checkpoint_seconds",
                  "attack_checks")
 # Options that joined the run's key after runs were recorded: in the key only when set.
-_ONLY_WHEN_SET = ("defenses", "holdout", "vision_tower")
+_ONLY_WHEN_SET = ("defenses", "holdout", "vision_tower", "legibility")
 
 
 @dataclass
@@ -68,6 +69,8 @@ class RunConfig:
     defenses: list[str] = field(default_factory=list)
     # Samples the attack-failure checks (``harness.attack_checks``) re-attack with twice the budget; 0: none.
     attack_checks: int = 64
+    # Read each written text with an OCR model (``harness.legibility``): columns ocr_text, ocr_legible.
+    legibility: bool = False
 
     def __post_init__(self) -> None:
         # Absolute, so that a run reopened from results.json elsewhere (neurons, mean ablation of its images)
@@ -88,6 +91,8 @@ class RunConfig:
             raise UsageError(f"--attack-checks must be >= 0 samples (0 turns the checks off), got {self.attack_checks}")
         if self.workers < 0:
             raise UsageError(f"--workers must be >= 0, got {self.workers}")
+        if self.legibility:
+            require_ocr()
         if not self.checkpoint_seconds >= 0:
             raise UsageError(f"--checkpoint-every must be >= 0 seconds, got {self.checkpoint_seconds}")
 

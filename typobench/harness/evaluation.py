@@ -15,7 +15,9 @@ from tqdm.auto import tqdm
 
 from typobench.data import ImageDataset
 from typobench.harness.columns import Columns, stack_columns
+from typobench.harness.legibility import legibility_columns
 from typobench.harness.resume import BatchStore, Examples
+from typobench.harness.twoway import two_way_columns, written_classes
 from typobench.harness.world import World
 from typobench.stages.base import Batch, RunContext, Stage, StageOutput, check_sources, score
 
@@ -60,8 +62,19 @@ def run_stages_on_batch(stages: Sequence[Stage], batch: Batch, ctx: RunContext) 
     for stage in stages:
         output = apply_stage(stage, batch, ctx)
         logits = score(ctx.classifier, output.images, ctx.runtime)
-        rows.append(prediction_rows(stage, batch, logits, output))
+        rows.append({**prediction_rows(stage, batch, logits, output), **reading_columns(batch, logits, output, ctx)})
     return stack_columns(rows)
+
+
+def reading_columns(batch: Batch, logits: Tensor, output: StageOutput, ctx: RunContext) -> dict[str, Any]:
+    """SCAM's two-way columns where a word is written (``harness.twoway``), and the OCR's reading of the
+    stage's text when the run asks for legibility (``harness.legibility``)."""
+    texts = output.columns.get("text")
+    written = written_classes(texts, batch.text_targets, ctx.classnames)
+    columns = {} if written is None else two_way_columns(logits, batch.labels, written, output.mask)
+    if ctx.extras.get("legibility") and texts is not None and output.mask is not None:
+        columns.update(legibility_columns(output.images, output.mask, texts))
+    return columns
 
 
 def text_targets(dataset: ImageDataset, indices: Sequence[int], device: torch.device) -> torch.Tensor | None:

@@ -24,6 +24,26 @@ def stage_table(stages: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def two_way_table(stages: list[dict[str, Any]]) -> str:
+    """SCAM's two-way rate (label over written word) beside the accuracy, per text-area bucket; and the
+    accuracy on the samples whose word the OCR read ("" when no stage has either)."""
+    lines = []
+    for stage in stages:
+        two_way, reading = stage.get("two_way"), stage.get("legibility")
+        if two_way:
+            lines.append(f"{stage['name']}: label over written word (two-way) "
+                         f"{format_rate(two_way['label_over_word']['value'], two_way['label_over_word']['ci95'])}")
+            for bucket in two_way["buckets"]:
+                lines.append(f"  text area {bucket['bucket']:<9} n={bucket['n']:<6} accuracy "
+                             f"{format_rate(bucket['accuracy']['value']):<7} two-way "
+                             f"{format_rate(bucket['label_over_word']['value'])}")
+        if reading:
+            lines.append(f"{stage['name']}: OCR-legible {format_rate(reading['legible']['value'])}, accuracy on "
+                         f"legible samples {format_rate(reading['accuracy_legible']['value'], reading['accuracy_legible']['ci95'])}"
+                         f" (n={reading['accuracy_legible']['n']})")
+    return "\n".join(lines)
+
+
 def print_run_summary(outcome) -> None:
     results = outcome.results
     model = results["model"]
@@ -34,6 +54,10 @@ def print_run_summary(outcome) -> None:
     print()
     print(stage_table(results["stages"]))
     print()
+    extra = two_way_table(results["stages"])
+    if extra:
+        print(extra)
+        print()
     state = "already complete, nothing re-run" if outcome.resumed_complete else "written"
     checks = results.get("attack_checks")
     if checks is not None:

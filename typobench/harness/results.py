@@ -20,6 +20,7 @@ import pandas as pd
 from typobench.core.atomic import write_json_atomic, write_text_atomic
 from typobench.core.errors import UsageError
 from typobench.core.metrics import per_class_accuracy, rate
+from typobench.harness.twoway import two_way_summary
 
 SCHEMA_VERSION = 1
 RESULTS_FILE = "results.json"
@@ -52,7 +53,20 @@ def stage_metrics(frame: pd.DataFrame, classnames: Sequence[str], *, clean: pd.D
     fractions = pd.to_numeric(frame.get("pixel_fraction", pd.Series(dtype=float)), errors="coerce").dropna()
     if len(fractions):
         metrics["pixel_fraction_mean"] = float(fractions.mean())
+    two_way = two_way_summary(frame)
+    if two_way is not None:
+        metrics["two_way"] = two_way
+    read = frame["ocr_legible"].map(lambda v: str(v) not in ("", "nan", "None")) if "ocr_legible" in frame.columns else None
+    if read is not None and read.any():  # only the stages that wrote a text were read
+        metrics["legibility"] = legibility_summary(frame[read.to_numpy()])
     return metrics
+
+
+def legibility_summary(frame: pd.DataFrame) -> dict[str, Any]:
+    """The rate the OCR read the written word back, and the accuracy on the samples it read."""
+    legible = frame["ocr_legible"].map(lambda v: str(v).strip().lower() in ("true", "1")).to_numpy(dtype=bool)
+    correct = (frame["pred"] == frame["label"]).to_numpy()
+    return {"legible": rate(legible), "accuracy_legible": rate(correct[legible])}
 
 
 def summarise_stages(predictions: pd.DataFrame, stage_info: Sequence[dict], classnames: Sequence[str]) -> list[dict]:

@@ -206,7 +206,8 @@ class Session:
         """What every stage may use."""
         undefended = (lambda: self.undefended().classifier) if self.defenses else None
         return RunContext(classifier=self.classifier, classnames=list(self.data.classnames), runtime=self.runtime,
-                          seed=self.config.seed, undefended=undefended)
+                          seed=self.config.seed, undefended=undefended,
+                          extras={"legibility": True} if self.config.legibility else {})
 
     # -- identity ---------------------------------------------------------------------------------
 

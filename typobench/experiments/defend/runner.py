@@ -25,6 +25,7 @@ from typobench.core.errors import UsageError
 from typobench.defenses.provenance import NO_DATA, provenance_text
 from typobench.experiments.defend.baselines import ablation_of, like_for_like, random_rows, typographic_suite, verdict
 from typobench.experiments.defend.plot import save_defense_picture
+from typobench.experiments.defend.reading import Reading, plan_reading, run_reading
 from typobench.experiments.defend.rows import DefenseRow, suite_row
 from typobench.experiments.defend.table import defense_table, markdown
 from typobench.harness.config import default_out_dir
@@ -55,9 +56,11 @@ class Plan:
     chosen_on: str
     selections: list[dict[str, Any]]
     draws: list[tuple[DefenseRow, Session]]
+    reading: Reading | None = None
 
 
-def plan_row(session: Session, row: DefenseRow, random_draws: int) -> Plan:
+def plan_row(session: Session, row: DefenseRow, random_draws: int, lexicon_words: int | None = None,
+             reading: bool = True) -> Plan:
     """``row`` and its random draws applied to ``session`` (each refused here, before any row runs, if a
     defense was chosen on the scored images or for another model), and what the row was chosen on."""
     defended = session.with_defenses(list(row.defenses))
@@ -70,23 +73,31 @@ def plan_row(session: Session, row: DefenseRow, random_draws: int) -> Plan:
     draws = [(draw, session.with_defenses(list(draw.defenses)))
              for draw in random_rows(row, session.model.model, random_draws, session.config.seed)]
     selections = [s for record in records for s in record["selections"]]
-    return Plan(row, defended, provenance_text(records) if records else NO_DATA, selections, draws)
+    return Plan(row, defended, provenance_text(records) if records else NO_DATA, selections, draws,
+                plan_reading(defended, lexicon_words) if reading else None)
 
 
 def run_defend(session: Session, suite: Suite, rows: Sequence[DefenseRow], out_dir: str | Path, *,
                random_draws: int = 0, progress: bool = True, overwrite: bool = False,
-               log: Callable[[str], None] | None = None) -> DefendOutcome:
+               log: Callable[[str], None] | None = None, reading: bool = True,
+               lexicon_words: int | None = None) -> DefendOutcome:
     """Every row of ``rows`` (the first without defenses) through ``suite`` in ``session``, into ``out_dir``;
     each ``ablate`` row also against ``random_draws`` random unit sets of its size (``baselines``). A suite's
-    ``[defense]`` tables are a row of their own (``rows.suite_row``). Every row is checked before any runs."""
+    ``[defense]`` tables are a row of their own (``rows.suite_row``). Every row is checked before any runs.
+    ``reading``: each row also gets its reading cost (``reading``: words alone, word retrieval over the first
+    ``lexicon_words`` words of the lexicon, all by default)."""
     if random_draws < 0:
         raise UsageError(f"--random-draws {random_draws}: the number of random unit sets must be 0 or more")
     out_dir = Path(out_dir)
     rows, suite = suite_row(rows, suite)
     suite.check(list(session.data.classnames))
-    plans = [plan_row(session, row, random_draws) for row in rows]
+    plans = [plan_row(session, row, random_draws, lexicon_words, reading) for row in rows]
     run = functools.partial(_run_row, out_dir=out_dir, progress=progress, overwrite=overwrite, log=log)
     done = [_run_plan(plan, suite, out_dir, run) for plan in plans]
+    for plan, record in zip(plans, done):
+        if plan.reading is not None:
+            record["reading"] = run_reading(plan.reading, Path(record["run_dir"]), progress=progress,
+                                            overwrite=overwrite)
     table = defense_table(done, session.config.seed)
     files = write_defend(out_dir, session, suite, done, table) if session.world.leader else []
     return DefendOutcome(out_dir, table, done, files)
@@ -129,7 +140,7 @@ def write_defend(out_dir: Path, session: Session, suite: Suite, rows: Sequence[d
                   "run_dir": str(Path(r["run_dir"]).relative_to(out_dir)) if Path(r["run_dir"]).is_relative_to(out_dir)
                   else str(r["run_dir"]), "defenses": r["results"].get("defenses", []),
                   "defense_sanity": r["results"].get("defense_sanity"),
-                  "random_baseline": r.get("random_baseline")} for r in rows],
+                  "random_baseline": r.get("random_baseline"), "reading": r.get("reading")} for r in rows],
         "table": table.astype(object).where(table.notna(), None).to_dict(orient="records"),
     }
     paths = [out_dir / DEFEND_FILE, out_dir / "defend.csv", out_dir / "defend.md", out_dir / "defend.png"]

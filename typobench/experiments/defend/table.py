@@ -9,6 +9,9 @@ Columns come from the run's stage records (``results.json``), so any suite works
   on the same images (positive: the defense costs accuracy);
 * ``random_draws``, ``beats_random``: for an ablate row, whether it beats every random draw of as many units
   (``baselines``), with the draws' best accuracy and lowest written-class rate per stage;
+* ``words_alone``, ``word_retrieval`` (with ``_lo``/``_hi`` and ``lexicon_words``): the reading cost
+  (``reading``): accuracy on the true class name alone on white, and top-1 retrieval of a written word
+  over a fixed lexicon; a defense that blinds the model to text scores low on both;
 * ``backward``: how attacks differentiated through the row's defenses (``exact``, or the declared BPDA);
 * ``flags``: the defense's sanity flags and the run's attack-failure flags;
 * ``pgd_pairs``: each PGD stage made on the undefended model (``attack_on = "undefended"``, a transfer attack)
@@ -79,6 +82,19 @@ def flags(results: dict[str, Any]) -> list[str]:
             *((results.get("attack_checks") or {}).get("flags", []))]
 
 
+READING = ("words_alone", "word_retrieval")
+
+
+def reading_columns(reading: dict[str, Any] | None) -> dict[str, Any]:
+    """``words_alone`` and ``word_retrieval`` with their intervals, and the lexicon's size (``reading``)."""
+    if not reading:
+        return {}
+    out: dict[str, Any] = {"lexicon_words": reading["lexicon_words"]}
+    for key in READING:
+        out[key], (out[f"{key}_lo"], out[f"{key}_hi"]) = reading[key]["value"], reading[key]["ci95"]
+    return out
+
+
 def defense_table(rows: Sequence[dict[str, Any]], seed: int) -> pd.DataFrame:
     """One line per row of ``rows`` (each: ``label``, ``chosen_on``, ``results``, ``predictions``); the first
     row is the model without defenses."""
@@ -90,6 +106,7 @@ def defense_table(rows: Sequence[dict[str, Any]], seed: int) -> pd.DataFrame:
         line = {"defense": row["label"], "chosen_on": row["chosen_on"], "backward": backward(results),
                 **clean_cost(undefended, row["predictions"], seed), **stage_columns(results["stages"]),
                 "flags": ",".join(flags(results)), "run_dir": str(row["run_dir"])}
+        line.update(reading_columns(row.get("reading")))
         baseline = row.get("random_baseline")
         if baseline:
             line["random_draws"], line["beats_random"] = baseline["draws"], baseline["beats_every_draw"]
@@ -110,6 +127,7 @@ def markdown(table: pd.DataFrame, stages: Sequence[dict[str, Any]]) -> str:
     names = [s["name"] for s in stages]
     written = {s["name"] for s in stages if written_target(s)}
     header = ["defense", "chosen on", "backward", *[f"{n} (written)" if n in written else n for n in names],
+              *(["words alone", "word retrieval"] if "words_alone" in table.columns else []),
               "clean cost", "vs random units", "flags"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for _, row in table.iterrows():
@@ -119,6 +137,8 @@ def markdown(table: pd.DataFrame, stages: Sequence[dict[str, Any]]) -> str:
             if name in written:
                 cell += " / " + _percent(row[f"{name}:written"], row[f"{name}:written_lo"], row[f"{name}:written_hi"])
             cells.append(cell)
+        if "words_alone" in table.columns:
+            cells += [_percent(row[k], row[f"{k}_lo"], row[f"{k}_hi"]) for k in READING]
         cells += [_points(row["clean_cost"], row["clean_cost_lo"], row["clean_cost_hi"]), _baseline(row),
                   str(row["flags"] or "-")]
         lines.append("| " + " | ".join(cells) + " |")
