@@ -108,6 +108,7 @@ def test_defend_writes_the_table_with_adaptive_and_transfer_pgd_and_its_random_b
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "| none |" in printed and "| input:jpeg=75 |" in printed and "draws" in printed
+    assert "input:jpeg=75: jpeg-approx" in printed  # the row says which backward pass the attacks used
     record = json.loads((out / "defend.json").read_text())
     assert record["kind"] == "defend" and [r["defense"] for r in record["rows"]] == \
         ["none", "input:jpeg=75", "ablate:units=layer4:1+layer4:2"]
