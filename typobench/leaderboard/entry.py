@@ -196,7 +196,7 @@ def entry_from_results(run_dir: Path, boards: Boards, *, submitter: str, model_n
     if not suite:
         raise UsageError(f"{run_dir} was run without a suite (--suite none): boards need a published suite")
     dataset, head = results["dataset"], results["head"]["kind"]
-    board = boards.find(dataset["name"], suite["name"], head)
+    board = boards.find(dataset["name"], suite["name"], head, suite.get("sha256"))
     if board is None:
         raise UsageError(f"no board for ({dataset['name']}, suite {suite['name']}, head {head}): boards are "
                          f"{boards.describe()}")

@@ -33,8 +33,9 @@ def _md(text: Any) -> str:
 
 def _protocol_line(board: Board, published: str) -> str:
     d = board.dataset
+    file = f" (file `attacks/{board.suite_file}.toml`)" if board.suite_file else ""
     return (f"board `{board.id}` · data set `{d.name}` ({d.split}, n = {d.n}, seed {d.seed}, sample hash "
-            f"`{d.sample_hash[:12]}`) · suite `{board.suite}` (sha256 `{published[:12]}`) · head `{board.head}`"
+            f"`{d.sample_hash[:12]}`) · suite `{board.suite}`{file} (sha256 `{published[:12]}`) · head `{board.head}`"
             + (f" · prompt \"{board.prompt}\"" if board.prompt else ""))
 
 

@@ -155,9 +155,18 @@ class Validator:
         published = self.published_sha256(board)
         if stated != published:
             where = "the Stroop design and prompt of this typobench" if board.kind == "stroop" \
-                else f"the published suite attacks/{board.suite}.toml"
+                else f"the published suite attacks/{board.published_name}.toml"
             raise EntryError("suite.sha256", f"{stated[:12]}... is not the sha256 of {where} ({published[:12]}...): "
-                             "re-run with the published suite")
+                             f"{self._fix_for_suite(board, stated)}")
+
+    def _fix_for_suite(self, board: Board, stated: str) -> str:
+        """Re-run with the published suite, or, when ``stated`` is a kept version's file, move to its board."""
+        for other in self.boards.boards.values():
+            if other.id != board.id and (other.kind, other.suite, other.dataset.name, other.head) == \
+                    (board.kind, board.suite, board.dataset.name, board.head) and self.published_sha256(other) == stated:
+                return (f"that is attacks/{other.published_name}.toml, the suite of board {other.id}: submit it there, "
+                        "or re-run with the published suite")
+        return "re-run with the published suite"
 
     def _head(self, head: Any, board: Board) -> None:
         check_object(head, "head", ("kind",), ("prompt",))
