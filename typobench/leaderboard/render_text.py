@@ -73,7 +73,7 @@ def markdown(boards: Boards, entries: Sequence[ValidEntry], published: dict[str,
         rows = board_rows(board, entries)
         for row in rows:
             e = row.entry
-            cells = [str(row.rank or DASH), _md(model_text(e.model))]
+            cells = [str(row.rank or DASH), _md(model_text(e.model, e.entry))]
             cells += [format_value(c, row.values[c.key]) for c in board.columns]
             cells += [f"`{e.model['weights_sha256'][:12]}`", _md(e.entry["submitted"]["by"]), submitted_date(e),
                       _md(e.entry["versions"]["typobench"])]

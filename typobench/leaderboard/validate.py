@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from typobench.core.errors import UsageError
+from typobench.leaderboard.attack_record import FIELD as ATTACK_FIELD, check_attack_record
 from typobench.leaderboard.boards import Board, Boards, published_suite, published_suite_sha256
 from typobench.leaderboard.entry import ENTRY_SCHEMA, is_safe_label, model_slug
 from typobench.leaderboard.provenance_checks import check_entry_provenance
@@ -76,7 +77,7 @@ class Validator:
         return self.validate(entry, path=path)
 
     def validate(self, entry: dict[str, Any], *, path: Path | None = None) -> ValidEntry:
-        check_object(entry, "", TOP_FIELDS)
+        check_object(entry, "", TOP_FIELDS, (ATTACK_FIELD,))
         check_equal(check_int(entry["entry_schema"], "entry_schema"), ENTRY_SCHEMA, "entry_schema",
                     "the schema this typobench reads")
         board_id = check_str(entry["board"], "board")
@@ -95,6 +96,8 @@ class Validator:
         self._versions(entry["versions"])
         self._run(entry["run"], board)
         self._submitted(entry["submitted"])
+        if ATTACK_FIELD in entry:
+            check_attack_record(entry[ATTACK_FIELD])
         names = self.stage_names(board)
         table = check_predictions(entry["predictions"], entry["dataset"], board, names)
         stated = check_stated_metrics(entry["metrics"], board, names)
