@@ -9,7 +9,8 @@ import json
 import pytest
 
 from typobench.core.errors import UsageError
-from typobench.leaderboard.attack_record import attack_note, check_attack_record, run_attack_record
+from typobench.leaderboard.attack_record import attack_note, run_attack_record
+from typobench.leaderboard.attack_record_checks import check_attack_record
 from typobench.leaderboard.boards import (
     column_label,
     load_boards,
@@ -136,13 +137,13 @@ def test_an_entry_carries_and_shows_its_backward_pass_and_attack_flags(tmp_path,
     root = tmp_path / "leaderboards"
     root.mkdir()
     (root / "boards.toml").write_text(boards_toml())
-    path = submit(_attacked_run(tmp_path / "flagged", ["not_converged:adaptive-linf-2"]), root,
+    path = submit(_attacked_run(tmp_path / "flagged", ["adaptive-linf-2: not_converged"]), root,
                   model_name="fake+jpeg")
     entry = json.loads(path.read_text())
-    assert entry["attack"] == {"checked_samples": 16, "flags": ["not_converged:adaptive-linf-2"],
+    assert entry["attack"] == {"checked_samples": 16, "flags": ["adaptive-linf-2: not_converged"],
                                "backward": ["input:jpeg=75: jpeg-approx"]}
     text = model_text(entry["model"], entry)
-    assert "backward input:jpeg=75: jpeg-approx" in text and "unreliable: attack flags not_converged:adaptive-linf-2" in text
+    assert "backward input:jpeg=75: jpeg-approx" in text and "unreliable: attack flags adaptive-linf-2: not_converged" in text
     clean = run_attack_record({"attack_checks": {"samples": 64, "flags": []}})
     assert attack_note({"attack": clean}) == "no attack flags on 64 re-attacked samples"
     assert run_attack_record({"stages": []}) is None and attack_note({}) == ""

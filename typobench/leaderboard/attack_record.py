@@ -3,7 +3,7 @@
 A run that attacks pixels re-attacks its first samples with twice the budget (``--attack-checks``) and records
 ``attack_checks`` in results.json; a defended run records each defense's ``backward`` (``exact``, or an
 approximation such as ``jpeg-approx`` or ``identity``). ``submit`` copies both into the entry's optional
-``attack`` object, ``leaderboard validate`` checks its form, and the tables show it in the model cell: an
+``attack`` object, ``leaderboard validate`` checks its form (:mod:`.attack_record_checks`), and the tables show it in the model cell: an
 entry with flags is unreliable (RobustBench's rule), its adaptive accuracy an upper bound at best. These are
 stated by the run, not re-scored: the predictions cannot show how hard the attack tried.
 """
@@ -27,19 +27,6 @@ def run_attack_record(results: dict[str, Any]) -> dict[str, Any] | None:
     return {"checked_samples": int(checks.get("samples", 0)), "flags": [str(f) for f in flags], "backward": backward}
 
 
-def check_attack_record(record: Any) -> None:
-    """The form of an entry's ``attack`` object (one-line EntryError naming the field)."""
-    from typobench.leaderboard.entry_fields import EntryError, check_int, check_object, check_str  # entry imports us
-
-    check_object(record, FIELD, ("checked_samples", "flags", "backward"))
-    check_int(record["checked_samples"], f"{FIELD}.checked_samples", minimum=0)
-    for key in ("flags", "backward"):
-        if not isinstance(record[key], list):
-            raise EntryError(f"{FIELD}.{key}", "must be a list of strings")
-        for i, value in enumerate(record[key]):
-            check_str(value, f"{FIELD}.{key}[{i}]", max_len=300)
-
-
 def attack_note(entry: dict[str, Any]) -> str:
     """The model cell's note: the approximated backward passes and the attack-failure flags ("" when neither)."""
     record = entry.get(FIELD)
@@ -53,4 +40,4 @@ def attack_note(entry: dict[str, Any]) -> str:
     return "; ".join(notes)
 
 
-__all__ = ["FIELD", "attack_note", "check_attack_record", "run_attack_record"]
+__all__ = ["FIELD", "attack_note", "run_attack_record"]

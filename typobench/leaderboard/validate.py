@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from typobench.core.errors import UsageError
-from typobench.leaderboard.attack_record import FIELD as ATTACK_FIELD, check_attack_record
+from typobench.leaderboard.attack_record import FIELD as ATTACK_FIELD
+from typobench.leaderboard.attack_record_checks import check_attack_record
 from typobench.leaderboard.boards import Board, Boards, published_suite, published_suite_sha256
 from typobench.leaderboard.entry import ENTRY_SCHEMA, is_safe_label, model_slug
 from typobench.leaderboard.provenance_checks import check_entry_provenance
