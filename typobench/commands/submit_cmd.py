@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from typobench.core.errors import UsageError
+from typobench.leaderboard.attack_record import attack_note
 from typobench.leaderboard.boards import ENTRIES_DIR, ROOT_HELP, column_label, load_boards, writable_folder
 from typobench.leaderboard.entry import default_submitter, entry_from_run, entry_path, write_entry
 from typobench.leaderboard.render import format_value, unit
@@ -57,6 +58,8 @@ def handle(args: argparse.Namespace) -> int:
     for column in board.columns:
         label = f"{column_label(board, column)} ({unit(column)})"
         print(f"  {label:<36} {format_value(column, valid.headline[column.key])}")
+    if attack_note(entry):
+        print(f"attack  {attack_note(entry)}")
     print(f"entry   {path} (validated: every number re-scored from its predictions)")
     print("next    typobench leaderboard build, then add the entry and leaderboards/tables/ to a pull request")
     return 0

@@ -2,7 +2,8 @@
 
 A board is one (data set, suite, head) combination. Its protocol pins the data set (name, split, n,
 number of classes, seed and the sample hash of the exact images) and names the published suite
-(``attacks/<suite>.toml``, whose sha256 every entry must carry). Its columns say which numbers of an
+(``attacks/<suite>.toml``, whose sha256 every entry must carry; a board of an earlier version of a suite
+names its kept file with ``suite_file``, e.g. ``defend-v1`` for ``attacks/defend-v1.toml``). Its columns say which numbers of an
 entry are shown, and ``sort`` which column ranks it. The Stroop board is the one board that is not
 an attack suite: its "suite" is Goh et al.'s stimulus design and prompt, hashed by
 :func:`stroop_protocol_sha256`.
@@ -114,6 +115,12 @@ class Board:
     reproduce: str
     prompt: str | None = None  # stroop only
     description: str = ""
+    suite_file: str | None = None  # the published file's name when it is not the suite's name (a kept version)
+
+    @property
+    def published_name(self) -> str:
+        """The name of the published suite file: ``attacks/<published_name>.toml``."""
+        return self.suite_file or self.suite
 
     def column(self, key: str) -> Column:
         for column in self.columns:
@@ -151,11 +158,14 @@ class Boards:
             raise KeyError(board_id)
         return self.boards[board_id]
 
-    def find(self, dataset: str, suite: str, head: str) -> Board | None:
-        for board in self.boards.values():
-            if (board.dataset.name, board.suite, board.head) == (dataset, suite, head):
-                return board
-        return None
+    def find(self, dataset: str, suite: str, head: str, sha256: str | None = None) -> Board | None:
+        """The board of (data set, suite, head); where kept versions of the suite have boards of their own,
+        the one whose published file has ``sha256``, else the one of the current file (no ``suite_file``)."""
+        found = [b for b in self.boards.values() if (b.dataset.name, b.suite, b.head) == (dataset, suite, head)]
+        if len(found) > 1:
+            by_hash = [b for b in found if sha256 and b.kind == "suite" and published_suite_sha256(b) == sha256]
+            found = by_hash or [b for b in found if b.suite_file is None] or found
+        return found[0] if found else None
 
     def headline_column(self, key: str) -> HeadlineColumn:
         for column in self.headline:
@@ -223,14 +233,17 @@ def _board(raw: dict, index: int) -> Board:
         id=board_id, title=_get(raw, "title", str, where), kind=kind, suite=_get(raw, "suite", str, where),
         head=_get(raw, "head", str, where), dataset=dataset, columns=columns, sort=_get(raw, "sort", str, where),
         reproduce=_get(raw, "reproduce", str, where, ""), prompt=_get(raw, "prompt", str, where, None),
-        description=_get(raw, "description", str, where, ""),
+        description=_get(raw, "description", str, where, ""), suite_file=_get(raw, "suite_file", str, where, None),
     )
+    if board.suite_file is not None and (kind != "suite" or not is_safe_id(board.suite_file)):
+        raise UsageError(f"{where}: suite_file '{board.suite_file}' must be the name of a file in attacks/ "
+                         "(without .toml), on a suite board")
     if board.sort not in keys:
         raise UsageError(f"{where}: sort '{board.sort}' is not one of its columns ({', '.join(keys)})")
     if kind == "stroop" and not board.prompt:
         raise UsageError(f"{where}: a stroop board needs 'prompt'")
     unknown = set(raw) - {"id", "title", "kind", "suite", "head", "dataset", "column", "sort", "reproduce", "prompt",
-                          "description"}
+                          "description", "suite_file"}
     if unknown:
         raise UsageError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
     return board
@@ -253,8 +266,10 @@ def load_boards(root: str | Path | None = None) -> Boards:
     for board in boards:
         if board.id in by_id:
             raise UsageError(f"{where}: board id '{board.id}' is given twice")
-        if any((b.dataset.name, b.suite, b.head) == (board.dataset.name, board.suite, board.head) for b in by_id.values()):
-            raise UsageError(f"{where}: two boards for ({board.dataset.name}, {board.suite}, {board.head})")
+        key = (board.dataset.name, board.published_name, board.head)
+        if any((b.dataset.name, b.published_name, b.head) == key for b in by_id.values()):
+            raise UsageError(f"{where}: two boards for ({board.dataset.name}, {board.published_name}, {board.head}): "
+                             "give a kept version of a suite its own suite_file")
         by_id[board.id] = board
     headline = []
     for i, entry in enumerate(_get(raw, "headline", list, where, [])):
@@ -286,16 +301,21 @@ def published_suite_sha256(board: Board) -> str:
 
 
 def published_suite_file(board: Board) -> Path:
-    """The file of a suite board's published suite: the shipped ``attacks/<suite>.toml``."""
+    """The file of a suite board's published suite: the shipped ``attacks/<suite_file or suite>.toml``."""
     try:
-        return published_suite_path(board.suite)
+        return published_suite_path(board.published_name)
     except UsageError as exc:
         raise UsageError(f"board '{board.id}': its published suite is missing ({exc})") from None
 
 
 def published_suite(board: Board):
-    """The parsed published suite of a suite board (stage names, eps for labels)."""
-    return load_suite(str(published_suite_file(board)))
+    """The parsed published suite of a suite board (stage names, eps for labels); it must be the board's suite."""
+    path = published_suite_file(board)
+    suite = load_suite(str(path))
+    if suite.name != board.suite:
+        raise UsageError(f"board '{board.id}': {path.name} is suite '{suite.name}', not '{board.suite}': fix the "
+                         "board's suite or suite_file")
+    return suite
 
 
 def stroop_protocol_sha256(design: dict[str, Any], prompt: str) -> str:
@@ -331,4 +351,5 @@ def column_label(board: Board, column: Column, label: str | None = None) -> str:
         return label
     suite = published_suite(board)
     stage = next((s.describe() for s in suite.stages if s.describe()["name"] == column.stage), {})
-    return label.replace("{eps}", eps_text(float(stage["eps"])) if "eps" in stage else "?")
+    eps = {stage["eps"]} if "eps" in stage else {a.get("eps") for a in stage.get("attacks", [])}  # worst-case: its attacks
+    return label.replace("{eps}", eps_text(float(eps.pop())) if len(eps) == 1 and None not in eps else "?")

@@ -19,6 +19,7 @@ import pandas as pd
 from typobench.data import sample_hash
 from typobench.core.errors import UsageError
 from typobench.defenses import defense_fingerprint
+from typobench.leaderboard.attack_record import FIELD as ATTACK_FIELD, run_attack_record
 from typobench.leaderboard.provenance import run_provenance
 from typobench.harness.results import PREDICTIONS_FILE, RESULTS_FILE, utc_now
 from typobench.experiments.stroop import STROOP_CSV, STROOP_JSON
@@ -164,8 +165,9 @@ def _stated_stage(stage: dict[str, Any]) -> dict[str, Any]:
 
 
 def _finish(board: Board, boards: Boards, *, model: dict, dataset: dict, suite: dict, head: dict, stages: list,
-            versions: dict, run: dict, table: dict, submitter: str, date: str | None) -> dict[str, Any]:
-    return {
+            versions: dict, run: dict, table: dict, submitter: str, date: str | None,
+            attack: dict | None = None) -> dict[str, Any]:
+    entry = {
         "entry_schema": ENTRY_SCHEMA,
         "board": board.id,
         "protocol_version": boards.protocol_version,
@@ -179,6 +181,7 @@ def _finish(board: Board, boards: Boards, *, model: dict, dataset: dict, suite: 
         "submitted": {"by": submitter, "date": date or utc_now()},
         "predictions": table,
     }
+    return {**entry, ATTACK_FIELD: attack} if attack else entry
 
 
 def entry_from_results(run_dir: Path, boards: Boards, *, submitter: str, model_name: str | None = None,
@@ -196,7 +199,7 @@ def entry_from_results(run_dir: Path, boards: Boards, *, submitter: str, model_n
     if not suite:
         raise UsageError(f"{run_dir} was run without a suite (--suite none): boards need a published suite")
     dataset, head = results["dataset"], results["head"]["kind"]
-    board = boards.find(dataset["name"], suite["name"], head)
+    board = boards.find(dataset["name"], suite["name"], head, suite.get("sha256"))
     if board is None:
         raise UsageError(f"no board for ({dataset['name']}, suite {suite['name']}, head {head}): boards are "
                          f"{boards.describe()}")
@@ -218,7 +221,7 @@ def entry_from_results(run_dir: Path, boards: Boards, *, submitter: str, model_n
         run={"created": results.get("created"), "config_hash": results.get("config_hash"),
              "seed": results.get("seed", config.get("seed")), "precision": config.get("precision"),
              "limit": dataset.get("limit")},
-        table=table, submitter=submitter, date=date,
+        table=table, submitter=submitter, date=date, attack=run_attack_record(results),
     )
 
 

@@ -203,7 +203,7 @@ def _board_section(board: Board, entries: Sequence[ValidEntry], published: str) 
     rows = board_rows(board, entries)
     for row in rows:
         e = row.entry
-        cells = [_rank_td(row.rank), _text_td(model_text(e.model), e.model["label"])]
+        cells = [_rank_td(row.rank), _text_td(model_text(e.model, e.entry), e.model["label"])]
         cells += [_num_td(c, row.values[c.key]) for c in board.columns]
         cells += [f"<td><code>{html.escape(e.model['weights_sha256'][:12])}</code></td>",
                   _text_td(str(e.entry["submitted"]["by"])), _text_td(submitted_date(e)),
@@ -218,7 +218,8 @@ def _board_section(board: Board, entries: Sequence[ValidEntry], published: str) 
 
 def _protocol_html(board: Board, published: str) -> str:
     d = board.dataset
+    file = f" (file attacks/{board.suite_file}.toml)" if board.suite_file else ""
     text = (f"board {board.id} · data set {d.name} ({d.split}, n = {d.n}, seed {d.seed}, sample hash "
-            f"{d.sample_hash[:12]}) · suite {board.suite} (sha256 {published[:12]}) · head {board.head}"
+            f"{d.sample_hash[:12]}) · suite {board.suite}{file} (sha256 {published[:12]}) · head {board.head}"
             + (f' · prompt "{board.prompt}"' if board.prompt else ""))
     return html.escape(text)

@@ -33,8 +33,9 @@ def _md(text: Any) -> str:
 
 def _protocol_line(board: Board, published: str) -> str:
     d = board.dataset
+    file = f" (file `attacks/{board.suite_file}.toml`)" if board.suite_file else ""
     return (f"board `{board.id}` · data set `{d.name}` ({d.split}, n = {d.n}, seed {d.seed}, sample hash "
-            f"`{d.sample_hash[:12]}`) · suite `{board.suite}` (sha256 `{published[:12]}`) · head `{board.head}`"
+            f"`{d.sample_hash[:12]}`) · suite `{board.suite}`{file} (sha256 `{published[:12]}`) · head `{board.head}`"
             + (f" · prompt \"{board.prompt}\"" if board.prompt else ""))
 
 
@@ -72,7 +73,7 @@ def markdown(boards: Boards, entries: Sequence[ValidEntry], published: dict[str,
         rows = board_rows(board, entries)
         for row in rows:
             e = row.entry
-            cells = [str(row.rank or DASH), _md(model_text(e.model))]
+            cells = [str(row.rank or DASH), _md(model_text(e.model, e.entry))]
             cells += [format_value(c, row.values[c.key]) for c in board.columns]
             cells += [f"`{e.model['weights_sha256'][:12]}`", _md(e.entry["submitted"]["by"]), submitted_date(e),
                       _md(e.entry["versions"]["typobench"])]

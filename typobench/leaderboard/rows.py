@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from typobench.leaderboard.attack_record import attack_note
 from typobench.leaderboard.provenance import provenance_note
 from typobench.leaderboard.boards import Board, Boards, Column, column_label
 from typobench.leaderboard.validate import ValidEntry
@@ -120,9 +121,11 @@ def cell_title(column: Column, cell: dict[str, Any] | None) -> str:
     return ", ".join(parts)
 
 
-def model_text(model: dict[str, Any]) -> str:
-    """The model cell: its label, random weights, and what a defended model's defenses were chosen on."""
-    notes = [note for note in ("random weights" if model["random_init"] else "", provenance_note(model)) if note]
+def model_text(model: dict[str, Any], entry: dict[str, Any] | None = None) -> str:
+    """The model cell: its label, random weights, what a defended model's defenses were chosen on, and how the
+    entry's attacks went (approximated backward passes, attack-failure flags)."""
+    notes = [note for note in ("random weights" if model["random_init"] else "", provenance_note(model),
+                               attack_note(entry or {})) if note]
     return model["label"] + "".join(f" ({note})" for note in notes)
 
 

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from typobench.core.errors import UsageError
+from typobench.leaderboard.attack_record import FIELD as ATTACK_FIELD
+from typobench.leaderboard.attack_record_checks import check_attack_record
 from typobench.leaderboard.boards import Board, Boards, published_suite, published_suite_sha256
 from typobench.leaderboard.entry import ENTRY_SCHEMA, is_safe_label, model_slug
 from typobench.leaderboard.provenance_checks import check_entry_provenance
@@ -76,7 +78,7 @@ class Validator:
         return self.validate(entry, path=path)
 
     def validate(self, entry: dict[str, Any], *, path: Path | None = None) -> ValidEntry:
-        check_object(entry, "", TOP_FIELDS)
+        check_object(entry, "", TOP_FIELDS, (ATTACK_FIELD,))
         check_equal(check_int(entry["entry_schema"], "entry_schema"), ENTRY_SCHEMA, "entry_schema",
                     "the schema this typobench reads")
         board_id = check_str(entry["board"], "board")
@@ -95,6 +97,8 @@ class Validator:
         self._versions(entry["versions"])
         self._run(entry["run"], board)
         self._submitted(entry["submitted"])
+        if ATTACK_FIELD in entry:
+            check_attack_record(entry[ATTACK_FIELD])
         names = self.stage_names(board)
         table = check_predictions(entry["predictions"], entry["dataset"], board, names)
         stated = check_stated_metrics(entry["metrics"], board, names)
@@ -155,9 +159,18 @@ class Validator:
         published = self.published_sha256(board)
         if stated != published:
             where = "the Stroop design and prompt of this typobench" if board.kind == "stroop" \
-                else f"the published suite attacks/{board.suite}.toml"
+                else f"the published suite attacks/{board.published_name}.toml"
             raise EntryError("suite.sha256", f"{stated[:12]}... is not the sha256 of {where} ({published[:12]}...): "
-                             "re-run with the published suite")
+                             f"{self._fix_for_suite(board, stated)}")
+
+    def _fix_for_suite(self, board: Board, stated: str) -> str:
+        """Re-run with the published suite, or, when ``stated`` is a kept version's file, move to its board."""
+        for other in self.boards.boards.values():
+            if other.id != board.id and (other.kind, other.suite, other.dataset.name, other.head) == \
+                    (board.kind, board.suite, board.dataset.name, board.head) and self.published_sha256(other) == stated:
+                return (f"that is attacks/{other.published_name}.toml, the suite of board {other.id}: submit it there, "
+                        "or re-run with the published suite")
+        return "re-run with the published suite"
 
     def _head(self, head: Any, board: Board) -> None:
         check_object(head, "head", ("kind",), ("prompt",))
