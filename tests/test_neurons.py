@@ -27,7 +27,7 @@ from typobench.neurons.events import find_events
 from typobench.neurons.attribution import attribute, blame_table, linearised_logits
 from typobench.neurons.cards import MultimodalTest, class_image_z, control_max, control_words, multimodal_pass, text_z, zscore
 from typobench.models.units import ablate, capture, find_layers
-from typobench.neurons.options import NeuronsConfig
+from typobench.suites.neurons_option import NeuronsConfig
 from typobench.neurons.scoring import Scorer
 from typobench.harness.config import RunConfig
 from typobench.harness.run import execute

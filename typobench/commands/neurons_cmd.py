@@ -7,7 +7,7 @@ import argparse
 from typobench.neurons.analysis import analyze
 from typobench.neurons.cards import DEFAULT_WORDS
 from typobench.neurons.microscope_output import microscope_line
-from typobench.neurons.options import ABLATION_MODES, EVENT_KINDS, RANK_BY, NeuronsConfig
+from typobench.suites.neurons_option import ABLATION_MODES, EVENT_KINDS, RANK_BY, NeuronsConfig
 from typobench.commands.common import positive_int
 from typobench.harness.world import World
 

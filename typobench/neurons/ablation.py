@@ -34,7 +34,7 @@ import torch
 from torch import Tensor, nn
 
 from typobench.core.errors import UsageError
-from typobench.neurons.options import ABLATION_MODES
+from typobench.suites.neurons_option import ABLATION_MODES
 from typobench.models.units import NeuronSpace, ablate, as_pixels
 from typobench.neurons.scoring import Scorer
 

@@ -28,7 +28,7 @@ from typobench.neurons.events import cap_events, clean_predictions, find_events,
 from typobench.neurons.head_blame import HeadStudy
 from typobench.models.units import NeuronSpace, find_layers
 from typobench.neurons.microscope_run import microscope_for_analysis, overview
-from typobench.neurons.options import NeuronsConfig
+from typobench.suites.neurons_option import NeuronsConfig
 from typobench.neurons.reference import Reference
 from typobench.neurons.replay import RunReplay, check_run_dir, load_run
 from typobench.neurons.report import write_outputs

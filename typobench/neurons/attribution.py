@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from typobench.neurons.options import RANK_BY
+from typobench.suites.neurons_option import RANK_BY
 from typobench.models.units import NeuronSpace, as_pixels, capture, mean_over_positions
 
 

@@ -25,7 +25,7 @@ from typobench.neurons.cards import (
     word_activations,
 )
 from typobench.models.units import NeuronSpace, parse_neuron
-from typobench.neurons.options import NeuronsConfig
+from typobench.suites.neurons_option import NeuronsConfig
 from typobench.neurons.reference import Reference
 
 

@@ -25,7 +25,7 @@ from torch import Tensor
 
 from typobench.core.errors import UsageError
 from typobench.models.units import as_pixels
-from typobench.neurons.options import EVENT_KINDS
+from typobench.suites.neurons_option import EVENT_KINDS
 from typobench.neurons.replay import RunReplay
 
 EVENT_COLUMNS = ["sample_id", "index", "label", "clean_pred", "pred", "target", "kind", "from", "to", "group"]

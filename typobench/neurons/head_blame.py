@@ -32,7 +32,7 @@ from typobench.neurons.ablation import Events
 from typobench.neurons.attribution import Attribution, linearised_head
 from typobench.neurons.featurevis.textvis import word_embeddings
 from typobench.neurons.head_cards import draw_head_cards
-from typobench.neurons.options import NeuronsConfig
+from typobench.suites.neurons_option import NeuronsConfig
 from typobench.neurons.reference import Reference
 from typobench.neurons.replay import RunReplay
 from typobench.neurons.scope import Ablator, Scope, Tables, analyse_scope

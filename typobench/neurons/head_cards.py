@@ -27,7 +27,7 @@ from typobench.models.attention_heads import headwise_attention
 from typobench.models.units import NeuronSpace
 from typobench.neurons.blamed_cards import draw_cards
 from typobench.neurons.cards import vocabulary
-from typobench.neurons.options import NeuronsConfig
+from typobench.suites.neurons_option import NeuronsConfig
 from typobench.neurons.reference import Reference
 
 TEXT_SPANS = 5

@@ -22,7 +22,7 @@ from typobench.models.units import NeuronSpace, find_layers, unit_activations
 from typobench.neurons.cards import DEFAULT_WORDS, read_vocab
 from typobench.neurons.microscope import Microscope, MicroscopeInputs, MicroscopeSettings, blame_order, run_microscope
 from typobench.neurons.microscope_output import MICROSCOPE_JSON
-from typobench.neurons.options import NeuronsConfig
+from typobench.suites.neurons_option import NeuronsConfig
 from typobench.neurons.reference import Reference
 from typobench.neurons.replay import RunReplay, load_run
 from typobench.neurons.report import JSON_FILE, write_microscope

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from typobench.neurons.ablation import Events, ablation_study
 from typobench.neurons.attribution import Attribution, blame_table, top_neurons
 from typobench.models.units import NeuronSpace, parse_neuron
-from typobench.neurons.options import NeuronsConfig
+from typobench.suites.neurons_option import NeuronsConfig
 from typobench.neurons.reference import Reference
 
 # The metric a verdict is judged on, per event kind: a failure is undone when the true class comes
