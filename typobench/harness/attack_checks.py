@@ -13,8 +13,8 @@ have done better:
   not finite at the start for at least ``MASKING_SHARE`` of the samples;
 * ``transfer_stronger``: images made on the model without its defenses fool the defended model more than
   the same attack made through the defenses (``typobench.defenses.sanity.transfer_pairs``);
-* ``unbounded_not_zero``: L-inf PGD at eps 0.5 (any image can then be turned into almost any other), 20
-  steps of 0.05, leaves more than ``UNBOUNDED_MAX`` accuracy on the clean subsample: the attack cannot reach the
+* ``unbounded_not_zero``: L-inf PGD at eps 0.5 (any image can then be turned into almost any other), 10
+  steps of 0.1, leaves more than ``UNBOUNDED_MAX`` accuracy on the clean subsample: the attack cannot reach the
   model's decision at all, the mark of masked or broken gradients.
 """
 
@@ -36,7 +36,7 @@ from typobench.stages.base import Stage
 MASKING_SHARE = 0.01
 SIGNIFICANCE = 0.025  # one-sided: a 95% two-sided interval of the paired difference that excludes 0
 UNBOUNDED_MAX = 0.05
-UNBOUNDED_ATTACK = PGDConfig(eps=0.5, step_size=0.05, steps=20, random_start=True)
+UNBOUNDED_ATTACK = PGDConfig(eps=0.5, step_size=0.1, steps=10, random_start=True)
 
 
 def attacked_stages(stages: Sequence[Stage]) -> list[Stage]:
