@@ -19,7 +19,7 @@ SUMMARIES = {
     "ablate": "units of the image tower set to 0 or their mean: units=layer4:12+layer4:7 | file=PATH | "
               "from=neurons.json,stage=NAME[,k=10,event=failure]; mode=zero|mean; mean_images=neurons|SPLIT, mean_n=N",
     "prompt": "zero-shot prompts: templates=T1+T2 and/or prefix=TEXT (before the class name) or "
-              "prefix=FILE.safetensors (a learned prefix)",
+              "prefix=FILE.safetensors (a learned prefix) or prefix=FILE.pt (released Defense-Prefix tokens)",
     "interpolate": "weights (1-alpha)*model + alpha*checkpoint (PAINT): checkpoint=B.safetensors,alpha=0.5",
     "input": "pixels before normalisation: blur=SIGMA | downscale=FACTOR | jpeg=QUALITY[,backward=jpeg-approx|identity] "
              "(BPDA through a differentiable JPEG by default) | jpeg_range=LO+HI | resize_range=LO+HI (randomised: EOT)",
