@@ -49,11 +49,12 @@ def random_rows(row: DefenseRow, model: nn.Module, draws: int, seed: int) -> lis
     for draw in range(draws):
         generator = torch.Generator().manual_seed(derive_seed(seed, row.label, f"random-units:{draw}"))
         chosen = [pool[i] for i in torch.randperm(len(pool), generator=generator)[:len(own)].tolist()]
-        spec = f"ablate:units={'+'.join(chosen)},mode={ablation.mode}{mean}"
+        where = "" if ablation.positions == "all" else f",positions={ablation.positions}"
+        spec = f"ablate:units={'+'.join(chosen)},mode={ablation.mode}{mean}{where}"
         # Built directly, not parsed: the chosen row's mean request (a neurons run's images need from=) is shared
         # as it is, so a draw's means come from exactly the chosen units' images.
         defense = AblateDefense(spec, chosen, ablation.mode, {"units_from": "random", "drawn_for": row.label},
-                                ablation.mean_request, f"{row.label} [random draw {draw + 1}]")
+                                ablation.mean_request, f"{row.label} [random draw {draw + 1}]", ablation.positions)
         rows.append(DefenseRow(f"{row.label} [random draw {draw + 1}]", (defense,)))
     return rows
 
@@ -67,7 +68,8 @@ def like_for_like(ablation: AblateDefense) -> dict[str, Any]:
     request = ablation.mean_request
     means = None if request is None else (f"neurons reference of {request.neurons_json}" if request.source == "neurons"
                                           else f"{request.n} images of the {request.split} split")
-    return {"k": len(ablation.units), "layers": drawn_layers(ablation), "mode": ablation.mode, "mean_images": means}
+    return {"k": len(ablation.units), "layers": drawn_layers(ablation), "mode": ablation.mode, "mean_images": means,
+            "positions": ablation.positions}
 
 
 def typographic_suite(suite: Suite) -> Suite:
