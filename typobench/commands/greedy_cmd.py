@@ -73,6 +73,6 @@ def print_summary(result: GreedyResult, selection: dict, path: str) -> None:
     for i, step in enumerate(result.steps, 1):
         print(f"  {i:>2}. {step['unit']:<22} typographic {step['typographic_accuracy']:.4f} "
               f"(+{step['gain']:.4f}), clean {step['clean_accuracy']:.4f}")
-    print(f"stopped  {result.stopped}")
+    print(f"stopped  {result.stopped}" + ("" if result.units else ": no unit chosen, nothing for ablate to load"))
     print(f"wrote    {path}  (use: --defense ablate:file={path}; these are selection-split numbers: score on "
           "held-out images with `typobench defend`)")
