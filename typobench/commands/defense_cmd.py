@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from typobench.commands import greedy_cmd, projection_cmd
+from typobench.commands import greedy_cmd, paint_cmd, projection_cmd
 from typobench.commands.common import add_model_options, positive_int
 from typobench.commands.defense_common import add_data_options, check_out, load_model_data, suite_stage
 from typobench.defenses.prefix import PrefixResult, save_prefix, train_prefix_on_dataset
@@ -45,6 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.set_defaults(handler=handle_train_prefix)
     greedy_cmd.register(actions)
     projection_cmd.register(actions)
+    paint_cmd.register(actions)
 
 
 def handle_train_prefix(args: argparse.Namespace) -> int:
