@@ -131,3 +131,20 @@ def test_cls_positions_ablate_the_class_token_path_only(tmp_path):
             DefendedClassifier(zeroshot_classifier(load_model("tiny-rn"), ["a", "b"], ["{}"])),
             BuildContext(Runtime(torch.device("cpu")), 4), {})
     assert unit_spaces(classifier, ["resblocks.0.attn:0"], "x")
+
+
+def test_paired_difference_against_the_draws_mean_is_on_the_same_images():
+    import pandas as pd
+
+    from typobench.experiments.defend.baselines import paired_vs_draws
+
+    def predictions(hits):
+        return pd.DataFrame({"stage": "s", "sample_id": [f"i{k}" for k in range(len(hits))], "label": 0,
+                             "pred": [0 if h else 1 for h in hits]})
+
+    chosen = predictions([1, 1, 1, 1, 0, 0, 0, 0])
+    draws = [predictions([1, 0, 0, 0, 0, 0, 0, 0]), predictions([1, 1, 0, 0, 0, 0, 0, 0])]
+    paired = paired_vs_draws(chosen, draws, ["s"])["s"]
+    assert paired["difference"] == pytest.approx(0.5 - 0.1875)
+    assert paired["ci95"][0] > 0  # the chosen set is right on every image a draw is right on, and more
+    assert paired_vs_draws(chosen, [predictions([1, 0])], ["s"]) == {}  # other images: no pairing

@@ -15,10 +15,13 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
 from typobench.core.cache import content_key
+from typobench.core.metrics import paired_difference_interval
 from typobench.defenses.ablate import AblateDefense, tower_layers
 from typobench.experiments.defend.rows import DefenseRow
 from typobench.experiments.defend.table import written_target
@@ -103,4 +106,24 @@ def verdict(blamed: dict[str, Any], draws: Sequence[dict[str, Any]]) -> dict[str
     return out
 
 
-__all__ = ["ablation_of", "drawn_layers", "like_for_like", "random_rows", "typographic_suite", "verdict"]
+def paired_vs_draws(chosen: pd.DataFrame, draws: Sequence[pd.DataFrame], stages: Sequence[str],
+                    seed: int = 0) -> dict[str, Any]:
+    """Per stage: accuracy of the chosen units minus the draws' mean accuracy, paired on the same images (each
+    image's correct 0/1 minus the fraction of draws right on it), with a paired-bootstrap 95% interval."""
+    def correct(predictions: pd.DataFrame, stage: str) -> pd.Series:
+        rows = predictions[predictions["stage"] == stage]
+        return (rows["pred"] == rows["label"]).astype(float).set_axis(rows["sample_id"].astype(str))
+
+    out = {}
+    for stage in stages:
+        own = correct(chosen, stage)
+        others = [correct(d, stage) for d in draws]
+        if own.empty or not others or any(set(o.index) != set(own.index) for o in others):
+            continue
+        mean = np.mean([o.loc[own.index].to_numpy() for o in others], axis=0)
+        lo, hi = paired_difference_interval(own.to_numpy(), mean, seed=seed)
+        out[stage] = {"difference": float(own.mean() - mean.mean()), "ci95": [lo, hi]}
+    return out
+
+
+__all__ = ["ablation_of", "paired_vs_draws", "drawn_layers", "like_for_like", "random_rows", "typographic_suite", "verdict"]
