@@ -39,8 +39,8 @@ def register(actions: argparse._SubParsersAction) -> None:
                         help="largest clean-accuracy drop allowed on the selection images, in points (default: 1.0)")
     select.add_argument("--max-units", type=positive_int, default=20, help="most units to choose (default: 20)")
     select.add_argument("--positions", choices=POSITIONS, default="all",
-                        help="heads only: ablate every token's row (all) or the class token's path only (cls, as in "
-                             "the paper) (default: all)")
+                        help="heads only: 'all' (the default) ablates every token's row, 'cls' the class token's "
+                             "path only, as in the paper")
     select.add_argument("--candidates", default=None, metavar="A+B",
                         help="units to choose among, joined by '+' (default: every unit)")
     select.add_argument("--batch-size", type=positive_int, default=64, help="images per forward pass (default: 64)")
