@@ -72,7 +72,10 @@ def greedy_select(classifier: nn.Module, space: NeuronSpace, clean: Tensor, writ
         raise UsageError(f"greedy selection needs budget >= 0, max units >= 1, positions in {POSITIONS} and as many "
                          f"clean as written images: got {budget}, {max_units}, {positions!r}")
     names = space.names
-    pool = [space.index(c) for c in candidates] if candidates is not None else list(range(len(space)))
+    try:
+        pool = [space.index(c) for c in candidates] if candidates is not None else list(range(len(space)))
+    except UsageError as exc:
+        raise UsageError(f"--candidates: {exc}: name units of these layers") from None
 
     def score(indices: list[int], pixels: Tensor) -> tuple[float, float]:
         with unit_edit(classifier, space, edits(space, indices), cls_only=positions == "cls"):
@@ -82,7 +85,7 @@ def greedy_select(classifier: nn.Module, space: NeuronSpace, clean: Tensor, writ
     base = {"clean_accuracy": base_clean[0], "typographic_accuracy": current[0]}
     chosen: list[int] = []
     steps: list[dict[str, Any]] = []
-    stopped = f"max units ({max_units})"
+    stopped = f"max units ({max_units})" if max_units < len(pool) else "every candidate chosen"
     while len(chosen) < max_units and len(chosen) < len(pool):
         scored = [(score(chosen + [g], written), g) for g in pool if g not in chosen]
         best, unit = max(scored, key=lambda item: (item[0], -item[1]))  # ties: the lower index
