@@ -3,7 +3,8 @@
 A defense is part of the model under test (``--defense SPEC`` on ``typobench run``, ``[defense]`` in a
 suite): ``ablate`` (units of the image tower), ``prompt`` (zero-shot templates, a text or learned prefix),
 ``interpolate`` (PAINT weight interpolation), ``input`` (blur, downscale, JPEG with BPDA through a differentiable
-JPEG, random resize-and-pad and random JPEG quality for EOT). Specs are parsed by
+JPEG, random resize-and-pad and random JPEG quality for EOT), ``project`` (the image embedding times a learned
+projection that removes spelling). ``greedy`` chooses units for ``ablate`` under a clean budget. Specs are parsed by
 ``registry.create_defense``; ``build.build_defended`` composes them into a :class:`DefendedClassifier`, which
 takes [0,1] pixels like every classifier, so attacks differentiate through it (adaptive by default).
 ``sanity.sanity_flags`` computes AutoAttack-style signs of gradient masking.

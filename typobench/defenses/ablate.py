@@ -4,12 +4,16 @@
 Units are named as everywhere else (``models.units``): ``layer4:12`` (a ResNet channel),
 ``resblocks.3.mlp:7`` (a ViT MLP unit), ``resblocks.3.attn:2`` (a ViT attention head: its output vector, so its
 contribution to every token, the class token's included; ``models.attention_heads``). The list is written out (``units=A+B``), read from a file
-(``file=PATH``, one name per line, ``#`` comments) or taken from a neurons analysis
+(``file=PATH``, one name per line, ``#`` comments; or the JSON ``typobench defense select-greedy`` writes, whose
+provenance is recorded: ``defenses.greedy``) or taken from a neurons analysis
 (``from=neurons.json,stage=NAME,k=10``: the top k blamed for that stage's ``event`` kind).
 
 Mean values are averaged over positions and over clean images: those the neurons analysis used for its
 own mean ablation (``mean_images=neurons``, the default with ``from``), or a class-stratified subset of
 ``mean_n`` images of a split of the session's data set (``mean_images=train``): the record says which.
+
+``positions=cls`` (attention heads only) ablates a head's output at the class token's row alone: its path into
+the class token, as Dyslexify does; ``positions=all`` (the default) at every token.
 """
 
 from __future__ import annotations
@@ -20,12 +24,14 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 from typobench.core.errors import UsageError, close_matches
 from typobench.core.hashing import file_sha256
 from typobench.defenses.base import BuildContext, Defense, ImageRequest
 from typobench.defenses.classifier import EditStep
+from typobench.defenses.greedy_file import POSITIONS, greedy_selection, read_greedy
 from typobench.defenses.provenance import Selection
 from typobench.defenses.spec import SpecFields
 from typobench.models.attention_heads import HEAD_KIND, head_means, head_space, headwise_attention
@@ -79,8 +85,15 @@ def is_heads(space: NeuronSpace) -> bool:
     return space.layers[0].kind == HEAD_KIND
 
 
+def _cls_edit(layer: NeuronLayer, output: Tensor, keep: Tensor, fill: Tensor) -> Tensor:
+    """A head layer's output [N, L, H, d] edited at the class token's row only."""
+    rest = output[:, 1:]
+    return torch.cat([apply_edit(layer, output[:, :1], keep, fill), rest], dim=1)
+
+
 @contextmanager
-def unit_edit(model: nn.Module, space: NeuronSpace, chosen: dict[str, tuple[Tensor, Tensor]]) -> Iterator[None]:
+def unit_edit(model: nn.Module, space: NeuronSpace, chosen: dict[str, tuple[Tensor, Tensor]],
+              cls_only: bool = False) -> Iterator[None]:
     """The ``chosen`` edits (``models.units.edits``) in force for the block; heads are computed one by one
     meanwhile, so each is a tensor to edit. The hooks go first on their modules (``prepend``): whatever else
     reads those modules during the defended pass (a neurons capture, say) sees the defended activations."""
@@ -90,14 +103,22 @@ def unit_edit(model: nn.Module, space: NeuronSpace, chosen: dict[str, tuple[Tens
             stack.enter_context(headwise_attention(model, space))
         for name, (keep, fill) in chosen.items():
             layer = by_name[name]
-            hook = lambda module, inputs, output, layer=layer, keep=keep, fill=fill: apply_edit(layer, output, keep, fill)
+            edit = _cls_edit if cls_only and layer.kind == HEAD_KIND else apply_edit
+            hook = lambda module, inputs, output, layer=layer, keep=keep, fill=fill, edit=edit: edit(layer, output, keep, fill)
             stack.callback(layer.module.register_forward_hook(hook, prepend=True).remove)
         yield
 
 
-def read_unit_file(path: Path, fields: SpecFields) -> list[str]:
+def read_units(path: Path, fields: SpecFields) -> list[str]:
+    """The units a file names: a greedy selection's JSON, or a text file of one unit per line."""
     if not path.is_file():
         raise fields.error("file", f"'{path}' not found: pass a text file with one unit (LAYER:INDEX) per line")
+    try:
+        greedy = read_greedy(path)
+    except UsageError as exc:
+        raise UsageError(f"{fields.where}: {exc}") from None
+    if greedy is not None:
+        return [str(unit) for unit in greedy["units"]]
     names = [line.split("#", 1)[0].strip() for line in path.read_text(encoding="utf-8").splitlines()]
     names = [name for name in names if name]
     if not names:
@@ -150,12 +171,13 @@ def neurons_selection(what: str, path: Path, n: int | None) -> Selection:
 
 class AblateDefense(Defense):
     kind = "ablate"
-    fields = ("units", "file", "from", "stage", "event", "k", "mode", "mean_images", "mean_n")
+    fields = ("units", "file", "from", "stage", "event", "k", "mode", "mean_images", "mean_n", "positions")
 
     def __init__(self, spec: str, units: list[str], mode: str, source: dict[str, Any],
-                 mean_request: ImageRequest | None, where: str):
+                 mean_request: ImageRequest | None, where: str, positions: str = "all"):
         super().__init__(spec)
         self.units, self.mode, self.source, self.mean_request, self.where = units, mode, source, mean_request, where
+        self.positions = positions
 
     @classmethod
     def from_fields(cls, spec: str, fields: SpecFields) -> AblateDefense:
@@ -165,8 +187,8 @@ class AblateDefense(Defense):
             units, source = fields.names("units"), {"units_from": "spec"}
         elif given == "file":
             path = fields.path("file")
-            units, source = read_unit_file(path, fields), {"units_from": "file", "file": str(path),
-                                                           "file_sha256": file_sha256(path)}
+            units, source = read_units(path, fields), {"units_from": "file", "file": str(path),
+                                                       "file_sha256": file_sha256(path)}
         else:
             report = read_neurons_json(fields.path("from"), fields)
             stage, event = fields.text("stage"), fields.text("event", "failure", choices=EVENT_KINDS)
@@ -185,8 +207,12 @@ class AblateDefense(Defense):
             raise fields.error(given, "names a unit twice: name each once")
         mode = fields.text("mode", "zero", choices=MODES)
         request = cls._mean_request(fields, mode, report)
+        greedy = read_greedy(Path(source["file"])) if given == "file" else None
+        positions = fields.text("positions", greedy.get("positions", "all") if greedy else "all", choices=POSITIONS)
+        if greedy is not None:
+            source.update(units_from="greedy", positions_chosen=greedy.get("positions", "all"))
         fields.finish(cls.fields)
-        return cls(spec, units, mode, source, request, fields.where)
+        return cls(spec, units, mode, source, request, fields.where, positions)
 
     @staticmethod
     def _mean_request(fields: SpecFields, mode: str, report: dict[str, Any] | None) -> ImageRequest | None:
@@ -209,10 +235,14 @@ class AblateDefense(Defense):
         return ImageRequest("neurons", int(config.get("ref_limit", DEFAULT_MEAN_N)), neurons_json=Path(report["_path"]))
 
     def parameters(self) -> dict[str, Any]:
-        return {"mode": self.mode, "units": list(self.units), **self.source}
+        extra = {"positions": self.positions} if self.positions != "all" else {}
+        return {"mode": self.mode, "units": list(self.units), **extra, **self.source}
 
     def selections(self) -> list[Selection]:
         out = []
+        if self.source.get("units_from") == "greedy":
+            path = Path(self.source["file"])
+            out.append(greedy_selection(path, read_greedy(path) or {}))
         if self.source.get("units_from") == "neurons":
             out.append(neurons_selection("blamed units", Path(self.source["neurons_json"]), None))
         request = self.mean_request
@@ -229,6 +259,9 @@ class AblateDefense(Defense):
 
     def wrap(self, classifier: Any, ctx: BuildContext, record: dict[str, Any]) -> Any:
         spaces = unit_spaces(classifier, self.units, self.where)
+        if self.positions == "cls" and not all(is_heads(space) for space, _ in spaces):
+            raise UsageError(f"{self.where}: field 'positions': cls ablates attention heads' class-token rows only, "
+                             "and these units include others: use positions=all")
         images = None
         if self.mean_request is not None:
             images, record["mean_images"] = ctx.request(self.mean_request, self.where)
@@ -240,7 +273,8 @@ class AblateDefense(Defense):
                 values = head_means(classifier, space, images, ctx.batch_size) if is_heads(space) \
                     else unit_activations(classifier, space, images, ctx.batch_size)[0].mean(0)
             chosen = edits(space, indices, values)
-            defended = defended.then(EditStep(lambda s=space, c=chosen: unit_edit(classifier, s, c)))
+            cls_only = self.positions == "cls"
+            defended = defended.then(EditStep(lambda s=space, c=chosen, o=cls_only: unit_edit(classifier, s, c, o)))
         return defended
 
 

@@ -19,7 +19,8 @@ from typobench.core.errors import UsageError
 from typobench.core.hashing import bytes_sha256
 from typobench.defenses.base import BuildContext, Defense, Prompts
 from typobench.defenses.classifier import DefendedClassifier
-from typobench.defenses.prefix import load_prefix, prefixed_zeroshot_weights
+from typobench.defenses.prefix import prefixed_zeroshot_weights
+from typobench.defenses.prefix_pt import load_any_prefix
 from typobench.heads.build import build_zeroshot_head
 from typobench.heads.zeroshot import ZeroShotHead
 from typobench.models import LoadedModel
@@ -91,7 +92,7 @@ def zeroshot_head(model: LoadedModel, classnames: Sequence[str], prompts: Prompt
     if hit is not None:
         embeddings = hit["class_embeddings"].to(model.device)
     else:
-        prefix = load_prefix(prompts.learned_prefix, expect_model=model).prefix.to(model.device)
+        prefix = load_any_prefix(prompts.learned_prefix, expect_model=model).prefix.to(model.device)
         with torch.no_grad():
             embeddings = prefixed_zeroshot_weights(model, classnames, prompts.templates, prefix)
         cache.save("zeroshot", key, {"class_embeddings": embeddings})

@@ -4,7 +4,9 @@
 * ``prefix=TEXT``: a fixed text just before the class name in every template (``a photo of a {}.`` ->
   ``a photo of a TEXT {}.``);
 * ``prefix=FILE.safetensors``: a learned prefix token there (Defense-Prefix, ``defenses.prefix``), trained
-  for these very weights.
+  for these very weights;
+* ``prefix=FILE.pt``: the authors' released learned tokens (``defenses.prefix_pt``): the width is checked
+  against the text tower; nothing records what they were trained on, so their provenance is unknown.
 """
 
 from __future__ import annotations
@@ -16,10 +18,12 @@ from typobench.core.errors import UsageError
 from typobench.core.hashing import file_sha256
 from typobench.defenses.base import Defense, Prompts
 from typobench.defenses.prefix import load_prefix
+from typobench.defenses.prefix_pt import RELEASED_SUFFIX, is_released
 from typobench.defenses.provenance import Selection
 from typobench.defenses.spec import SpecFields
 
 LEARNED_SUFFIX = ".safetensors"
+LEARNED_SUFFIXES = (LEARNED_SUFFIX, RELEASED_SUFFIX)
 
 
 class PromptDefense(Defense):
@@ -39,13 +43,13 @@ class PromptDefense(Defense):
                 raise fields.error("templates", f"template {template!r} must hold '{{}}' (the class name) exactly once")
         prefix = fields.text("prefix", None)
         if templates is None and prefix is None:
-            raise fields.error("templates", "give templates=T1+T2, prefix=TEXT or prefix=FILE.safetensors (or both)")
+            raise fields.error("templates", "give templates=T1+T2, prefix=TEXT or prefix=FILE.safetensors|FILE.pt (or both)")
         learned = None
-        if prefix is not None and prefix.endswith(LEARNED_SUFFIX):
+        if prefix is not None and prefix.endswith(LEARNED_SUFFIXES):
             learned = fields.resolve(prefix)
             if not learned.is_file():
                 raise fields.error("prefix", f"learned prefix file '{learned}' not found: train one with "
-                                             "`typobench defense train-prefix`")
+                                             "`typobench defense train-prefix` (or pass a released Defense-Prefix .pt)")
         if prefix is not None and "{" in prefix:
             raise fields.error("prefix", f"{prefix!r} holds a brace: the prefix is plain text put before the class name")
         fields.finish(cls.fields)
@@ -62,13 +66,17 @@ class PromptDefense(Defense):
         return out
 
     def selections(self) -> list[Selection]:
-        if self.learned_prefix is None:
-            return []  # templates and text prefixes are written by hand, like a blur's sigma
+        if self.learned_prefix is None or is_released(self.learned_prefix):
+            return []  # written by hand, like a blur's sigma; or released by others (provenance_unknown)
         meta = load_prefix(self.learned_prefix).metadata
         count = meta.get("train_count")
         return [Selection("learned prefix", str(self.learned_prefix), dataset=meta.get("dataset"), split=meta.get("split"),
                           n=int(count) if count else None, sample_hash=meta.get("train_sample_hash"),
                           model_label=meta.get("model_label"), model_fingerprint=meta.get("model_fingerprint"))]
+
+    def provenance_unknown(self) -> bool:
+        # Released tokens were trained on images nobody recorded here: they may include the scored ones.
+        return self.learned_prefix is not None and is_released(self.learned_prefix)
 
     def transform_prompts(self, prompts: Prompts, record: dict[str, Any]) -> Prompts:
         if prompts.learned_prefix is not None:

@@ -11,18 +11,23 @@ from typobench.defenses.ablate import AblateDefense
 from typobench.defenses.base import Defense
 from typobench.defenses.interpolate import InterpolateDefense
 from typobench.defenses.pixels import InputDefense
+from typobench.defenses.project import ProjectDefense
 from typobench.defenses.prompt import PromptDefense
 from typobench.defenses.spec import SpecFields, format_spec, split_spec
 
-DEFENSE_KINDS = {cls.kind: cls for cls in (AblateDefense, PromptDefense, InterpolateDefense, InputDefense)}
+DEFENSE_KINDS = {cls.kind: cls for cls in (AblateDefense, PromptDefense, InterpolateDefense, InputDefense,
+                                           ProjectDefense)}
 SUMMARIES = {
-    "ablate": "units of the image tower set to 0 or their mean: units=layer4:12+layer4:7 | file=PATH | "
-              "from=neurons.json,stage=NAME[,k=10,event=failure]; mode=zero|mean; mean_images=neurons|SPLIT, mean_n=N",
+    "ablate": "units of the image tower set to 0 or their mean: units=layer4:12+layer4:7 | file=PATH (a list, or the "
+              "JSON of `typobench defense select-greedy`) | from=neurons.json,stage=NAME[,k=10,event=failure]; "
+              "mode=zero|mean; mean_images=neurons|SPLIT, mean_n=N; positions=all|cls (heads: the class token's path)",
     "prompt": "zero-shot prompts: templates=T1+T2 and/or prefix=TEXT (before the class name) or "
-              "prefix=FILE.safetensors (a learned prefix)",
+              "prefix=FILE.safetensors (a learned prefix) or prefix=FILE.pt (released Defense-Prefix tokens)",
     "interpolate": "weights (1-alpha)*model + alpha*checkpoint (PAINT): checkpoint=B.safetensors,alpha=0.5",
     "input": "pixels before normalisation: blur=SIGMA | downscale=FACTOR | jpeg=QUALITY[,backward=jpeg-approx|identity] "
              "(BPDA through a differentiable JPEG by default) | jpeg_range=LO+HI | resize_range=LO+HI (randomised: EOT)",
+    "project": "the image embedding times a learned projection that removes spelling (Materzynska et al. 2022): "
+               "file=P.safetensors (from `typobench defense train-projection`)",
 }
 
 

@@ -15,10 +15,13 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
 from typobench.core.cache import content_key
+from typobench.core.metrics import paired_difference_interval
 from typobench.defenses.ablate import AblateDefense, tower_layers
 from typobench.experiments.defend.rows import DefenseRow
 from typobench.experiments.defend.table import written_target
@@ -49,11 +52,12 @@ def random_rows(row: DefenseRow, model: nn.Module, draws: int, seed: int) -> lis
     for draw in range(draws):
         generator = torch.Generator().manual_seed(derive_seed(seed, row.label, f"random-units:{draw}"))
         chosen = [pool[i] for i in torch.randperm(len(pool), generator=generator)[:len(own)].tolist()]
-        spec = f"ablate:units={'+'.join(chosen)},mode={ablation.mode}{mean}"
+        where = "" if ablation.positions == "all" else f",positions={ablation.positions}"
+        spec = f"ablate:units={'+'.join(chosen)},mode={ablation.mode}{mean}{where}"
         # Built directly, not parsed: the chosen row's mean request (a neurons run's images need from=) is shared
         # as it is, so a draw's means come from exactly the chosen units' images.
         defense = AblateDefense(spec, chosen, ablation.mode, {"units_from": "random", "drawn_for": row.label},
-                                ablation.mean_request, f"{row.label} [random draw {draw + 1}]")
+                                ablation.mean_request, f"{row.label} [random draw {draw + 1}]", ablation.positions)
         rows.append(DefenseRow(f"{row.label} [random draw {draw + 1}]", (defense,)))
     return rows
 
@@ -67,7 +71,8 @@ def like_for_like(ablation: AblateDefense) -> dict[str, Any]:
     request = ablation.mean_request
     means = None if request is None else (f"neurons reference of {request.neurons_json}" if request.source == "neurons"
                                           else f"{request.n} images of the {request.split} split")
-    return {"k": len(ablation.units), "layers": drawn_layers(ablation), "mode": ablation.mode, "mean_images": means}
+    return {"k": len(ablation.units), "layers": drawn_layers(ablation), "mode": ablation.mode, "mean_images": means,
+            "positions": ablation.positions}
 
 
 def typographic_suite(suite: Suite) -> Suite:
@@ -101,4 +106,24 @@ def verdict(blamed: dict[str, Any], draws: Sequence[dict[str, Any]]) -> dict[str
     return out
 
 
-__all__ = ["ablation_of", "drawn_layers", "like_for_like", "random_rows", "typographic_suite", "verdict"]
+def paired_vs_draws(chosen: pd.DataFrame, draws: Sequence[pd.DataFrame], stages: Sequence[str],
+                    seed: int = 0) -> dict[str, Any]:
+    """Per stage: accuracy of the chosen units minus the draws' mean accuracy, paired on the same images (each
+    image's correct 0/1 minus the fraction of draws right on it), with a paired-bootstrap 95% interval."""
+    def correct(predictions: pd.DataFrame, stage: str) -> pd.Series:
+        rows = predictions[predictions["stage"] == stage]
+        return (rows["pred"] == rows["label"]).astype(float).set_axis(rows["sample_id"].astype(str))
+
+    out = {}
+    for stage in stages:
+        own = correct(chosen, stage)
+        others = [correct(d, stage) for d in draws]
+        if own.empty or not others or any(set(o.index) != set(own.index) for o in others):
+            continue
+        mean = np.mean([o.loc[own.index].to_numpy() for o in others], axis=0)
+        lo, hi = paired_difference_interval(own.to_numpy(), mean, seed=seed)
+        out[stage] = {"difference": float(own.mean() - mean.mean()), "ci95": [lo, hi]}
+    return out
+
+
+__all__ = ["ablation_of", "paired_vs_draws", "drawn_layers", "like_for_like", "random_rows", "typographic_suite", "verdict"]

@@ -23,7 +23,8 @@ from typobench.core.atomic import write_json_atomic, write_text_atomic
 from typobench.core.cache import content_key
 from typobench.core.errors import UsageError
 from typobench.defenses.provenance import NO_DATA, provenance_text
-from typobench.experiments.defend.baselines import ablation_of, like_for_like, random_rows, typographic_suite, verdict
+from typobench.experiments.defend.baselines import (ablation_of, like_for_like, paired_vs_draws, random_rows,
+                                                    typographic_suite, verdict)
 from typobench.experiments.defend.plot import save_defense_picture
 from typobench.experiments.defend.reading import Reading, plan_reading, run_reading
 from typobench.experiments.defend.rows import DefenseRow, suite_row
@@ -110,9 +111,13 @@ def _run_plan(plan: Plan, suite: Suite, out_dir: Path, run: Callable[..., RunOut
               "run_dir": outcome.out_dir, "results": outcome.results, "predictions": outcome.predictions}
     if plan.draws:
         without_pgd = typographic_suite(suite)
-        draw_results = [run(draw_session, draw, without_pgd, out_dir / ROWS_DIR / row.slug / RANDOM_DIR / str(i + 1)).results
-                        for i, (draw, draw_session) in enumerate(plan.draws)]
+        draw_runs = [run(draw_session, draw, without_pgd, out_dir / ROWS_DIR / row.slug / RANDOM_DIR / str(i + 1))
+                     for i, (draw, draw_session) in enumerate(plan.draws)]
+        draw_results = [d.results for d in draw_runs]
+        stages = [s.name for s in without_pgd.stages]
         record["random_baseline"] = {**verdict(outcome.results, draw_results),
+                                     "paired_vs_draws_mean": paired_vs_draws(outcome.predictions,
+                                                                             [d.predictions for d in draw_runs], stages),
                                      "like_for_like": like_for_like(ablation_of(row)),
                                      "units": [d["defenses"][0]["units"] for d in draw_results]}
     return record

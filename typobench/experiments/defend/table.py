@@ -116,6 +116,9 @@ def defense_table(rows: Sequence[dict[str, Any]], seed: int) -> pd.DataFrame:
             for name, figures in baseline["stages"].items():
                 line[f"{name}:draws_accuracy_max"] = figures["draws_accuracy_max"]
                 line[f"{name}:draws_written_min"] = figures["draws_written_min"]
+            for name, paired in (baseline.get("paired_vs_draws_mean") or {}).items():
+                line[f"{name}:vs_draws"], (line[f"{name}:vs_draws_lo"], line[f"{name}:vs_draws_hi"]) = \
+                    paired["difference"], paired["ci95"]
         for pair in pgd_pairs(sanity):
             line[f"{pair['adaptive']}:transfer_gap"] = pair["adaptive_accuracy"] - pair["transfer_accuracy"]
         lines.append(line)
@@ -152,7 +155,10 @@ def _baseline(row: pd.Series) -> str:
     means = row.get("random_draws_means")
     same = f" (same layers, k and mean images: {means})" if isinstance(means, str) and not means.startswith("none") \
         else " (same layers and k)"
-    return f"{'beats' if row['beats_random'] else 'does not beat'} all {int(draws)} draws{same}"
+    paired = [f"{key[:-len(':vs_draws')]} {_points(row[key], row[key + '_lo'], row[key + '_hi'])}"
+              for key in row.index if key.endswith(":vs_draws") and not pd.isna(row[key])]
+    vs_mean = f"; minus the draws' mean, paired: {', '.join(paired)}" if paired else ""
+    return f"{'beats' if row['beats_random'] else 'does not beat'} all {int(draws)} draws{same}{vs_mean}"
 
 
 def _percent(value: Any, lo: Any, hi: Any) -> str:

@@ -1,0 +1,74 @@
+"""What the ``typobench defense`` tools share: the training/selection data options and their loading."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from typobench.commands.common import positive_int
+from typobench.core.errors import UsageError
+from typobench.core.runtime import Runtime
+from typobench.data import ImageDataset, load_dataset
+from typobench.harness.config import limit_dataset
+from typobench.models import LoadedModel, load_model
+from typobench.stages.base import Stage
+from typobench.suites import load_suite
+
+DEFAULT_SUITE, DEFAULT_STAGE = "random-wrong-label", "random-wrong-label"
+
+
+def add_data_options(parser: argparse.ArgumentParser, what: str, stage: bool = True) -> argparse._ArgumentGroup:
+    """--dataset, --data-root, --split (default train), --limit, --classnames, and --suite/--stage."""
+    data = parser.add_argument_group(f"{what} data (choose on images it will not be scored on)")
+    data.add_argument("--dataset", required=True, help="data set name (see `typobench list datasets`)")
+    data.add_argument("--data-root", default=None, help="where the data set lives on disk")
+    data.add_argument("--split", default="train", help=f"split to {what} on (default: train)")
+    data.add_argument("--limit", type=positive_int, default=None,
+                      help=f"{what} on a deterministic class-stratified subset of N images (default: all; they are "
+                           "held in memory, so a few thousand)")
+    data.add_argument("--classnames", dest="classnames_file", default=None,
+                      help="text file with one class name per line (folder data sets)")
+    if stage:
+        data.add_argument("--suite", default=DEFAULT_SUITE,
+                          help=f"suite holding the stage that writes on the images (default: {DEFAULT_SUITE})")
+        data.add_argument("--stage", default=DEFAULT_STAGE, help=f"that stage's name (default: {DEFAULT_STAGE})")
+    return data
+
+
+def add_seed_device(group: argparse._ArgumentGroup) -> None:
+    group.add_argument("--seed", type=int, default=0,
+                       help="seed of the subset and of the written words and placements (default: 0)")
+    group.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps")
+
+
+def suite_stage(suite_name: str, stage_name: str) -> Stage:
+    suite = load_suite(suite_name)
+    stage = next((s for s in suite.stages if s.name == stage_name), None)
+    if stage is None:
+        raise UsageError(f"--stage: suite '{suite_name}' has no stage '{stage_name}': use one of "
+                         f"{', '.join(s.name for s in suite.stages)}")
+    return stage
+
+
+def check_out(path: str, suffix: str, what: str) -> None:
+    if not path.endswith(suffix):
+        raise UsageError(f"--out '{path}' must end in {suffix} ({what})")
+
+
+def load_model_data(args: argparse.Namespace, split: str | None = None,
+                    limit: Any = "args") -> tuple[LoadedModel, ImageDataset]:
+    """The model of --model/--pretrained/--vision-tower and --dataset's ``split`` (default --split) limited to
+    ``limit`` (default --limit) images with --seed."""
+    loaded = load_model(args.model, args.pretrained, device=Runtime.create(args.device).device, seed=args.seed,
+                        vision_tower=args.vision_tower)
+    return loaded, load_split(args, loaded, split or args.split, args.limit if limit == "args" else limit)
+
+
+def load_split(args: argparse.Namespace, loaded: LoadedModel, split: str, limit: int | None) -> ImageDataset:
+    dataset = load_dataset(args.dataset, root=args.data_root, split=split, transform=loaded.pixel_transform(),
+                           classnames_file=args.classnames_file)
+    return limit_dataset(dataset, limit, args.seed)
+
+
+__all__ = ["DEFAULT_STAGE", "DEFAULT_SUITE", "add_data_options", "add_seed_device", "check_out", "load_model_data",
+           "load_split", "suite_stage"]

@@ -1,0 +1,78 @@
+"""``typobench defense select-greedy``: Dyslexify's greedy unit selection under a clean budget, on train images."""
+
+from __future__ import annotations
+
+import argparse
+
+from typobench.commands.common import add_model_options, positive_int
+from typobench.commands.defense_common import add_data_options, add_seed_device, check_out, load_model_data, suite_stage
+from typobench.core.errors import UsageError
+from typobench.defenses.greedy import GreedyResult, save_greedy, select_on_dataset
+from typobench.defenses.greedy_file import POSITIONS
+
+EPILOG = """\
+example (choose on 500 train images, score on held-out test images against 20 random sets of the same size):
+  typobench defense select-greedy --model toyclip --dataset cifar10-jpeg --data-root DATA --limit 500 --out greedy.json
+  typobench defend --model toyclip --dataset cifar10-jpeg --data-root DATA --split test --limit 1000 \\
+      --defense ablate:file=greedy.json --random-draws 20
+"""
+
+
+def register(actions: argparse._SubParsersAction) -> None:
+    parser = actions.add_parser(
+        "select-greedy",
+        help="choose units (ResNet channels, ViT attention heads) greedily by typographic gain under a clean budget "
+             "(Dyslexify)",
+        description="On --split (default train) images, ablate units one at a time, each step adding the one whose "
+                    "ablation gives the highest accuracy under a text stage (default: a random wrong class name); "
+                    "stop when none raises it, at --max-units, or before a unit that would drop clean accuracy on "
+                    "the same images by more than --budget points. Units: a ViT's attention heads (every block), "
+                    "else a ResNet's layer4 channels. Writes a JSON file for `--defense ablate:file=FILE` that "
+                    "records what it was chosen on (data set, split, sample ids and hash, model fingerprint, options), "
+                    "so it is refused on those images or another model.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_model_options(parser, heads=False)
+    add_data_options(parser, "select")
+    select = parser.add_argument_group("selection")
+    select.add_argument("--budget", type=float, default=1.0,
+                        help="largest clean-accuracy drop allowed on the selection images, in points (default: 1.0)")
+    select.add_argument("--max-units", type=positive_int, default=20, help="most units to choose (default: 20)")
+    select.add_argument("--positions", choices=POSITIONS, default="all",
+                        help="heads only: 'all' (the default) ablates every token's row, 'cls' the class token's "
+                             "path only, as in the paper")
+    select.add_argument("--candidates", default=None, metavar="A+B",
+                        help="units to choose among, joined by '+' (default: every unit)")
+    select.add_argument("--batch-size", type=positive_int, default=64, help="images per forward pass (default: 64)")
+    add_seed_device(select)
+    parser.add_argument("--out", required=True, help="the .json file to write")
+    parser.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    check_out(args.out, ".json", "a greedy selection file")
+    if args.budget < 0:
+        raise UsageError(f"--budget {args.budget}: the clean-accuracy drop allowed must be >= 0 points")
+    attack = suite_stage(args.suite, args.stage)
+    loaded, dataset = load_model_data(args)
+    candidates = [c.strip() for c in args.candidates.split("+")] if args.candidates else None
+    result, selection = select_on_dataset(loaded, dataset, attack=attack, seed=args.seed, batch_size=args.batch_size,
+                                          budget=args.budget, max_units=args.max_units, positions=args.positions,
+                                          candidates=candidates)
+    config = {"suite": args.suite, "stage": args.stage, "budget": args.budget, "max_units": args.max_units,
+              "positions": args.positions, "candidates": candidates, "seed": args.seed, "limit": args.limit}
+    path = save_greedy(args.out, result, selection, config)
+    print_summary(result, selection, str(path))
+    return 0
+
+
+def print_summary(result: GreedyResult, selection: dict, path: str) -> None:
+    print(f"model    {selection['model_label']}  (weights {selection['model_fingerprint'][:12]})")
+    print(f"data     {selection['dataset']} {selection['split']}: {selection['n']} images (selection split)")
+    print(f"before   clean {result.base['clean_accuracy']:.4f}, typographic {result.base['typographic_accuracy']:.4f}")
+    for i, step in enumerate(result.steps, 1):
+        print(f"  {i:>2}. {step['unit']:<22} typographic {step['typographic_accuracy']:.4f} "
+              f"(+{step['gain']:.4f}), clean {step['clean_accuracy']:.4f}")
+    print(f"stopped  {result.stopped}" + ("" if result.units else ": no unit chosen, nothing for ablate to load"))
+    print(f"wrote    {path}  (use: --defense ablate:file={path}; these are selection-split numbers: score on "
+          "held-out images with `typobench defend`)")

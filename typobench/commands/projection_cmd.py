@@ -1,0 +1,59 @@
+"""``typobench defense train-projection``: learn the ``project`` defense's projection on train images."""
+
+from __future__ import annotations
+
+import argparse
+
+from typobench.commands.common import add_model_options, positive_int
+from typobench.commands.defense_common import add_data_options, add_seed_device, check_out, load_model_data, suite_stage
+from typobench.core.errors import UsageError
+from typobench.defenses.projection import ProjectionResult, learn_projection, save_projection
+
+SUITE, BLANK, TEXT = "words-alone", "white", "words-alone"
+
+
+def register(actions: argparse._SubParsersAction) -> None:
+    parser = actions.add_parser(
+        "train-projection",
+        help="learn a projection of the image embedding that removes spelling (after Materzynska et al. 2022)",
+        description="On --split (default train) images, embed the photos and their true class names written alone on "
+                    "white (the words-alone suite's blank and text stages); remove the --rank directions that carry "
+                    "the written class most per unit of the photos' class (a generalised eigenproblem of the two "
+                    "between-class scatters). Writes a safetensors file for `--defense project:file=FILE` with the "
+                    "model fingerprint and the sample ids it was learned on, so it is refused on those images.",
+        epilog="example: typobench defense train-projection --model toyclip --dataset cifar10-jpeg --data-root DATA "
+               "--limit 1000 --rank 4 --out projection.safetensors",
+    )
+    add_model_options(parser, heads=False)
+    data = add_data_options(parser, "learn", stage=False)
+    data.add_argument("--suite", default=SUITE, help=f"suite with the blank and text stages (default: {SUITE})")
+    data.add_argument("--blank-stage", default=BLANK, help=f"the blank stage (default: {BLANK})")
+    data.add_argument("--text-stage", default=TEXT, help=f"the text stage writing on it (default: {TEXT})")
+    fit = parser.add_argument_group("projection")
+    fit.add_argument("--rank", type=positive_int, default=4, help="directions removed (default: 4; < classes)")
+    fit.add_argument("--ridge", type=float, default=0.1,
+                     help="added to the photos' scatter, times its mean eigenvalue (default: 0.1)")
+    add_seed_device(fit)
+    parser.add_argument("--out", required=True, help="the .safetensors file to write")
+    parser.set_defaults(handler=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    check_out(args.out, ".safetensors", "the projection file's format")
+    blank, text = suite_stage(args.suite, args.blank_stage), suite_stage(args.suite, args.text_stage)
+    if args.ridge <= 0:
+        raise UsageError(f"--ridge {args.ridge}: must be > 0 (the photos' scatter is inverted)")
+    loaded, dataset = load_model_data(args)
+    result = learn_projection(loaded, dataset, blank=blank, text=text, rank=args.rank, seed=args.seed, ridge=args.ridge)
+    path = save_projection(args.out, result)
+    print_summary(result, str(path))
+    return 0
+
+
+def print_summary(result: ProjectionResult, path: str) -> None:
+    meta = result.metadata
+    print(f"model    {meta['model_label']}  (weights {meta['model_fingerprint'][:12]})")
+    print(f"data     {meta['dataset']} {meta['split']}: {meta['train_count']} images, seed {meta['seed']}")
+    print(f"removed  {meta['rank']} directions: written words keep {float(meta['words_scatter_kept']):.1%} of their "
+          f"class scatter, photos {float(meta['photos_scatter_kept']):.1%} (on these train images)")
+    print(f"wrote    {path}  (use: --defense project:file={path})")
