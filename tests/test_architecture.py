@@ -121,7 +121,7 @@ KIND_SWITCHES_LEFT = {
     "typobench.defenses.build": 1, "typobench.defenses.prefix": 1, "typobench.harness.config": 1,
     "typobench.harness.session": 3, "typobench.toyclip.mixture": 6, "typobench.neurons.featurevis.layers": 1,
     "typobench.neurons.featurevis.param": 2, "typobench.neurons.atlas.pages": 1, "typobench.neurons.atlas.gather": 3,
-    "typobench.neurons.scoring": 2, "typobench.leaderboard.validate": 6, "typobench.leaderboard.boards": 6,
+    "typobench.neurons.scoring": 2, "typobench.leaderboard.validate": 6, "typobench.leaderboard.boards": 8,
     "typobench.leaderboard.rescore_checks": 2, "typobench.leaderboard.scoring": 5, "typobench.leaderboard.entry": 1,
 }
 
