@@ -136,8 +136,8 @@ def run_cascade(s) -> None:
     ours_correct = int((~torch.cat(ours_success)).sum())
 
     start = time.perf_counter()
-    peer = AutoAttack(model, norm="Linf", eps=args.eps, version="standard", device=device, seed=args.seed,
-                      verbose=False)
+    peer = AutoAttack(model, norm="Linf", eps=args.eps, version="standard", device=device, seed=args.seed)
+    peer.verbose = False
     with contextlib.redirect_stdout(io.StringIO()):
         adv = peer.run_standard_evaluation(images, labels, bs=args.batch_size)
     peer_s = time.perf_counter() - start
