@@ -26,6 +26,7 @@ from typobench.harness.config import RunConfig
 from typobench.harness.results import read_predictions
 from typobench.harness.run import execute
 from typobench.toyclip.measure import _correct_by_stage
+from typobench.toyclip.robust import _Parser
 
 SUITES = ("default", "words-alone", "apgd-linf")
 # (suite, stage, label) of the table, in order.
@@ -41,7 +42,7 @@ ROWS = (("default", "clean", "clean zero-shot accuracy"),
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m typobench.toyclip.robust_measure", description=__doc__.split("\n\n")[0])
+    p = _Parser(prog="python -m typobench.toyclip.robust_measure", description=__doc__.split("\n\n")[0])
     p.add_argument("--models", nargs="+", default=["toyclip", "toyclip-fare"],
                    help="built-in names; the first is the reference of the paired differences")
     p.add_argument("--data-root", required=True, help="the cifar10-jpeg folder")
@@ -112,8 +113,8 @@ def markdown(rows: list[dict[str, Any]], reference: str) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)
         results = {(model, suite): execute(_config(args, model, suite), progress=False).results
                    for suite in args.suites for model in args.models}
     except UsageError as exc:
