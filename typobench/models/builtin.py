@@ -76,3 +76,17 @@ register_builtin(BuiltinModel(
                 "(model card: typobench/models/TOYCLIP_VIT_CARD.md)",
     weights=WEIGHTS_DIR / "toyclip-vit.safetensors",
 ))
+register_builtin(BuiltinModel(
+    name="toyclip-fare",
+    open_clip_name="typobench-toyclip",
+    description="toyclip-fare: toyclip with its image tower robustly fine-tuned by FARE (L-inf 2/255; text tower "
+                "frozen) (model card: typobench/models/TOYCLIP_FARE_CARD.md)",
+    weights=WEIGHTS_DIR / "toyclip-fare.safetensors",
+))
+register_builtin(BuiltinModel(
+    name="toyclip-tecoa",
+    open_clip_name="typobench-toyclip",
+    description="toyclip-tecoa: toyclip with its image tower robustly fine-tuned by TeCoA (L-inf 2/255; text tower "
+                "frozen) (model card: typobench/models/TOYCLIP_TECOA_CARD.md)",
+    weights=WEIGHTS_DIR / "toyclip-tecoa.safetensors",
+))

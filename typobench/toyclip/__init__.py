@@ -14,4 +14,7 @@ organism ``toyclip-vit`` (``--model toyclip-vit``; ``typobench/models/TOYCLIP_VI
 * ``typobench.toyclip.model``: the organisms' open_clip models (created, quickly measured, saved),
 * ``typobench.toyclip.train``: the training script (``python -m typobench.toyclip.train``),
 * ``typobench.toyclip.measure``: the model card's measurements (``python -m typobench.toyclip.measure``).
+* ``typobench.toyclip.robust``: robust fine-tuning of the image tower, FARE or TeCoA (``python -m typobench.toyclip.robust``;
+  objectives and data in ``robust_loss``, validation in ``robust_eval``), the organisms ``toyclip-fare`` and ``toyclip-tecoa``,
+* ``typobench.toyclip.robust_measure``: their cards' measurements, paired against toyclip.
 """
