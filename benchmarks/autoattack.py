@@ -139,7 +139,7 @@ def run_cascade(s) -> None:
     peer = AutoAttack(model, norm="Linf", eps=args.eps, version="standard", device=device, seed=args.seed)
     peer.verbose = False
     with contextlib.redirect_stdout(io.StringIO()):
-        adv = peer.run_standard_evaluation(images, labels, bs=args.batch_size)
+        adv = peer.run_standard_evaluation(images, labels, batch_size=args.batch_size)
     peer_s = time.perf_counter() - start
     with torch.no_grad():
         peer_correct = int(sum(int((model(adv[i:i + args.batch_size]).argmax(1) == labels[i:i + args.batch_size]).sum())
