@@ -18,7 +18,10 @@ from typobench.harness.results import read_results
 from typobench.models import load_model
 from typobench.suites import load_suite
 
-TINY = ["--model", "tiny-rn", "--limit", "12", "--batch-size", "12", "--device", "cpu", "--quiet"]
+# The defend suite's stages with tiny attack budgets (tests/suites/defend-small.toml); a test that names another
+# suite later on its command line overrides it.
+SMALL_DEFEND = str(Path(__file__).parent / "suites" / "defend-small.toml")
+TINY = ["--model", "tiny-rn", "--limit", "12", "--batch-size", "12", "--device", "cpu", "--quiet", "--suite", SMALL_DEFEND]
 
 
 def _neurons_json(path: Path, run_dir: Path) -> Path:
