@@ -140,6 +140,7 @@ def run_cascade(s) -> None:
     peer.verbose = False
     with contextlib.redirect_stdout(io.StringIO()):
         adv = peer.run_standard_evaluation(images, labels, batch_size=args.batch_size)
+    adv = adv[0] if isinstance(adv, tuple) else adv  # pyautoattack 0.2 returns (images, state)
     peer_s = time.perf_counter() - start
     with torch.no_grad():
         peer_correct = int(sum(int((model(adv[i:i + args.batch_size]).argmax(1) == labels[i:i + args.batch_size]).sum())

@@ -138,10 +138,10 @@ def test_a_file_that_is_no_checkpoint_is_named_with_what_is_expected(tmp_path):
     from safetensors.torch import load_file
 
     from typobench.core.errors import UsageError
-    from typobench.models.loading import _unreadable_checkpoint
+    from typobench.models.loading import ModelSpec, _unreadable_checkpoint
 
     for kind, path in _bad_checkpoints(tmp_path).items():
-        with pytest.raises(UsageError) as caught, _unreadable_checkpoint(path, "RN50"):
+        with pytest.raises(UsageError) as caught, _unreadable_checkpoint(ModelSpec("RN50", str(path)), path):
             load_file(str(path)) if path.suffix == ".safetensors" else torch.load(path, weights_only=True)
         message = str(caught.value)
         assert str(path) in message and "expected a .safetensors file or a PyTorch state dict" in message, message
