@@ -1,4 +1,4 @@
-"""Hypothesis draws command lines for ``run``, ``sweep`` and ``neurons`` from their own argparse options
+"""Hypothesis draws command lines for ``run``, ``defend``, ``sweep`` and ``neurons`` from their own argparse options
 (flags, choices, types; valid and invalid values) and holds the CLI to its promise: exit 0, or exit 2
 with exactly one line on stderr -- never a traceback, never another status."""
 
@@ -25,6 +25,8 @@ BASE = {"run": ["--model", "tiny-rn", "--device", "cpu", "--quiet", "--limit", "
                 "--suite", "none", "--no-neurons"],
         "sweep": ["--model", "tiny-rn", "--device", "cpu", "--quiet", "--limit", "4", "--batch-size", "4",
                   "--suite", "random-wrong-label", "--vary", "text.size=8,12", "--no-plots"],
+        "defend": ["--model", "tiny-rn", "--device", "cpu", "--quiet", "--limit", "4", "--batch-size", "4",
+                   "--suite", "none", "--no-reading", "--attack-checks", "0"],
         "neurons": ["--device", "cpu", "--quiet", "--ref-limit", "8", "--draws", "2", "--probe-images", "8",
                     "--max-cards", "1", "--fv-steps", "1"]}
 # Values for options whose every value would otherwise be slow (a big model, all images, a long
@@ -46,6 +48,9 @@ POOLS = {
     "probe_images": ["8", "0"],
     "ref_limit": ["8", "0"],
     "draws": ["2", "0"],
+    "random_draws": ["1", "0", "-1"],
+    "lexicon_words": ["4", "0"],
+    "attack_checks": ["0", "4", "-1"],
     "top_k": ["1", "0"],
     "max_events": ["4", "0"],
     "vit_blocks": ["1", "0"],
@@ -109,8 +114,8 @@ def workdir(tmp_path, monkeypatch) -> Path:
     return tmp_path
 
 
-@pytest.mark.parametrize("command", ["run", "sweep"])
-def test_drawn_run_and_sweep_command_lines_exit_0_or_2_with_one_line(command, workdir, capsys):
+@pytest.mark.parametrize("command", ["run", "defend", "sweep"])
+def test_drawn_run_defend_and_sweep_command_lines_exit_0_or_2_with_one_line(command, workdir, capsys):
     @SETTINGS
     @given(drawn=drawn_options(command))
     def check(drawn):

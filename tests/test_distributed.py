@@ -218,3 +218,69 @@ def test_a_worst_case_cascade_under_two_processes_gives_the_per_sample_results_o
     table = pd.read_csv(tmp_path / "one" / "predictions.csv")
     assert set(table.loc[table["stage"] == "worst-case", "broken_by"].fillna("")) <= {"clean", "apgd-ce", "apgd-t",
                                                                                       "square", ""}
+
+
+# -- resumed across thread counts and world sizes ---------------------------------------------------
+
+# toyclip's predictions differ in the last bits between 1 and 2 intra-op threads (tiny-rn's do not).
+THREADS_RUN = ["run", "--model", "toyclip", "--dataset", "cifar10-sample", "--suite", "none", "--limit", "64",
+               "--batch-size", "8", "--device", "cpu", "--quiet", "--checkpoint-every", "0"]
+
+
+def _plain(argv: list[str], cache: Path, threads: int, **extra: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "typobench", *argv], env=_env(cache, OMP_NUM_THREADS=str(threads),
+                            **extra), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def _launched(argv: list[str], cache: Path, **extra: str) -> subprocess.Popen:
+    command = [*TORCHRUN, "--standalone", "--nproc-per-node", "2", "-m", "typobench", *argv]
+    return subprocess.Popen(command, env=_env(cache, **extra), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def _kill_after_first_batch(job: subprocess.Popen, out: Path, tag: str) -> None:
+    """SIGKILL every process of the job (as an OOM killer or a lost node does) once one batch is saved."""
+    deadline = time.monotonic() + 300
+    while not list((out / ".partial").glob("part-*.csv")) and time.monotonic() < deadline:
+        assert job.poll() is None, job.stderr.read()[-2000:]
+        time.sleep(0.02)
+    for pid in [*_worker_pids(tag, rank=0), *_worker_pids(tag, rank=1), job.pid]:
+        os.kill(pid, signal.SIGKILL)
+    job.wait(timeout=60)
+    assert not (out / "results.json").exists()
+
+
+@pytest.fixture(scope="module")
+def by_threads(tmp_path_factory) -> dict[int, Path]:
+    """Uninterrupted one-process runs at 1 and at 2 intra-op threads."""
+    folder = tmp_path_factory.mktemp("threads")
+    runs = {}
+    for threads in (1, 2):
+        job = _plain([*THREADS_RUN, "--out", str(folder / f"t{threads}")], folder / "cache", threads)
+        assert job.wait(timeout=600) == 0, job.stderr.read()[-2000:]
+        runs[threads] = folder / f"t{threads}"
+    return runs
+
+
+def test_the_thread_count_changes_toyclips_predictions(by_threads):
+    """Without this, the resume tests below could not fail."""
+    one, two = ((by_threads[t] / "predictions.csv").read_bytes() for t in (1, 2))
+    assert one != two
+
+
+@pytest.mark.parametrize("start", ["plain", "torchrun"])
+def test_a_run_killed_at_one_thread_count_resumes_at_another_world_size_identically(tmp_path, by_threads, start):
+    """Started as one process on 2 threads and resumed by torchrun (2 ranks, OMP_NUM_THREADS=1), or the reverse:
+    every resumed batch is computed with the thread count the run started with."""
+    out, tag, cache = tmp_path / "run", uuid.uuid4().hex, tmp_path / "cache"
+    argv = [*THREADS_RUN, "--out", str(out)]
+    first = _plain(argv, cache, 2, TYPOBENCH_TEST_TAG=tag) if start == "plain" else _launched(
+        argv, cache, TYPOBENCH_TEST_TAG=tag)
+    _kill_after_first_batch(first, out, tag)
+    then = _launched(argv, cache) if start == "plain" else _plain(argv, cache, 2)
+    assert then.wait(timeout=600) == 0, then.stderr.read()[-2000:]
+    started_with = 2 if start == "plain" else 1
+    assert (out / "predictions.csv").read_bytes() == (by_threads[started_with] / "predictions.csv").read_bytes()
+    results = json.loads((out / "results.json").read_text())
+    assert results["config"]["compute"]["threads"] == started_with
+    assert [a["world_size"] for a in results["spread"]["attempts"]] == ([1, 2] if start == "plain" else [2, 1])
