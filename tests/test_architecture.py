@@ -151,3 +151,44 @@ def test_no_new_string_switch_on_kinds_outside_registries():
              if not name.rsplit(".", 1)[-1].endswith(("registry", "kinds", "_schema")) and (n := _kind_switches(path))}
     grown = {name: n for name, n in found.items() if n > KIND_SWITCHES_LEFT.get(name, 0)}
     assert grown == {}, "declare the behaviour on the kind's class (a method or capability) instead"
+
+
+# -- options declared once (typobench.core.options) ---------------------------------------------------------
+
+COMMANDS = {name: path for name, path in MODULES.items() if name.startswith("typobench.commands.")}
+
+
+def _declared_flags(command: str) -> dict[str, str]:
+    """The flags of the options every command shares (RunConfig's), and in ``neurons`` NeuronsConfig's too
+    (other commands may have a --stage or --top-k of their own meaning)."""
+    from typobench.core.options import declared
+    from typobench.harness.config import RunConfig
+    from typobench.suites.neurons_option import NeuronsConfig
+
+    configs = (RunConfig, NeuronsConfig) if command.endswith("neurons_cmd") else (RunConfig,)
+    return {item.flag: f"{config.__name__}.{item.name}" for config in configs for item in declared(config)}
+
+
+def _calls(path: Path, function: str) -> list[ast.Call]:
+    return [node for node in ast.walk(ast.parse(path.read_text())) if isinstance(node, ast.Call)
+            and (getattr(node.func, "attr", None) == function or getattr(node.func, "id", None) == function)]
+
+
+def test_no_command_writes_a_flag_of_a_declared_option_by_hand():
+    """A flag of RunConfig or NeuronsConfig comes from its declaration (``add_arguments``), never from a second
+    ``add_argument`` that could drift from it (another default, another help)."""
+    seen, again = 0, []
+    for name, path in COMMANDS.items():
+        declared = _declared_flags(name)
+        for call in _calls(path, "add_argument"):
+            flags = [a.value for a in call.args if isinstance(a, ast.Constant) and str(a.value).startswith("--")]
+            seen += len(flags)
+            again += [f"{name}: {flag} (declared as {declared[flag]})" for flag in flags if flag in declared]
+    assert seen > 20  # the scan finds the hand-written flags there are
+    assert again == []
+
+
+def test_commands_build_declared_configs_from_the_parsed_flags_not_by_hand():
+    by_hand = [f"{name}:{call.lineno}" for name, path in COMMANDS.items() for config in ("RunConfig", "NeuronsConfig")
+               for call in _calls(path, config) if call.keywords]
+    assert by_hand == []

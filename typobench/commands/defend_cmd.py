@@ -7,6 +7,8 @@ from dataclasses import replace
 
 from tqdm.auto import tqdm
 
+from typobench.core.options import add_arguments
+from typobench.harness.config import RunConfig
 from typobench.commands.common import add_model_data_options, config_from_args
 from typobench.core.errors import UsageError
 from typobench.experiments.defend.reading import lexicon
@@ -38,23 +40,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "defend",
         help="score defenses side by side against adaptive and transfer attacks: one table and a picture",
-        description="Run SUITE (default: defend: clean, a random wrong class name, a control word, L-inf PGD "
-                    "through the defense (adaptive) and made on the undefended model (transfer)) on the model "
-                    "without defenses and with each --defense, loading the model and data once. Writes "
+        description="Run SUITE (default: defend, version 2: clean, a random wrong class name, a control word, and "
+                    "at L-inf 2/255 the APGD-CE + APGD-T + Square cascade through each defense's declared backward "
+                    "pass (adaptive, EOT over 20 draws for a randomised defense) and made on the undefended model "
+                    "(transfer)) on the model without defenses and with each --defense, loading the model and data once. Writes "
                     "OUT/defend.json, defend.csv, defend.md (accuracy per stage with 95% intervals, the "
                     "written-class rate, the clean cost with a paired interval, sanity flags: zero gradients, "
-                    "a random forward pass, transfer stronger than adaptive) and defend.png; each row's run is "
+                    "a random forward pass, transfer stronger than adaptive; the attack-failure flags of "
+                    "--attack-checks) and defend.png; each row's run is "
                     "kept in OUT/rows/ and resumes. A defense chosen from data (units from neurons.json, a "
                     "learned prefix) must have been chosen on other images than the ones scored: else exit 2. "
                     "--suite none scores clean images only (accuracy and clean cost).",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    add_model_data_options(parser, defense_help="a row of the table: a defense, or several joined by ';' applied "
-                                                "in order (repeat for more rows; the model without defenses is "
-                                                "always the first row)", suite=DEFAULT_DEFEND_SUITE)
-    parser.add_argument("--out", default=None, help="output folder (default: runs/defend-<model>-<dataset>-<suite>-<hash>)")
-    parser.add_argument("--overwrite", action="store_true", help="replace rows in --out computed with another configuration")
+    add_model_data_options(parser, defense_help_lead="a row of the table: a defense, or several joined by ';' "
+                                                     "applied in order (repeat for more rows; the model without "
+                                                     "defenses is always the first row)", suite=DEFAULT_DEFEND_SUITE)
+    add_arguments(parser, RunConfig, ("out", "overwrite"), helps={
+        "out": "output folder (default: runs/defend-<model>-<dataset>-<suite>-<hash>)",
+        "overwrite": "replace rows in --out computed with another configuration"})
     parser.add_argument("--random-draws", type=int, default=0, metavar="N",
                         help="for each ablate row, also ablate N random sets of as many units of the same layers "
                              "(typographic stages only): the table says whether the chosen units beat every draw, "

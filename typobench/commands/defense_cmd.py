@@ -6,6 +6,8 @@ import argparse
 import json
 
 from typobench.commands import greedy_cmd, paint_cmd, projection_cmd
+from typobench.core.options import REQUIRED, add_arguments
+from typobench.harness.config import RUNTIME, RunConfig
 from typobench.commands.common import add_model_options, positive_int
 from typobench.commands.defense_common import add_data_options, check_out, load_model_data, suite_stage
 from typobench.defenses.prefix import PrefixResult, save_prefix, train_prefix_on_dataset
@@ -35,13 +37,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     fit.add_argument("--lr", type=float, default=0.01, help="Adam learning rate (default: 0.01)")
     fit.add_argument("--tokens", type=positive_int, default=1,
                      help="prefix length in tokens (default: 1, as in the paper)")
-    fit.add_argument("--batch-size", type=positive_int, default=256, help="images per step (default: 256)")
     fit.add_argument("--keep-weight", type=float, default=1.0,
                      help="weight of the term that keeps clean predictions (default: 1.0; 0 = typographic loss only)")
-    fit.add_argument("--seed", type=int, default=0,
-                     help="seed of the subset, the written words and placements, and the minibatch order (default: 0)")
-    fit.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps")
-    train.add_argument("--out", required=True, help="the .safetensors file to write")
+    add_arguments(train, RunConfig, ("batch_size", "seed", "device"), groups={RUNTIME: fit},
+                  defaults={"batch_size": 256}, helps={
+                      "batch_size": "images per step (default: 256)",
+                      "seed": "seed of the subset, the written words and placements, and the minibatch order "
+                              "(default: 0)"})
+    add_arguments(train, RunConfig, ("out",), defaults={"out": REQUIRED},
+                  helps={"out": "the .safetensors file to write"})
     train.set_defaults(handler=handle_train_prefix)
     greedy_cmd.register(actions)
     projection_cmd.register(actions)

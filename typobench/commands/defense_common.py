@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from typobench.commands.common import positive_int
 from typobench.core.errors import UsageError
+from typobench.core.options import REQUIRED, add_arguments
 from typobench.core.runtime import Runtime
 from typobench.data import ImageDataset, load_dataset
-from typobench.harness.config import limit_dataset
+from typobench.harness.config import DATA, MODEL, RUNTIME, RunConfig, limit_dataset
 from typobench.models import LoadedModel, load_model
 from typobench.stages.base import Stage
 from typobench.suites import load_suite
@@ -18,27 +18,25 @@ DEFAULT_SUITE, DEFAULT_STAGE = "random-wrong-label", "random-wrong-label"
 
 
 def add_data_options(parser: argparse.ArgumentParser, what: str, stage: bool = True) -> argparse._ArgumentGroup:
-    """--dataset, --data-root, --split (default train), --limit, --classnames, and --suite/--stage."""
+    """--dataset (required), --data-root, --split (default train), --limit, --classnames (``RunConfig``'s
+    declarations, said of choosing), and --suite/--stage."""
     data = parser.add_argument_group(f"{what} data (choose on images it will not be scored on)")
-    data.add_argument("--dataset", required=True, help="data set name (see `typobench list datasets`)")
-    data.add_argument("--data-root", default=None, help="where the data set lives on disk")
-    data.add_argument("--split", default="train", help=f"split to {what} on (default: train)")
-    data.add_argument("--limit", type=positive_int, default=None,
-                      help=f"{what} on a deterministic class-stratified subset of N images (default: all; they are "
-                           "held in memory, so a few thousand)")
-    data.add_argument("--classnames", dest="classnames_file", default=None,
-                      help="text file with one class name per line (folder data sets)")
+    add_arguments(parser, RunConfig, ("dataset", "data_root", "split", "limit", "classnames_file"),
+                  defaults={"dataset": REQUIRED, "split": "train"}, groups={DATA: data}, helps={
+                      "dataset": "data set name (see `typobench list datasets`)",
+                      "split": f"split to {what} on (default: train)",
+                      "limit": f"{what} on a deterministic class-stratified subset of N images (default: all; they "
+                               "are held in memory, so a few thousand)"})
     if stage:
-        data.add_argument("--suite", default=DEFAULT_SUITE,
-                          help=f"suite holding the stage that writes on the images (default: {DEFAULT_SUITE})")
+        add_arguments(parser, RunConfig, ("suite",), groups={MODEL: data}, defaults={"suite": DEFAULT_SUITE},
+                      helps={"suite": f"suite holding the stage that writes on the images (default: {DEFAULT_SUITE})"})
         data.add_argument("--stage", default=DEFAULT_STAGE, help=f"that stage's name (default: {DEFAULT_STAGE})")
     return data
 
 
 def add_seed_device(group: argparse._ArgumentGroup) -> None:
-    group.add_argument("--seed", type=int, default=0,
-                       help="seed of the subset and of the written words and placements (default: 0)")
-    group.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps")
+    add_arguments(group, RunConfig, ("seed", "device"), groups={RUNTIME: group}, helps={
+        "seed": "seed of the subset and of the written words and placements (default: 0)"})
 
 
 def suite_stage(suite_name: str, stage_name: str) -> Stage:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from typobench.core.options import REQUIRED, add_arguments
+from typobench.harness.config import RUNTIME, RunConfig
 from typobench.commands.common import add_model_options, positive_int
 from typobench.commands.defense_common import add_data_options, add_seed_device, check_out, load_model_data, suite_stage
 from typobench.core.errors import UsageError
@@ -43,9 +45,9 @@ def register(actions: argparse._SubParsersAction) -> None:
                              "path only, as in the paper")
     select.add_argument("--candidates", default=None, metavar="A+B",
                         help="units to choose among, joined by '+' (default: every unit)")
-    select.add_argument("--batch-size", type=positive_int, default=64, help="images per forward pass (default: 64)")
+    add_arguments(parser, RunConfig, ("batch_size",), groups={RUNTIME: select})
     add_seed_device(select)
-    parser.add_argument("--out", required=True, help="the .json file to write")
+    add_arguments(parser, RunConfig, ("out",), defaults={"out": REQUIRED}, helps={"out": "the .json file to write"})
     parser.set_defaults(handler=handle)
 
 

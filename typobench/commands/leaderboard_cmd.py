@@ -9,6 +9,8 @@ from pathlib import Path
 from typobench.leaderboard.boards import ENTRIES_DIR, ROOT_HELP, TABLES_DIR, load_boards
 from typobench.leaderboard.build import build
 from typobench.leaderboard.validate import entry_files, validate_paths
+from typobench.core.options import add_arguments
+from typobench.harness.config import RunConfig
 
 EXIT_INVALID = 1
 
@@ -37,7 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                           "when an entry is invalid.")
     make.add_argument("--root", default=None, help=ROOT_HELP)
     make.add_argument("--entries", default=None, help=f"entries folder (default: <root>/{ENTRIES_DIR}/)")
-    make.add_argument("--out", default=None, help=f"tables folder (default: <root>/{TABLES_DIR}/)")
+    add_arguments(make, RunConfig, ("out",), helps={"out": f"tables folder (default: <root>/{TABLES_DIR}/)"})
     make.add_argument("--check", action="store_true",
                       help="write nothing; exit 1 if the tables on disk differ from a fresh build")
     make.set_defaults(handler=handle_build)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from typobench.core.options import REQUIRED, add_arguments
 from typobench.commands.common import add_model_options, positive_int
 from typobench.commands.defense_common import add_data_options, add_seed_device, load_model_data, load_split, suite_stage
 from typobench.core.errors import UsageError
 from typobench.experiments.paint import describe_split, paint_curve, write_paint
-from typobench.harness.config import limit_dataset
+from typobench.harness.config import RunConfig, limit_dataset
 
 
 def register(actions: argparse._SubParsersAction) -> None:
@@ -37,7 +38,7 @@ def register(actions: argparse._SubParsersAction) -> None:
     curve.add_argument("--budget", type=float, default=1.0,
                        help="clean-accuracy drop allowed when choosing alpha, in points (default: 1.0)")
     add_seed_device(curve)
-    parser.add_argument("--out", required=True, help="output folder")
+    add_arguments(parser, RunConfig, ("out",), defaults={"out": REQUIRED}, helps={"out": "output folder"})
     parser.set_defaults(handler=handle)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from typobench.core.options import REQUIRED, add_arguments
+from typobench.harness.config import MODEL, RunConfig
 from typobench.commands.common import add_model_options, positive_int
 from typobench.commands.defense_common import add_data_options, add_seed_device, check_out, load_model_data, suite_stage
 from typobench.core.errors import UsageError
@@ -26,7 +28,8 @@ def register(actions: argparse._SubParsersAction) -> None:
     )
     add_model_options(parser, heads=False)
     data = add_data_options(parser, "learn", stage=False)
-    data.add_argument("--suite", default=SUITE, help=f"suite with the blank and text stages (default: {SUITE})")
+    add_arguments(parser, RunConfig, ("suite",), groups={MODEL: data}, defaults={"suite": SUITE},
+                  helps={"suite": f"suite with the blank and text stages (default: {SUITE})"})
     data.add_argument("--blank-stage", default=BLANK, help=f"the blank stage (default: {BLANK})")
     data.add_argument("--text-stage", default=TEXT, help=f"the text stage writing on it (default: {TEXT})")
     fit = parser.add_argument_group("projection")
@@ -34,7 +37,8 @@ def register(actions: argparse._SubParsersAction) -> None:
     fit.add_argument("--ridge", type=float, default=0.1,
                      help="added to the photos' scatter, times its mean eigenvalue (default: 0.1)")
     add_seed_device(fit)
-    parser.add_argument("--out", required=True, help="the .safetensors file to write")
+    add_arguments(parser, RunConfig, ("out",), defaults={"out": REQUIRED},
+                  helps={"out": "the .safetensors file to write"})
     parser.set_defaults(handler=handle)
 
 

@@ -8,6 +8,8 @@ from typobench.harness.report import print_run_summary
 from typobench.harness.config import DEFAULT_DATASET, DEFAULT_DEMO_LIMIT
 from typobench.harness.run import execute
 from typobench.neurons.after_run import explain_run
+from typobench.core.options import add_arguments
+from typobench.harness.config import RunConfig
 from typobench.commands.common import add_model_data_options, config_from_args
 
 
@@ -22,12 +24,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                "--limit 1000 --out runs/vitb32",
     )
     add_model_data_options(parser, demo_limit=True)
-    parser.add_argument("--out", default=None, help="output folder (default: runs/<model>-<dataset>-<head>-<hash>)")
-    parser.add_argument("--overwrite", action="store_true", help="replace finished results of another configuration")
+    add_arguments(parser, RunConfig, ("out", "overwrite", "neurons"))
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    parser.add_argument("--no-neurons", dest="neurons", action="store_false",
-                        help="skip the suite's [neurons] analysis (see `typobench neurons --help`); "
-                             "run it later with `typobench neurons --from OUT`")
     parser.set_defaults(handler=handle)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from typobench.core.options import add_arguments
+from typobench.harness.config import RunConfig
 from typobench.commands.common import add_model_data_options, config_from_args
 from typobench.core.errors import UsageError
 from typobench.experiments.text_search import read_words, run_text_search, template_stage
@@ -27,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="target class name (repeatable); default: every class")
     parser.add_argument("--words", default=None, help="text file with extra candidate words, one per line")
     parser.add_argument("--top-k", type=int, default=10, help="candidates kept per target in the printed table")
-    parser.add_argument("--out", default=None, help="output folder (default: runs/search-text-<hash>)")
+    add_arguments(parser, RunConfig, ("out",), helps={"out": "output folder (default: runs/search-text-<hash>)"})
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(handler=handle)
 

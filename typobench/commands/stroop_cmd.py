@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from typobench.core.options import add_arguments, from_namespace
+from typobench.harness.config import RunConfig
 from typobench.commands.common import add_model_options, add_runtime_options
 from typobench.experiments.stroop import (
     DEFAULT_BACKGROUND,
@@ -56,15 +58,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                          help=f"background colour, a name or #rrggbb (default: {DEFAULT_BACKGROUND})")
 
     add_runtime_options(parser, workers=False)
-    parser.add_argument("--out", default=None,
-                        help="output folder (default: runs/stroop-<model>-<hash>); stroop.json, stroop.csv, "
-                             "stroop_<i>.png per prompt")
+    add_arguments(parser, RunConfig, ("out",), helps={"out": "output folder (default: runs/stroop-<model>-<hash>); "
+                                                              "stroop.json, stroop.csv, stroop_<i>.png per prompt"})
     parser.set_defaults(handler=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
-    run = RunConfig(model=args.model, pretrained=args.pretrained, vision_tower=args.vision_tower, device=args.device, precision=args.precision,
-                    seed=args.seed, cache_dir=args.cache_dir, batch_size=args.batch_size, out=args.out)
+    run = from_namespace(RunConfig, args)  # the model and runtime options this command has
     words = [w for w in args.words.split(",") if w.strip()] if args.words else None
     config = StroopConfig(run, prompts=args.prompts, palette=args.palette, words=words, neutral=args.neutral,
                           fonts=args.fonts, sizes=args.sizes, background=args.background)

@@ -10,6 +10,8 @@ from typobench.leaderboard.boards import ENTRIES_DIR, ROOT_HELP, column_label, l
 from typobench.leaderboard.entry import default_submitter, entry_from_run, entry_path, write_entry
 from typobench.leaderboard.render import format_value, unit
 from typobench.leaderboard.validate import Validator, read_entry
+from typobench.core.options import add_arguments
+from typobench.harness.config import RunConfig
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -30,8 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="model name on the board (default: NAME:TAG of the run; needed for local checkpoints "
                              "whose file name is not a good name)")
     parser.add_argument("--root", default=None, help=ROOT_HELP)
-    parser.add_argument("--out", default=None, help=f"entries folder (default: <root>/{ENTRIES_DIR}/)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing entry of this model on the board")
+    add_arguments(parser, RunConfig, ("out", "overwrite"), helps={
+        "out": f"entries folder (default: <root>/{ENTRIES_DIR}/)",
+        "overwrite": "replace an existing entry of this model on the board"})
     parser.set_defaults(handler=handle)
 
 

@@ -7,6 +7,8 @@ import argparse
 import pandas as pd
 from tqdm.auto import tqdm
 
+from typobench.core.options import add_arguments
+from typobench.harness.config import RunConfig
 from typobench.commands.common import add_model_data_options, config_from_args
 from typobench.experiments.sweep import plan_sweep, run_sweep
 from typobench.harness.session import Session
@@ -44,10 +46,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--vary", action="append", default=[], metavar="PATH=V1,V2,...",
                         help="a suite parameter and its values (repeat for a grid; see below)")
     add_model_data_options(parser)
-    parser.add_argument("--out", default=None,
-                        help="output folder (default: runs/sweep-<model>-<dataset>-<suite>-<hash>)")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace grid points in --out that were computed with another configuration")
+    add_arguments(parser, RunConfig, ("out", "overwrite"), helps={
+        "out": "output folder (default: runs/sweep-<model>-<dataset>-<suite>-<hash>)",
+        "overwrite": "replace grid points in --out that were computed with another configuration"})
     parser.add_argument("--no-plots", action="store_true", help="write the table only")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(handler=handle)

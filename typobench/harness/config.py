@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 import os
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from typobench.core.errors import UsageError
+from typobench.core.options import check, option
+from typobench.defenses import list_defenses
 from typobench.harness.legibility import require_ocr
 from typobench.data import ImageDataset, load_dataset, stratified_subset
 from typobench.heads import HEAD_KINDS
@@ -33,46 +35,84 @@ _NON_SEMANTIC = ("out", "workers", "cache_dir", "device", "overwrite", "neurons"
 _ONLY_WHEN_SET = ("defenses", "holdout", "vision_tower", "legibility")
 
 
+MODEL, DATA, RUNTIME = "model", "data", "runtime"
+DEFENSE_LEAD = "a defense, part of the model under test (repeat: applied in order, before a suite's [defense] tables)"
+
+
+def defense_help(lead: str = DEFENSE_LEAD) -> str:
+    """The --defense help: ``lead`` (what a spec is to this command), then every defense kind's summary."""
+    return (lead + ": KIND:KEY=VALUE,KEY=VALUE with lists joined by '+'. "
+            + "; ".join(f"{d['kind']}: {d['summary']}" for d in list_defenses())
+            + ". Attack stages attack through the defenses (adaptive), or with attack_on = \"undefended\" make "
+              "the images without them (transfer)")
+
+
 @dataclass
 class RunConfig:
-    """Every option of a run. The resolved config is recorded in results.json."""
+    """Every option of a run, each declared once: the flags of ``typobench run`` (and the commands that share
+    them), the keyword arguments and the checks follow from here. The resolved config is recorded in results.json."""
 
-    model: str = DEFAULT_MODEL
-    pretrained: str | None = None
-    # The image tower's weights alone (FARE, TeCoA), loaded into the model's ``visual`` over ``pretrained``.
-    vision_tower: str | None = None
-    dataset: str = DEFAULT_DATASET
-    data_root: str | None = None
-    split: str = "test"
-    download: bool = False
-    classnames_file: str | None = None
-    head: str = "zeroshot"
-    suite: str | None = DEFAULT_SUITE
-    limit: int | None = None
+    model: str = option(DEFAULT_MODEL, "built-in name, open_clip NAME or NAME:TAG (ViT-B-32:openai), or "
+                                       "hf-hub:org/repo; see `typobench list models`", group=MODEL)
+    pretrained: str | None = option(None, "open_clip pretrained tag or a local checkpoint (.safetensors/.pt) for "
+                                          "--model NAME", group=MODEL)
+    vision_tower: str | None = option(None, "the image tower's weights alone (.safetensors/.pt, e.g. a FARE or TeCoA "
+                                            "release), loaded into the model's visual module over --pretrained; keys "
+                                            "with or without a visual. prefix", metavar="PATH", group=MODEL)
+    dataset: str = option(DEFAULT_DATASET, "data set name (cifar10-sample is bundled); see `typobench list datasets`",
+                          group=DATA)
+    data_root: str | None = option(None, "where the data set lives on disk", group=DATA)
+    split: str = option("test", "split to evaluate", group=DATA)
+    download: bool = option(False, "allow torchvision to download the data set (the entries `typobench list "
+                                   "datasets` says can be)", group=DATA)
+    classnames_file: str | None = option(None, "text file with one class name per line (folder data sets)",
+                                         flag="--classnames", group=DATA)
+    head: str = option("zeroshot", "zero-shot prompts or a logistic-regression linear probe on the train split",
+                       choices=HEAD_KINDS, group=MODEL)
+    suite: str | None = option(DEFAULT_SUITE, "attack suite: a name from `typobench list suites` or a .toml path; "
+                                              "'none' for the clean stage only", group=MODEL)
+    limit: int | None = option(None, "evaluate a deterministic class-stratified subset of N images", minimum=1,
+                               shown="all", group=DATA)
     # Leave out the ``holdout`` images that ``limit=holdout`` would draw (a validation set on which recipes,
     # units or defenses were chosen) before drawing ``limit`` from the rest.
-    holdout: int | None = None
-    probe_train_limit: int | None = None
-    batch_size: int = 64
-    workers: int = 0
-    device: str = "auto"
-    precision: str = "fp32"
-    seed: int = 0
-    out: str | None = None
-    cache_dir: str | None = None
-    overwrite: bool = False
+    holdout: int | None = option(None, "leave out the N images that --limit N would draw (the validation images a "
+                                       "recipe, units or a defense were chosen on) and evaluate the rest (or --limit "
+                                       "of the rest)", minimum=1, metavar="N", group=DATA)
+    probe_train_limit: int | None = option(None, "train the linear probe on a stratified subset of this many train "
+                                                 "images", minimum=1, group=MODEL)
+    batch_size: int = option(64, "images per forward pass", minimum=1, group=RUNTIME)
+    workers: int = option(0, "data loader worker processes", minimum=0, group=RUNTIME)
+    device: str = option("auto", "auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps", group=RUNTIME)
+    precision: str = option("fp32", "autocast precision (weights stay fp32)", choices=("fp32", "bf16", "fp16"),
+                            group=RUNTIME)
+    seed: int = option(0, "seed for subsets, placements, attacks, random models", group=RUNTIME)
+    out: str | None = option(None, "output folder (default: runs/<model>-<dataset>-<head>-<hash>)")
+    cache_dir: str | None = option(None, "cache for zero-shot weights and probe features (default: $TYPOBENCH_CACHE "
+                                         "or ~/.cache/typobench)", group=RUNTIME)
+    overwrite: bool = option(False, "replace finished results of another configuration")
     # Run the suite's [neurons] analysis (if it has one) after the attack run.
-    neurons: bool = True
+    neurons: bool = option(True, "skip the suite's [neurons] analysis (see `typobench neurons --help`); run it later "
+                                 "with `typobench neurons --from OUT`")
     # Finished batches reach the disk at least this often (and whenever the run stops): what a kill can cost.
-    checkpoint_seconds: float = 15.0
+    checkpoint_seconds: float = option(15.0, "save finished batches at least this often, so an interrupted run "
+                                             "resumes from there", minimum=0, flag="--checkpoint-every",
+                                       metavar="SECONDS", group=RUNTIME)
     # Defense specs (``typobench.defenses``), applied in order: part of the model under test.
-    defenses: list[str] = field(default_factory=list)
+    defenses: list[str] = option(help=defense_help, factory=list, flag="--defense", metavar="SPEC", repeat=True,
+                                 group=MODEL)
     # Samples the attack-failure checks (``harness.attack_checks``) re-attack with twice the budget; 0: none.
-    attack_checks: int = 64
+    attack_checks: int = option(64, "re-attack the first N samples with twice the iterations and restarts, run "
+                                    "eps-0.5 PGD on them, and flag attacks that did not converge or met masked "
+                                    "gradients (results.json's attack_checks; 0: off)", minimum=0, metavar="N",
+                                group=RUNTIME)
     # Read each written text with an OCR model (``harness.legibility``): columns ocr_text, ocr_legible.
-    legibility: bool = False
+    legibility: bool = option(False, "read each written text with an OCR model (rapidocr-onnxruntime, the ocr extra): "
+                                     "columns ocr_text, ocr_legible and the accuracy on the legible samples (costs "
+                                     "time)", group=RUNTIME)
 
     def __post_init__(self) -> None:
+        if self.suite == "none":  # the clean stage only
+            self.suite = None
         # Absolute, so that a run reopened from results.json elsewhere (neurons, mean ablation of its images)
         # finds its data wherever the command that reopens it is started from.
         if self.data_root:
@@ -81,20 +121,9 @@ class RunConfig:
             self.vision_tower = os.path.abspath(os.path.expanduser(self.vision_tower))
 
     def validate(self) -> None:
-        if self.head not in HEAD_KINDS:
-            raise UsageError(f"--head '{self.head}' is unknown: use one of {', '.join(HEAD_KINDS)}")
-        for option in ("batch_size", "limit", "holdout", "probe_train_limit"):
-            value = getattr(self, option)
-            if value is not None and value < 1:
-                raise UsageError(f"--{option.replace('_', '-')} must be a positive integer, got {value}")
-        if self.attack_checks < 0:
-            raise UsageError(f"--attack-checks must be >= 0 samples (0 turns the checks off), got {self.attack_checks}")
-        if self.workers < 0:
-            raise UsageError(f"--workers must be >= 0, got {self.workers}")
+        check(self)
         if self.legibility:
             require_ocr()
-        if not self.checkpoint_seconds >= 0:
-            raise UsageError(f"--checkpoint-every must be >= 0 seconds, got {self.checkpoint_seconds}")
 
     def semantic(self) -> dict[str, Any]:
         """The options that determine the numbers, apart from the suite (hashed by its content). Defenses

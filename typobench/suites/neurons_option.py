@@ -17,11 +17,11 @@ it). Only method options belong here: where the run lives, the device and caches
 
 from __future__ import annotations
 
-import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from typobench.core.errors import UsageError
+from typobench.core.options import check, declared, option, read_table
 from typobench.suites.fields import Table
 
 EVENT_KINDS = ("failure", "lift", "hijack")
@@ -29,40 +29,84 @@ ABLATION_MODES = ("zero", "mean")
 RANK_BY = ("added", "diff", "attacked")
 
 
+METHOD, PROBE, MICROSCOPE, RUNTIME = "method", "sparse probe and atlas", "microscope", "runtime"
+# Descriptions of the groups of ``typobench neurons --help``.
+GROUPS = {MICROSCOPE: "feature visualizations and word views of the most blamed neurons; writes microscope.json, "
+                      "microscope/*.png and a section of neurons.md"}
+
+
+def _above_zero(value: float) -> str | None:
+    return None if value > 0 else f"must be > 0, got {value}"
+
+
 @dataclass
 class NeuronsConfig:
-    run_dir: str
-    stages: list[str] | None = None
-    top_k: int = 10
-    draws: int = 20
-    vocab: str | None = None
-    out: str | None = None
-    rank_by: str = "added"
-    modes: tuple[str, ...] = ABLATION_MODES
-    events: tuple[str, ...] = EVENT_KINDS
-    max_events: int = 1000
-    ref_limit: int = 500
-    min_group: int = 5
-    heldout_min: int = 10
-    max_cards: int = 30
-    table_k: int = 20
-    tau_image: float = 1.0
-    tau_text: float = 2.0
-    min_class_images: int = 3
-    length_slack: int = 1
-    vit_blocks: int = 1
-    device: str = "auto"
-    batch_size: int = 64
-    seed: int | None = None
-    cache_dir: str | None = None
-    sparse_probe: bool = False  # an L1 probe on the layer's units, swept to ~probe_per_class neurons per class
-    probe_per_class: float = 3.0
-    probe_images: int = 2000  # clean images of the run, split into a train and a held-out half
-    atlas: bool = False  # a static HTML site of the analysis in atlas/
-    microscope: int = 0  # feature visualizations and word views of the K most blamed neurons (0: none)
-    fv_steps: int = 256  # optimisation steps of each feature visualization
-    fv_natural: int = 0  # data-set images for the FV excitation ratio's percentile (0: the reference images)
-    heads: int = 0  # ViT towers: blame, ablate (top K) and card the attention heads of the last vit_blocks blocks
+    """Every option of a neurons analysis, each declared once: the flags of ``typobench neurons``, the keys of a
+    suite's ``[neurons]`` table (those marked ``toml``), the keyword arguments and the checks follow from here."""
+
+    run_dir: str = option(help="output folder of a finished `typobench run` (holds results.json and predictions.csv)",
+                          flag="--from", metavar="RESULTS_DIR", toml=False)
+    stages: list[str] | None = option(None, "attack stage to analyse; repeat for several (default: every attack stage)",
+                                      flag="--stage", metavar="NAME", repeat=True)
+    top_k: int = option(10, "blamed neurons to ablate", minimum=1)
+    draws: int = option(20, "draws of each random / activation-matched baseline; the blame beats a baseline when it "
+                            "beats every draw, p = 1/(draws+1)", minimum=1)
+    vocab: str | None = option(None, "word list for the text facet, one word per line (class names are always added; "
+                                     "default: a built-in list of words, short and long)", metavar="FILE", toml=False)
+    out: str | None = option(None, "output folder (default: the run's folder)", toml=False)
+    rank_by: str = option("added", "added: min of the attacked and the attacked-minus-clean attribution; diff: "
+                                   "attacked minus clean; attacked: the attacked attribution", choices=RANK_BY,
+                          group=METHOD)
+    modes: tuple[str, ...] = option(ABLATION_MODES, "ablation modes, comma-separated", choices=ABLATION_MODES,
+                                    group=METHOD)
+    events: tuple[str, ...] = option(EVENT_KINDS, "event kinds, comma-separated", choices=EVENT_KINDS, group=METHOD)
+    max_events: int = option(1000, "events per stage, at most", minimum=1, group=METHOD)
+    ref_limit: int = option(500, "clean reference images (activation statistics, clean cost, cards)", minimum=1,
+                            group=METHOD)
+    min_group: int = option(5, "ablate a group's own top-k only when it has this many events", minimum=1, group=METHOD)
+    heldout_min: int = option(10, "with this many events or more, the verdict is held-out: blame on half the events, "
+                                  "ablation on the other half", minimum=1, group=METHOD)
+    max_cards: int = option(30, "cards to draw, at most", minimum=0, group=METHOD)
+    table_k: int = option(20, "rows per blame table", minimum=1, group=METHOD)
+    tau_image: float = option(1.0, "multimodal test: image z threshold", group=METHOD)
+    tau_text: float = option(2.0, "multimodal test: text z threshold", group=METHOD)
+    min_class_images: int = option(3, "multimodal test: reference images a class needs to be testable", minimum=1,
+                                   group=METHOD)
+    length_slack: int = option(1, "multimodal test: control words are non-class words within this many characters of "
+                                  "the class name's length; the name must out-score all of them", minimum=0,
+                               group=METHOD)
+    vit_blocks: int = option(1, "ViT towers: MLPs (and, with --heads, attention heads) of the last N blocks (1: the "
+                                "last block)", minimum=1, group=METHOD)
+    heads: int = option(0, "ViT towers: also blame the attention heads of the last --vit-blocks blocks by their direct "
+                           "contribution to the logit difference, ablate the top K (--heads alone: 3) against random "
+                           "and activation-matched heads, and card them (written words, TextSpan text directions); "
+                           "rows in the same tables, a 'heads' section in neurons.json (0: off)",
+                        minimum=0, const=3, metavar="K", group=METHOD)
+    sparse_probe: bool = option(False, "also fit an L1 logistic probe on the layer's neurons, swept to "
+                                       "--probe-per-class neurons per class, and score it against the full (L2) probe; "
+                                       "the run's clean images are split into disjoint train and held-out halves "
+                                       "(writes sparse_probe.json, sparse_probe.csv)", group=PROBE)
+    probe_per_class: float = option(3.0, "sparse probe: neurons per class to sweep the L1 penalty to (3: Goh et al.)",
+                                    check=_above_zero, group=PROBE)
+    probe_images: int = option(2000, "sparse probe: clean images of the run to use, half to fit and half to score",
+                               minimum=4, group=PROBE)
+    atlas: bool = option(False, "also write atlas/, a static offline HTML site: an index of the blamed neurons (and "
+                                "heads) by blame, one page per neuron with its card, dataset examples, words, feature "
+                                "visualizations (when microscope.json exists) and sparse-probe weights; open "
+                                "atlas/index.html", group=PROBE)
+    microscope: int = option(0, "look at the K most blamed neurons: a plain and a text-faceted feature visualization "
+                                "each, their excitation ratio over natural images, the class the model gives each "
+                                "image vs the class the neuron reads, and text-side vs pixel-side words (also for K "
+                                "random neurons); 0 = off", minimum=0, metavar="K", group=MICROSCOPE)
+    fv_steps: int = option(256, "optimisation steps of each feature visualization", minimum=1, metavar="N",
+                           group=MICROSCOPE)
+    fv_natural: int = option(0, "the excitation ratio divides by the 99.9th percentile of the neuron over N images of "
+                                "the run's data set (its whole split, class-stratified); 0 = the clean reference "
+                                "images", minimum=0, metavar="N", group=MICROSCOPE)
+    device: str = option("auto", "auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps", toml=False, group=RUNTIME)
+    batch_size: int = option(64, "images per forward pass", minimum=1, toml=False, group=RUNTIME)
+    seed: int | None = option(None, "seed of the baseline draws (default: the run's seed)", toml=False, group=RUNTIME)
+    cache_dir: str | None = option(None, "cache for zero-shot weights (default: the run's)", toml=False, group=RUNTIME)
 
     # Where and how fast the analysis runs and where it writes: not what it finds.
     _NOT_METHOD = ("run_dir", "out", "device", "cache_dir", "batch_size", "atlas")
@@ -78,73 +122,15 @@ class NeuronsConfig:
         return all(recorded.get(k) == v for k, v in mine.items())
 
     def validate(self) -> None:
-        for name in ("top_k", "draws", "max_events", "ref_limit", "min_group", "heldout_min", "table_k", "min_class_images",
-                     "vit_blocks", "batch_size"):
-            if getattr(self, name) < 1:
-                raise UsageError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(self, name)}")
-        if self.length_slack < 0:
-            raise UsageError(f"--length-slack must be >= 0, got {self.length_slack}")
-        if self.probe_images < 4 or self.probe_per_class <= 0:
-            raise UsageError(f"--probe-images must be >= 4 and --probe-per-class > 0, got {self.probe_images} and "
-                             f"{self.probe_per_class}")
-        if self.max_cards < 0:
-            raise UsageError(f"--max-cards must be >= 0, got {self.max_cards}")
-        for name in ("microscope", "fv_natural", "heads"):
-            if getattr(self, name) < 0:
-                raise UsageError(f"--{name.replace('_', '-')} must be >= 0 (0: off / the reference images), "
-                                 f"got {getattr(self, name)}")
-        if self.fv_steps < 1:
-            raise UsageError(f"--fv-steps must be a positive integer, got {self.fv_steps}")
-        if self.rank_by not in RANK_BY:
-            raise UsageError(f"--rank-by '{self.rank_by}' is unknown: use {', '.join(RANK_BY)}")
-        for mode in self.modes:
-            if mode not in ABLATION_MODES:
-                raise UsageError(f"--modes '{mode}' is unknown: use {', '.join(ABLATION_MODES)}")
-        for kind in self.events:
-            if kind not in EVENT_KINDS:
-                raise UsageError(f"--events '{kind}' is unknown: use {', '.join(EVENT_KINDS)}")
+        check(self)
 
 
-# NeuronsConfig fields a suite may set, by the kind of value they take.
-_INTEGERS = ("top_k", "draws", "max_events", "ref_limit", "min_group", "heldout_min", "max_cards", "table_k",
-             "min_class_images", "length_slack", "vit_blocks", "microscope", "fv_steps", "fv_natural", "heads",
-             "probe_images")
-_NUMBERS = ("tau_image", "tau_text", "probe_per_class")
-_BOOLEANS = ("sparse_probe", "atlas")
-_STRING_LISTS = ("stages", "modes", "events")
-_STRINGS = ("rank_by",)
-NEURON_OPTIONS = (*_INTEGERS, *_NUMBERS, *_BOOLEANS, *_STRING_LISTS, *_STRINGS)
+NEURON_OPTIONS = tuple(d.name for d in declared(NeuronsConfig) if d.how.toml)
 
 
 def parse_neurons_table(table: Table) -> dict[str, Any]:
     """The ``[neurons]`` table as ``NeuronsConfig`` keyword arguments, checked field by field."""
-    options: dict[str, Any] = {}
-    for key in _INTEGERS:
-        if table.has(key):
-            options[key] = table.number(key, integer=True, minimum=0)
-    for key in _NUMBERS:
-        if table.has(key):
-            options[key] = float(table.number(key))
-    for key in _BOOLEANS:
-        if table.has(key):
-            options[key] = table.bool(key)
-    for key in _STRING_LISTS:
-        if table.has(key):
-            values = table.list(key)
-            if not values or not all(isinstance(v, str) for v in values):
-                raise table.error(key, "must be a non-empty list of strings")
-            options[key] = list(values) if key == "stages" else tuple(values)
-    for key in _STRINGS:
-        if table.has(key):
-            options[key] = table.str(key)
-    table.finish(NEURON_OPTIONS)
-    try:
-        NeuronsConfig(run_dir="", **options).validate()
-    except UsageError as exc:
-        # NeuronsConfig speaks in CLI flags (--top-k); a suite author edits TOML keys (neurons.top_k).
-        message = re.sub(r"--([a-z-]+)", lambda m: "neurons." + m.group(1).replace("-", "_"), str(exc))
-        raise UsageError(f"{table.where}: {message}") from None
-    return options
+    return read_table(table, NeuronsConfig)
 
 
 def check_neuron_stages(options: dict[str, Any], stage_names: list[str], where: str) -> None:
