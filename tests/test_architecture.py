@@ -65,6 +65,42 @@ def _layer(name: str) -> int:
     return -1
 
 
+# The same rule inside typobench.neurons, by subpackage (or top-level module), lowest first.
+NEURONS_LAYERS = [
+    ("blame",),
+    ("proof", "probes"),
+    ("cards",),
+    ("featurevis",),
+    ("heads", "microscope"),
+    ("report",),
+    ("atlas",),
+    ("analysis", "after_run", "microscope_run"),
+]
+
+
+def _neurons_layer(name: str) -> int:
+    parts = name.split(".")
+    for index, members in enumerate(NEURONS_LAYERS):
+        if len(parts) > 2 and parts[2] in members:
+            return index
+    return -1
+
+
+NEURONS_MODULES = [name for name in MODULES if name.startswith("typobench.neurons.")]
+
+
+def test_every_neurons_module_belongs_to_a_neurons_layer():
+    assert NEURONS_MODULES and [name for name in NEURONS_MODULES if _neurons_layer(name) < 0] == []
+
+
+def test_neurons_layers_import_only_downwards():
+    edges = [(name, target) for name in NEURONS_MODULES for target in GRAPH[name] if target.startswith("typobench.neurons.")]
+    assert len(edges) > 20  # the checker sees the real imports (blame -> replay, analysis -> everything, ...)
+    assert ("typobench.neurons.analysis", "typobench.neurons.blame.replay") in edges
+    upward = [f"{name} -> {target}" for name, target in edges if _neurons_layer(target) > _neurons_layer(name)]
+    assert upward == []
+
+
 def test_every_module_belongs_to_a_layer():
     assert [name for name in MODULES if name != "typobench" and _layer(name) < 0] == []
 
@@ -121,7 +157,7 @@ KIND_SWITCHES_LEFT = {
     "typobench.defenses.build": 1, "typobench.defenses.prefix": 1, "typobench.harness.config": 1,
     "typobench.harness.session": 3, "typobench.toyclip.mixture": 6, "typobench.neurons.featurevis.layers": 1,
     "typobench.neurons.featurevis.param": 2, "typobench.neurons.atlas.pages": 1, "typobench.neurons.atlas.gather": 3,
-    "typobench.neurons.scoring": 2, "typobench.leaderboard.validate": 6, "typobench.leaderboard.boards": 8,
+    "typobench.neurons.proof.scoring": 2, "typobench.leaderboard.validate": 6, "typobench.leaderboard.boards": 8,
     "typobench.leaderboard.rescore_checks": 2, "typobench.leaderboard.scoring": 5, "typobench.leaderboard.entry": 1,
 }
 

@@ -24,9 +24,9 @@ from typobench.models.attention_heads import (
 )
 from typobench.models.classifier import ImageClassifier
 from typobench.models.units import ablate, capture, find_layers, unit_activations
-from typobench.neurons.attribution import linearised_logits
-from typobench.neurons.head_blame import head_attribution
-from typobench.neurons.head_cards import text_spans
+from typobench.neurons.blame.attribution import linearised_logits
+from typobench.neurons.heads.blame import head_attribution
+from typobench.neurons.heads.cards import text_spans
 
 from test_neurons import _neurons, _run, workdir  # noqa: F401 -- the tiny runs and their fixture
 

@@ -22,10 +22,10 @@ from typobench.neurons.featurevis.objectives import Captured, channel, per_image
 from typobench.neurons.featurevis.optimise import Settings, evaluate
 from typobench.neurons.featurevis.param import make_image
 from typobench.neurons.featurevis.facets import text_facet
-from typobench.neurons.microscope import MicroscopeSettings, blame_order
+from typobench.neurons.microscope.core import MicroscopeSettings, blame_order
 from typobench.neurons.microscope_run import microscope_of_run
-from typobench.neurons.microscope_views import channels, visualize_neurons
-from typobench.neurons.microscope_words import WordViews, random_units
+from typobench.neurons.microscope.views import channels, visualize_neurons
+from typobench.neurons.microscope.words import WordViews, random_units
 from typobench.models.units import capture, find_layers, unit_activations
 from typobench.neurons.featurevis.layers import layer_space
 from typobench.suites.neurons_option import NeuronsConfig, parse_neurons_table

@@ -20,15 +20,15 @@ from typobench.core.errors import UsageError
 from typobench.heads.linear_probe import LinearProbeHead
 from typobench.heads.zeroshot import ZeroShotHead
 from typobench.models import load_model
-from typobench.neurons.ablation import matched_sets, random_sets
+from typobench.neurons.proof.ablation import matched_sets, random_sets
 from typobench.neurons.after_run import explain_run
 from typobench.neurons.analysis import analyze
-from typobench.neurons.events import find_events
-from typobench.neurons.attribution import attribute, blame_table, linearised_logits
-from typobench.neurons.cards import MultimodalTest, class_image_z, control_max, control_words, multimodal_pass, text_z, zscore
+from typobench.neurons.blame.events import find_events
+from typobench.neurons.blame.attribution import attribute, blame_table, linearised_logits
+from typobench.neurons.cards.card import MultimodalTest, class_image_z, control_max, control_words, multimodal_pass, text_z, zscore
 from typobench.models.units import ablate, capture, find_layers
 from typobench.suites.neurons_option import NeuronsConfig
-from typobench.neurons.scoring import Scorer
+from typobench.neurons.proof.scoring import Scorer
 from typobench.harness.config import RunConfig
 from typobench.harness.run import execute
 
@@ -646,7 +646,7 @@ def test_toyclip_reading_failures_are_undone_by_ablating_the_blamed_neurons(tmp_
 
 def test_cards_draw_attack_text_as_written(tmp_path):
     """Goh et al.'s "$$$" attack (twice in a title) would be parsed by matplotlib as a maths formula and fail."""
-    from typobench.neurons.cards import CardFacts, save_card
+    from typobench.neurons.cards.card import CardFacts, save_card
 
     facts = CardFacts(neuron="layer4:3", unit=3, top_words=[("$$", 2.5), ("$$$", 2.1), ("cat", 1.0)],
                       top_images=[0, 1], top_image_acts=[1.5, 1.2], multimodal_classes=[], best_class="cat",

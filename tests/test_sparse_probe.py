@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from typobench.neurons.sparse_probe import (
+from typobench.neurons.probes.sparse_probe import (
     compare_probes,
     fista_l1,
     l1_path,

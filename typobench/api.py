@@ -11,7 +11,7 @@
 Neurons: ``visualize_neurons(model, ["layer4:12", "layer4:7"])`` optimises one feature visualization per
 neuron (images and activations back); ``microscope("runs/x", 20)`` looks at the 20 most blamed neurons of a
 run that ``typobench neurons`` explained (feature visualizations, excitation ratios, word views; see
-:mod:`typobench.neurons.microscope`).
+:mod:`typobench.neurons.microscope.core`).
 
 ``evaluate`` returns one row per stage (accuracy and targeted success with Wilson 95% intervals and n,
 mean fraction of pixels changed); ``sweep`` one row per grid point x stage, written with its plots to
@@ -47,9 +47,9 @@ from typobench.models.builtin import get_builtin_model
 from typobench.models.classifier import ImageClassifier
 from typobench.neurons.featurevis.facets import text_facet as fit_text_facet
 from typobench.neurons.featurevis.optimise import Settings
-from typobench.neurons.microscope import Microscope
+from typobench.neurons.microscope.core import Microscope
 from typobench.neurons.microscope_run import microscope_of_run
-from typobench.neurons.microscope_views import class_probabilities, visualize_neurons as _visualize_neurons
+from typobench.neurons.microscope.views import class_probabilities, visualize_neurons as _visualize_neurons
 from typobench.suites import edit
 from typobench.suites.edit import SuiteSpec
 
@@ -261,7 +261,7 @@ def microscope(run_dir: str | Path, neurons: int = 20, *, steps: int = 256, natu
                cache_dir: str | None = None, batch_size: int = 64) -> Microscope:
     """The microscope of the ``neurons`` most blamed neurons of a run that ``typobench neurons`` explained
     (its neurons.json in ``analysis_dir``, default the run's folder): ``.record`` is microscope.json (see
-    :mod:`typobench.neurons.microscope`), ``.images`` its feature visualizations; both are written to
+    :mod:`typobench.neurons.microscope.core`), ``.images`` its feature visualizations; both are written to
     ``out`` (default: next to neurons.json). ``natural``: data-set images for the excitation ratio (0: the
     analysis's reference images)."""
     found, _ = microscope_of_run(run_dir, neurons=neurons, steps=steps, natural=natural, analysis_dir=analysis_dir,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 
 from typobench.neurons.analysis import analyze
-from typobench.neurons.cards import DEFAULT_WORDS
-from typobench.neurons.microscope_output import microscope_line
+from typobench.neurons.cards.card import DEFAULT_WORDS
+from typobench.neurons.microscope.output import microscope_line
 from typobench.core.options import add_arguments, declared, from_namespace
 from typobench.suites.neurons_option import GROUPS, RUNTIME, NeuronsConfig
 from typobench.harness.world import World

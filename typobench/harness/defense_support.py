@@ -39,7 +39,7 @@ def request_images(config: RunConfig, model: LoadedModel, request: ImageRequest)
 
 def _neurons_reference(model: LoadedModel, request: ImageRequest) -> tuple[ImageDataset, list[int], dict[str, Any]]:
     """The clean reference of the analysis in ``request.neurons_json``: ``ref_limit`` images of its run's data
-    (limited as the run was), stratified with the analysis' seed, exactly as ``neurons.reference`` draws them."""
+    (limited as the run was), stratified with the analysis' seed, exactly as ``neurons.proof.reference`` draws them."""
     path = Path(request.neurons_json)
     report = json.loads(path.read_text(encoding="utf-8"))
     run_dir = Path(report.get("run", {}).get("dir") or path.parent)

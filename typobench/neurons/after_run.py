@@ -8,7 +8,7 @@ import json
 from typobench.harness.run import RunOutcome
 from typobench.neurons.analysis import NeuronsOutcome, analyze
 from typobench.suites.neurons_option import NeuronsConfig
-from typobench.neurons.replay import replay_outcome
+from typobench.neurons.blame.replay import replay_outcome
 from typobench.neurons.report import JSON_FILE
 from typobench.suites.neurons_option import neurons_config
 

@@ -19,12 +19,12 @@ from torch import Tensor, nn
 from typobench.core.errors import UsageError
 from typobench.data import load_dataset, stratified_subset
 from typobench.models.units import NeuronSpace, find_layers, unit_activations
-from typobench.neurons.cards import DEFAULT_WORDS, read_vocab
-from typobench.neurons.microscope import Microscope, MicroscopeInputs, MicroscopeSettings, blame_order, run_microscope
-from typobench.neurons.microscope_output import MICROSCOPE_JSON
+from typobench.neurons.cards.card import DEFAULT_WORDS, read_vocab
+from typobench.neurons.microscope.core import Microscope, MicroscopeInputs, MicroscopeSettings, blame_order, run_microscope
+from typobench.neurons.microscope.output import MICROSCOPE_JSON
 from typobench.suites.neurons_option import NeuronsConfig
-from typobench.neurons.reference import Reference
-from typobench.neurons.replay import RunReplay, load_run
+from typobench.neurons.proof.reference import Reference
+from typobench.neurons.blame.replay import RunReplay, load_run
 from typobench.neurons.report import JSON_FILE, write_microscope
 
 

@@ -6,10 +6,10 @@
 * ``neurons_cards.csv``: one row per carded neuron (text facet, dataset examples, multimodal test);
 * ``neuron_cards/*.png``: the cards;
 * ``neurons.md``: the report page, with the cards;
-* with ``--microscope K``: ``microscope.json`` and ``microscope/*.png`` (see ``microscope``), and a section
+* with ``--microscope K``: ``microscope.json`` and ``microscope/*.png`` (see ``microscope.core``), and a section
   of neurons.md.
 * with ``--heads K``: the attention heads' rows in the three CSVs (layer ``resblocks.i.attn``), their cards
-  in ``neuron_cards/``, and a ``heads`` section in neurons.json and neurons.md (see ``head_blame``).
+  in ``neuron_cards/``, and a ``heads`` section in neurons.json and neurons.md (see ``heads.blame``).
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ from typing import Any
 import pandas as pd
 
 from typobench.core.atomic import write_json_atomic, write_text_atomic
-from typobench.neurons.cards import save_card
-from typobench.neurons.microscope import Microscope
-from typobench.neurons.microscope_output import MICROSCOPE_JSON, microscope_section, save_images
-from typobench.neurons.sparse_probe import markdown_section as sparse_probe_section
+from typobench.neurons.cards.card import save_card
+from typobench.neurons.microscope.core import Microscope
+from typobench.neurons.microscope.output import MICROSCOPE_JSON, microscope_section, save_images
+from typobench.neurons.probes.sparse_probe import markdown_section as sparse_probe_section
 
 JSON_FILE = "neurons.json"
 BLAME_CSV = "neurons_blame.csv"

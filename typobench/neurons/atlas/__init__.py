@@ -7,5 +7,7 @@
 * ``pages``: the index (units by blame), one page per neuron or head, the sparse-probe page;
 * ``site.write_atlas``: the folder: pages plus copies of every image they show, linked relatively.
 
+May import every neurons subpackage and ``report`` (below it: the atlas reads what the analysis wrote),
+not the orchestration above it (``analysis``, ``after_run``, ``microscope_run``).
 Import what you need from its module; the package itself imports nothing.
 """

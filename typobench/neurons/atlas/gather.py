@@ -24,9 +24,9 @@ from typing import Any
 
 from typobench.core.errors import UsageError
 from typobench.neurons.atlas.examples import EXAMPLES_JSON
-from typobench.neurons.microscope_output import MICROSCOPE_JSON
+from typobench.neurons.microscope.output import MICROSCOPE_JSON
 from typobench.neurons.report import JSON_FILE as NEURONS_JSON
-from typobench.neurons.sparse_probe import JSON_FILE as SPARSE_PROBE_JSON
+from typobench.neurons.probes.sparse_probe import JSON_FILE as SPARSE_PROBE_JSON
 
 SAFE = re.compile(r"[A-Za-z0-9._-]+")
 

@@ -11,5 +11,6 @@
   and their agreement with the written-word (pixel-side) facet of the neuron cards;
 * ``measure``: how far a feature visualization excites its neuron beyond natural images.
 
-Import what you need from its module; the package itself imports nothing.
+May import ``blame``, ``proof``, ``probes`` and ``cards`` (below it; ``facets`` renders words as the cards
+do). Import what you need from its module; the package itself imports nothing.
 """

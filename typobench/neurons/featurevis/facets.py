@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from typobench.core.errors import UsageError
 from typobench.heads.linear_probe import fit_logistic_regression, predict
-from typobench.neurons.cards import DEFAULT_WORDS, WORD_FONT, renderable
+from typobench.neurons.cards.card import DEFAULT_WORDS, WORD_FONT, renderable
 from typobench.neurons.featurevis.layers import facet_layer, layer_space
 from typobench.neurons.featurevis.objectives import Captured, Objective
 from typobench.models.units import unit_activations

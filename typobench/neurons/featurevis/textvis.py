@@ -11,8 +11,8 @@ a ResNet's channels feeding a linear projection). A word's text-side score is th
 and the word's text embedding (the model's text tower, ``{}`` template by default, through
 :func:`typobench.heads.zeroshot.zeroshot_class_embeddings`).
 
-Pixel side: the written-word facet of the neuron cards (:func:`typobench.neurons.cards.word_activations`
-and :func:`~typobench.neurons.cards.text_z`): how much the unit fires on the word rendered as an image.
+Pixel side: the written-word facet of the neuron cards (:func:`typobench.neurons.cards.card.word_activations`
+and :func:`~typobench.neurons.cards.card.text_z`): how much the unit fires on the word rendered as an image.
 
 Agreement between the two word rankings over the same vocabulary (Spearman rank correlation, and the
 overlap of the two top-k lists) is a multimodality measure: a unit that reads a word and writes it into

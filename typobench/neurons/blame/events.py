@@ -26,7 +26,7 @@ from torch import Tensor
 from typobench.core.errors import UsageError
 from typobench.models.units import as_pixels
 from typobench.suites.neurons_option import EVENT_KINDS
-from typobench.neurons.replay import RunReplay
+from typobench.neurons.blame.replay import RunReplay
 
 EVENT_COLUMNS = ["sample_id", "index", "label", "clean_pred", "pred", "target", "kind", "from", "to", "group"]
 

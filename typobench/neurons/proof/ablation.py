@@ -36,7 +36,7 @@ from torch import Tensor, nn
 from typobench.core.errors import UsageError
 from typobench.suites.neurons_option import ABLATION_MODES
 from typobench.models.units import NeuronSpace, ablate, as_pixels
-from typobench.neurons.scoring import Scorer
+from typobench.neurons.proof.scoring import Scorer
 
 SELECTIONS = ("blamed", "random", "matched")
 COMPARED = ("restored", "effect_removed", "targeted_removed", "margin_drop")

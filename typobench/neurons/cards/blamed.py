@@ -1,5 +1,5 @@
 """Cards of the blamed neurons: the text facet, dataset examples and multimodal test of every neuron the
-stage scopes blamed (see ``cards`` for the method), with the layer-wide base rate of the test."""
+stage scopes blamed (see ``cards.card`` for the method), with the layer-wide base rate of the test."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from typobench.neurons.cards import (
+from typobench.neurons.cards.card import (
     MultimodalTest,
     card_facts,
     class_image_z,
@@ -26,7 +26,7 @@ from typobench.neurons.cards import (
 )
 from typobench.models.units import NeuronSpace, parse_neuron
 from typobench.suites.neurons_option import NeuronsConfig
-from typobench.neurons.reference import Reference
+from typobench.neurons.proof.reference import Reference
 
 
 def blamed_for(analyses: list[dict[str, Any]]) -> dict[str, list[str]]:

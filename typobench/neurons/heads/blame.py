@@ -4,12 +4,12 @@ A head's blame for an event that moved the prediction from class ``a`` to ``b`` 
 contribution* to the logit difference: its write into the class token, through ``out_proj``, the
 linearised ``ln_post`` and ``proj`` (:func:`typobench.models.attention_heads.direct_contributions`),
 read against ``d(logit_b - logit_a) / d f``, the gradient of the margin with respect to the image
-embedding with the head's L2 normalisation held fixed (:func:`typobench.neurons.attribution.linearised_head`).
+embedding with the head's L2 normalisation held fixed (:func:`typobench.neurons.blame.attribution.linearised_head`).
 For a zero-shot head that gradient is ``logit_scale * (t_b - t_a) / |f|``, the difference of the two
 classes' text embeddings; the heads' terms and the rest of the embedding then sum exactly to the margin
 (less the head's bias difference). Ranking (added / diff / attacked), the top-K ablation against random
 and activation-matched heads, the held-out split and the groups are those of the neurons
-(:mod:`typobench.neurons.scope`); a head is ablated at every token, to 0 or to its mean output vector
+(:mod:`typobench.neurons.proof.scope`); a head is ablated at every token, to 0 or to its mean output vector
 over the clean reference images (averaged over tokens); "activation-matched" matches the mean norm of
 the heads' outputs.
 """
@@ -28,15 +28,15 @@ from typobench.core.errors import UsageError
 from typobench.models.attention_heads import direct_contributions, head_means, head_space, headwise_attention, \
     residual_terms
 from typobench.models.units import NeuronSpace, as_pixels, mean_over_positions
-from typobench.neurons.ablation import Events
-from typobench.neurons.attribution import Attribution, linearised_head
+from typobench.neurons.proof.ablation import Events
+from typobench.neurons.blame.attribution import Attribution, linearised_head
 from typobench.neurons.featurevis.textvis import word_embeddings
-from typobench.neurons.head_cards import draw_head_cards
+from typobench.neurons.heads.cards import draw_head_cards
 from typobench.suites.neurons_option import NeuronsConfig
-from typobench.neurons.reference import Reference
-from typobench.neurons.replay import RunReplay
-from typobench.neurons.scope import Ablator, Scope, Tables, analyse_scope
-from typobench.neurons.scoring import Scorer
+from typobench.neurons.proof.reference import Reference
+from typobench.neurons.blame.replay import RunReplay
+from typobench.neurons.proof.scope import Ablator, Scope, Tables, analyse_scope
+from typobench.neurons.proof.scoring import Scorer
 
 HEADS_METHOD = ("attention heads of the last {blocks} block(s) (units 'resblocks.i.attn:h'); blame = each head's "
                 "direct contribution to the class token (its output through out_proj, ln_post linearised with the "

@@ -1,7 +1,7 @@
 """Cards of the blamed attention heads: the neuron card (written-word facet, multimodal test) applied to
 the head, with its dataset examples chosen along its main text direction and its TextSpan text directions.
 
-* Written words: the cards' text facet (:func:`typobench.neurons.cards.word_activations`) with a head's
+* Written words: the cards' text facet (:func:`typobench.neurons.cards.card.word_activations`) with a head's
   activation, the norm of its output vector averaged over tokens.
 * Text directions (Gandelsman et al.'s TextSpan): over the clean reference images, the head's direct
   contributions to the image embedding C [n, D] (centred over images) and a text pool (the class names
@@ -25,10 +25,10 @@ from torch import Tensor, nn
 from typobench.core.errors import UsageError
 from typobench.models.attention_heads import headwise_attention
 from typobench.models.units import NeuronSpace
-from typobench.neurons.blamed_cards import draw_cards
-from typobench.neurons.cards import vocabulary
+from typobench.neurons.cards.blamed import draw_cards
+from typobench.neurons.cards.card import vocabulary
 from typobench.suites.neurons_option import NeuronsConfig
-from typobench.neurons.reference import Reference
+from typobench.neurons.proof.reference import Reference
 
 TEXT_SPANS = 5
 TOP_IMAGES_BY = "the head's direct contribution along its first TextSpan text direction (c_i . t_1)"
@@ -65,7 +65,7 @@ def draw_head_cards(config: NeuronsConfig, model: nn.Module, space: NeuronSpace,
                     contributions: Tensor, classnames: list[str], side: int, analyses: list[dict[str, Any]],
                     vocab_words: list[str], embed_texts: Callable[[list[str]], Tensor],
                     log: Callable[[str], None], n_images: int = 6) -> dict[str, Any]:
-    """The cards of the heads the scopes blamed (see :func:`typobench.neurons.blamed_cards.draw_cards`),
+    """The cards of the heads the scopes blamed (see :func:`typobench.neurons.cards.blamed.draw_cards`),
     each with ``text_directions`` and its dataset examples along the first one. ``contributions``
     [n, U, D]: the heads' direct contributions on the reference images."""
     with headwise_attention(model, space):

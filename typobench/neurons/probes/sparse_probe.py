@@ -34,7 +34,7 @@ from typobench.core.errors import UsageError
 from typobench.data import sample_hash, stratified_subset
 from typobench.heads.linear_probe import train_linear_probe
 from typobench.models.units import NeuronSpace, unit_activations
-from typobench.neurons.replay import RunReplay
+from typobench.neurons.blame.replay import RunReplay
 
 JSON_FILE = "sparse_probe.json"
 CSV_FILE = "sparse_probe.csv"

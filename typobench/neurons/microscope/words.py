@@ -1,10 +1,10 @@
 """The microscope's word views of neurons: what a neuron *reads* (pixel side) and *means* (text side).
 
-Over one vocabulary, the one the neuron cards draw (:func:`~typobench.neurons.cards.vocabulary`: the data
+Over one vocabulary, the one the neuron cards draw (:func:`~typobench.neurons.cards.card.vocabulary`: the data
 set's class names, then the analysis's word list; only words the card font can draw):
 
-* pixel side ``pixel`` [V, U]: the cards' written-word facet, z_txt (:func:`~typobench.neurons.cards.text_z`
-  of each unit's response to each word rendered alone, :func:`~typobench.neurons.cards.word_activations`);
+* pixel side ``pixel`` [V, U]: the cards' written-word facet, z_txt (:func:`~typobench.neurons.cards.card.text_z`
+  of each unit's response to each word rendered alone, :func:`~typobench.neurons.cards.card.word_activations`);
 * text side ``text`` [V, U]: the cosine between each unit's direction in the joint space (its mean
   contribution to the raw image embedding over reference images,
   :func:`~typobench.neurons.featurevis.textvis.neuron_directions`) and each word's text embedding (the
@@ -25,7 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from typobench.models.units import NeuronSpace
-from typobench.neurons.cards import renderable, text_z, vocabulary, word_activations
+from typobench.neurons.cards.card import renderable, text_z, vocabulary, word_activations
 from typobench.neurons.featurevis.textvis import (agreement, neuron_directions, text_side_scores, top_words,
                                                   word_embeddings)
 

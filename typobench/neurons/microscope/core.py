@@ -3,7 +3,7 @@
 For the ``K`` most blamed neurons (:func:`blame_order`) the microscope computes
 
 * a **plain feature visualization** (the neuron's channel objective, Fourier image, robustness transforms;
-  :mod:`.microscope_views`) and a **text-faceted** one (the same objective through the text facet: a logistic
+  :mod:`.views`) and a **text-faceted** one (the same objective through the text facet: a logistic
   regression on the layer below that tells photos with a word of the analysis's word list written on them
   from the same photos clean, fitted on the run's clean reference images; class names are left out of the
   facet's words, so that the facet is not taught the names the test below looks for);
@@ -11,7 +11,7 @@ For the ``K`` most blamed neurons (:func:`blame_order`) the microscope computes
   activation on natural images (the reference images, or ``natural`` images of the run's data set);
 * the **class the model assigns** to each FV, and whether it is the class the neuron **reads**: the class
   whose *written name* excites the neuron most (the highest pixel-side z among the class names, the cards'
-  top written class word; :meth:`~.microscope_words.WordViews.reads`);
+  top written class word; :meth:`~.words.WordViews.reads`);
 * the **text-side words** (the words whose text embedding the neuron's direction in the joint space points
   at) and the **pixel-side words** (the words that excite it written as images), with their agreement,
   for the blamed neurons *and* for as many random neurons of the same layers (seeded, never a blamed one).
@@ -54,11 +54,11 @@ from torch import Tensor, nn
 
 from typobench.core.errors import UsageError
 from typobench.models.units import NeuronSpace, as_pixels
-from typobench.neurons.cards import renderable
+from typobench.neurons.cards.card import renderable
 from typobench.neurons.featurevis.facets import Facet, text_facet
 from typobench.neurons.featurevis.optimise import Settings
-from typobench.neurons.microscope_views import NeuronImages, class_probabilities, visualize_neurons
-from typobench.neurons.microscope_words import WordViews, random_units, word_views
+from typobench.neurons.microscope.views import NeuronImages, class_probabilities, visualize_neurons
+from typobench.neurons.microscope.words import WordViews, random_units, word_views
 
 READS = ("the class whose written name excites the neuron most: the highest pixel-side z (the cards' text facet) "
          "among the class names")

@@ -10,8 +10,8 @@ from torch import Tensor, nn
 
 from typobench.data import stratified_subset
 from typobench.models.units import NeuronSpace
-from typobench.neurons.replay import RunReplay
-from typobench.neurons.scoring import Scorer
+from typobench.neurons.blame.replay import RunReplay
+from typobench.neurons.proof.scoring import Scorer
 
 
 @dataclass

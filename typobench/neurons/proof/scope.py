@@ -1,6 +1,6 @@
 """Blame and its causal check for one scope: the events of one stage and event kind, and each group of them.
 
-The events' logit differences are attributed to neurons (see ``attribution``); the top-k blamed neurons
+The events' logit differences are attributed to neurons (see ``blame.attribution``); the top-k blamed neurons
 are ablated against random and activation-matched baselines (see ``ablation``). The stage scope's
 verdict is held-out when it has enough events: blame is chosen on a random half and ablated on the
 other half. Each group (attack text, target class) is blamed on its own and, with enough events,
@@ -16,11 +16,11 @@ import numpy as np
 import pandas as pd
 from torch import Tensor, nn
 
-from typobench.neurons.ablation import Events, ablation_study
-from typobench.neurons.attribution import Attribution, blame_table, top_neurons
+from typobench.neurons.proof.ablation import Events, ablation_study
+from typobench.neurons.blame.attribution import Attribution, blame_table, top_neurons
 from typobench.models.units import NeuronSpace, parse_neuron
 from typobench.suites.neurons_option import NeuronsConfig
-from typobench.neurons.reference import Reference
+from typobench.neurons.proof.reference import Reference
 
 # The metric a verdict is judged on, per event kind: a failure is undone when the true class comes
 # back; a lift or hijack when the attack's class goes away.
