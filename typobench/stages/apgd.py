@@ -8,28 +8,27 @@ or "undefended" (made on the model without them, scored on the defended one: a t
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import torch
 from torch import Tensor
 
 from typobench.adversarial.apgd import APGDConfig, apgd
+from typobench.adversarial.common import AttackResult
 from typobench.core.errors import UsageError
-from typobench.stages.base import Batch, RunContext, Stage, StageOutput
-from typobench.typographic import derive_seed
+from typobench.stages.attack_stage import ATTACK_ON, AttackStage, attack_columns
 
-ATTACK_ON = ("defended", "undefended")
+__all__ = ["ATTACK_ON", "APGDStage", "trace_strings"]
+
 TRACE_POINTS = 11  # iterations of the best-so-far objective a row keeps: start, every 10%, end
 
 
-class APGDStage(Stage):
+class APGDStage(AttackStage):
     kind = "apgd"
+    attack = apgd
 
     def __init__(self, name: str, source: str, config: APGDConfig, attack_on: str = "defended"):
-        super().__init__(name, source)
-        self.config = config
-        self.attack_on = attack_on
+        super().__init__(name, source, config, attack_on)
         self.targets_used: int | None = None  # set by check() when a data set has too few classes
 
     def describe(self) -> dict[str, Any]:
@@ -51,36 +50,9 @@ class APGDStage(Stage):
         self.targets_used = self.config.targets_used(len(classnames)) if self.config.clamps_targets(
             len(classnames)) else None
 
-    def with_eot(self, draws: int) -> APGDStage:
-        if self.config.eot_draws != 1:
-            return self
-        return APGDStage(self.name, self.source, replace(self.config, eot_draws=draws), attack_on=self.attack_on)
-
-    def strengthened(self) -> APGDStage:
-        return APGDStage(self.name, self.source, self.config.strengthened(), attack_on=self.attack_on)
-
-    def apply(self, images: Tensor, batch: Batch, ctx: RunContext) -> StageOutput:
-        # One generator per batch, seeded by the batch's first sample: deterministic under resume.
-        generator = torch.Generator(device=images.device)
-        generator.manual_seed(derive_seed(ctx.seed, batch.sample_ids[0], f"apgd:{self.name}"))
-        attacked = ctx.undefended() if self.attack_on == "undefended" and ctx.undefended else ctx.classifier
-
-        def model(x: Tensor) -> Tensor:
-            with ctx.runtime.autocast():
-                return attacked(x).float()
-
-        result = apgd(model, images, batch.labels, self.config, generator=generator)
-        delta = (result.adv - images).flatten(1)
-        columns = {
-            "attack_success": result.success.tolist(),
-            "linf": delta.abs().amax(1).tolist(),
-            "l2": delta.norm(dim=1).tolist(),
-            "attack_loss": result.best_loss.tolist(),
-            "queries": result.queries.tolist(),
-            "grad_zero": result.grad_zero.tolist(),
-            "loss_trace": trace_strings(result.trace),
-        }
-        return StageOutput(result.adv.detach(), columns=columns)
+    def columns(self, images: Tensor, result: AttackResult) -> dict[str, list]:
+        return {**attack_columns(images, result), "grad_zero": result.grad_zero.tolist(),
+                "loss_trace": trace_strings(result.trace)}
 
 
 def trace_strings(trace: Tensor) -> list[str]:

@@ -11,37 +11,18 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
-from torch import Tensor
-
-from typobench.adversarial.fab import FABConfig, fab
-from typobench.stages.base import Batch, RunContext, Stage, StageOutput
-from typobench.stages.square import ATTACK_ON, attack_columns, attacked_model
-from typobench.typographic import derive_seed
+from typobench.adversarial.fab import fab
+from typobench.stages.attack_stage import ATTACK_ON, AttackStage
 
 __all__ = ["ATTACK_ON", "FABStage"]
 
 
-class FABStage(Stage):
+class FABStage(AttackStage):
     kind = "fab"
-
-    def __init__(self, name: str, source: str, config: FABConfig, attack_on: str = "defended"):
-        super().__init__(name, source)
-        self.config = config
-        self.attack_on = attack_on
+    attack = fab
 
     def describe(self) -> dict[str, Any]:
         cfg = self.config
         return {**super().describe(), "eps": cfg.eps, "norm": cfg.norm, "steps": cfg.steps, "restarts": cfg.restarts,
                 "target_classes": cfg.target_classes, "alpha_max": cfg.alpha_max, "eta": cfg.eta, "beta": cfg.beta,
                 "attack_on": self.attack_on}
-
-    def strengthened(self) -> FABStage:
-        return FABStage(self.name, self.source, self.config.strengthened(), attack_on=self.attack_on)
-
-    def apply(self, images: Tensor, batch: Batch, ctx: RunContext) -> StageOutput:
-        # One generator per batch, seeded by the batch's first sample: deterministic under resume.
-        generator = torch.Generator(device=images.device)
-        generator.manual_seed(derive_seed(ctx.seed, batch.sample_ids[0], f"fab:{self.name}"))
-        result = fab(attacked_model(ctx, self.attack_on), images, batch.labels, self.config, generator=generator)
-        return StageOutput(result.adv.detach(), columns=attack_columns(images, result))

@@ -21,11 +21,11 @@ from torch import Tensor
 
 from typobench.core.errors import UsageError
 from typobench.adversarial.pgd import PGDConfig, pgd, region_mask
+from typobench.stages.attack_stage import ATTACK_ON, attacked_model
 from typobench.stages.base import Batch, RunContext, Stage, StageOutput
 from typobench.typographic import derive_seed, sample_rng
 
 REGIONS = ("everywhere", "inside", "outside")
-ATTACK_ON = ("defended", "undefended")
 
 
 class PGDStage(Stage):
@@ -102,11 +102,7 @@ class PGDStage(Stage):
         generator = torch.Generator(device=images.device)
         generator.manual_seed(derive_seed(ctx.seed, batch.sample_ids[0], f"pgd:{self.name}"))
 
-        attacked = ctx.undefended() if self.attack_on == "undefended" and ctx.undefended else ctx.classifier
-
-        def model(x: Tensor) -> Tensor:
-            with ctx.runtime.autocast():
-                return attacked(x).float()
+        model = attacked_model(ctx, self.attack_on)
 
         result = pgd(model, images, batch.labels, self.config, targets=targets, mask=mask, generator=generator)
         delta = (result.adv - images).flatten(1)

@@ -19,10 +19,10 @@ from torch import Tensor
 
 from typobench.adversarial.cascade import Attack, worst_case
 from typobench.core.errors import UsageError
+from typobench.stages.attack_stage import ATTACK_ON, attacked_model
 from typobench.stages.base import Batch, RunContext, Stage, StageOutput
 from typobench.typographic import derive_seed
 
-ATTACK_ON = ("defended", "undefended")
 
 
 def describe_attack(name: str, kind: str, attack: Attack) -> dict[str, Any]:
@@ -75,11 +75,7 @@ class WorstCaseStage(Stage):
         return WorstCaseStage(self.name, self.source, stronger, self.attack_on, self.gradient_free)
 
     def apply(self, images: Tensor, batch: Batch, ctx: RunContext) -> StageOutput:
-        attacked = ctx.undefended() if self.attack_on == "undefended" and ctx.undefended else ctx.classifier
-
-        def model(x: Tensor) -> Tensor:
-            with ctx.runtime.autocast():
-                return attacked(x).float()
+        model = attacked_model(ctx, self.attack_on)
 
         def generator_for(attack_name: str) -> torch.Generator:
             # One generator per batch and attack, seeded by the batch's first sample: deterministic under resume
