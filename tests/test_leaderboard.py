@@ -544,6 +544,35 @@ def test_bad_boards_file_is_one_line(tmp_path):
         load_boards(tmp_path / "missing")
 
 
+@pytest.mark.parametrize("old, new, message", [
+    ('kind = "stroop"\ntitle', 'kind = "strop"\ntitle', r"board 'stroop\.[^']*': kind: 'strop' is not one of suite, stroop"),
+    ('kind = "lift"', 'kind = "lfit"', r"column\[3\]\.kind: 'lfit' is not one of accuracy"),
+    ('kind = "lift"\nstage = "random-wrong-label"', 'kind = "lift"', r"column\[3\]\.stage: column 'lift' \(lift\) needs"),
+    ('metric = "word_named"', 'metric = "word"', r"column\[0\]\.metric: column 'word_named' needs 'metric' = one of"),
+    ('reproduce = "(synthetic)"', 'reproduce = "(synthetic)"\nprompt = "x"', r"unknown field prompt: .*valid fields"),
+    ('prompt = ', 'suite_file = "x"\nprompt = ', r"unknown field suite_file"),
+    ('n = 64', 'n = "64"', r"dataset\.n: expected an integer, got '64'"),
+    ('headline_sort', 'sort_headline', r"unknown field sort_headline: did you mean .*headline_sort\?"),
+])
+def test_boards_file_errors_name_the_field(tmp_path, old, new, message):
+    """Board and column kinds are checked against their registries, and a kind's own fields belong to it."""
+    assert old in boards_toml()
+    (tmp_path / "boards.toml").write_text(boards_toml().replace(old, new, 1))
+    with pytest.raises(UsageError, match=message):
+        load_boards(tmp_path)
+
+
+def test_board_kinds_are_classes_with_their_own_behaviour(root):
+    from typobench.leaderboard.board_kinds import BOARD_KINDS, StroopBoard, SuiteBoard
+
+    assert BOARD_KINDS.names() == ["suite", "stroop"]
+    boards = load_boards(root)
+    suite, stroop = boards.board(BOARD), boards.board(STROOP_BOARD)
+    assert suite.kind == SuiteBoard() and stroop.kind == StroopBoard() and suite.kind != stroop.kind
+    assert suite.kind.stage_names(suite) == ["clean", "random-wrong-label"] and stroop.kind.stage_names(stroop) == ["stroop"]
+    assert boards.made_from(STROOP_JSON) is stroop and suite.kind.pins_seed and not stroop.kind.pins_seed
+
+
 def test_entry_json_keeps_value_lists_on_one_line():
     text = dumps_entry({"a": {"b": [1, 2, 3], "c": [{"d": None}]}, "e": 0.1})
     assert '"b": [1, 2, 3]' in text and json.loads(text) == {"a": {"b": [1, 2, 3], "c": [{"d": None}]}, "e": 0.1}

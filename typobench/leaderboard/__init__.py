@@ -1,6 +1,7 @@
 """Leaderboards: entries built from finished runs, validated by re-scoring, rendered as boards.
 
-* ``leaderboards/boards.toml`` -- the board protocols (:mod:`.boards`).
+* ``leaderboards/boards.toml`` -- the board protocols (:mod:`.boards` reads them into :mod:`.protocol`'s
+  boards); what each kind of board and of column does its own way: :mod:`.board_kinds`, :mod:`.column_kinds`.
 * ``typobench submit RUN_DIR`` -- a run folder -> one entry JSON (:func:`entry_from_run`), validated.
 * ``typobench leaderboard validate`` -- schema, protocol, published suite hash, and every stated number
   re-derived from the entry's own per-sample predictions (:class:`Validator`).

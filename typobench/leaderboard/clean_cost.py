@@ -17,9 +17,6 @@ import numpy as np
 from typobench.core.metrics import paired_difference_interval
 from typobench.leaderboard.validate import ValidEntry
 
-KIND = "clean_cost"
-
-
 def _correct(entry: ValidEntry, stage: str) -> dict[str, bool]:
     table = entry.entry["predictions"]
     preds = table["stages"][stage]["pred"]
@@ -43,10 +40,10 @@ def fill_clean_costs(entries: Sequence[ValidEntry]) -> None:
     bare = {(e.board.id, e.model["weights_sha256"]): e for e in entries if not e.model.get("defense_sha256")}
     for entry in entries:
         for column in entry.board.columns:
-            if column.kind != KIND:
+            if not column.measure.compares_entries:
                 continue
             reference = bare.get((entry.board.id, entry.model["weights_sha256"]))
             entry.headline[column.key] = cost_cell(reference, entry, column.stage) if reference else {"value": None}
 
 
-__all__ = ["KIND", "cost_cell", "fill_clean_costs"]
+__all__ = ["cost_cell", "fill_clean_costs"]

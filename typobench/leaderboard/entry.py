@@ -23,7 +23,15 @@ from typobench.leaderboard.attack_record import FIELD as ATTACK_FIELD, run_attac
 from typobench.leaderboard.provenance import run_provenance
 from typobench.harness.results import PREDICTIONS_FILE, RESULTS_FILE, utc_now
 from typobench.experiments.stroop import STROOP_CSV, STROOP_JSON
-from typobench.leaderboard.boards import STROOP_DATASET, STROOP_SUITE, Board, Boards, is_safe_id, stroop_protocol_sha256
+from typobench.leaderboard.column_kinds import STROOP_STAGE
+from typobench.leaderboard.protocol import (
+    STROOP_DATASET,
+    STROOP_SUITE,
+    Board,
+    Boards,
+    is_safe_id,
+    stroop_protocol_sha256,
+)
 from typobench.leaderboard.scoring import STAGE_METRIC_FIELDS, headline_values
 
 ENTRY_SCHEMA = 1
@@ -232,7 +240,7 @@ def stroop_sample_id(font: str, size: str, ink: str, word: str) -> str:
 def entry_from_stroop(run_dir: Path, boards: Boards, *, submitter: str, model_name: str | None = None,
                       date: str | None = None) -> tuple[Board, dict[str, Any]]:
     """The entry of a finished ``typobench stroop`` run (stroop.json + stroop.csv), for the board's prompt."""
-    board = next((b for b in boards.boards.values() if b.kind == "stroop"), None)
+    board = boards.made_from(STROOP_JSON)
     if board is None:
         raise UsageError("no Stroop board is defined in boards.toml")
     try:
@@ -257,7 +265,7 @@ def entry_from_stroop(run_dir: Path, boards: Boards, *, submitter: str, model_na
     sample_ids = [stroop_sample_id(*r) for r in zip(rows["font"], rows["size"], rows["ink"], rows["word"])]
     words = [position[w] if w in position and w != record["neutral"] else -1 for w in rows["word"]]
     table = {"sample_ids": sample_ids, "label": [position[i] for i in rows["ink"]], "word": words,
-             "stages": {"stroop": {"pred": [position[p] for p in rows["pred"]]}}}
+             "stages": {STROOP_STAGE: {"pred": [position[p] for p in rows["pred"]]}}}
     metrics = record["results"][index]["metrics"]
     config = record.get("config", {})
     return board, _finish(
@@ -267,7 +275,7 @@ def entry_from_stroop(run_dir: Path, boards: Boards, *, submitter: str, model_na
                  "num_classes": len(palette), "sample_hash": sample_hash(sample_ids)},
         suite={"name": STROOP_SUITE, "sha256": stroop_protocol_sha256(design, board.prompt or ""), "protocol_version": 1},
         head={"kind": "zeroshot", "prompt": board.prompt},
-        stages=[{"name": "stroop", **{key: metrics[key] for key in metrics}}],
+        stages=[{"name": STROOP_STAGE, **{key: metrics[key] for key in metrics}}],
         versions=_versions(record.get("versions", {})),
         run={"created": record.get("created"), "config_hash": record.get("config_hash"), "seed": config.get("seed"),
              "precision": config.get("precision"), "limit": None},

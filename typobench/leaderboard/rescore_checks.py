@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from typobench.data import sample_hash
-from typobench.leaderboard.boards import STROOP_METRICS, Board, label_hash
+from typobench.leaderboard.protocol import Board, label_hash
 from typobench.leaderboard.entry_fields import (
     EntryError,
     check_ci,
@@ -19,7 +19,6 @@ from typobench.leaderboard.entry_fields import (
     check_int_list,
     check_number,
     check_object,
-    check_rate,
     check_str,
     describe_type,
     show_value,
@@ -30,8 +29,8 @@ REL_TOL = ABS_TOL = 1e-12
 
 def check_predictions(table: Any, dataset: dict[str, Any], board: Board, names: list[str]) -> dict[str, Any]:
     """The ``predictions`` table: the protocol's sample ids and labels, and one column set per stage in ``names``."""
-    stroop = board.kind == "stroop"
-    check_object(table, "predictions", ("sample_ids", "label", "stages", *(("word",) if stroop else ())))
+    extra = board.kind.sample_columns  # per-sample columns of its kind beyond the label (Stroop: the word)
+    check_object(table, "predictions", ("sample_ids", "label", "stages", *extra))
     n, classes = dataset["n"], dataset["num_classes"]
     ids = table["sample_ids"]
     if not isinstance(ids, list) or len(ids) != n:
@@ -45,17 +44,17 @@ def check_predictions(table: Any, dataset: dict[str, Any], board: Board, names: 
         raise EntryError("dataset.sample_hash", f"is {dataset['sample_hash'][:12]}... but the submitted sample ids "
                          f"hash to {sample_hash(ids)[:12]}...")
     check_int_list(table["label"], "predictions.label", n, 0, classes)
-    if stroop:
-        check_int_list(table["word"], "predictions.word", n, -1, classes)
-    labels = label_hash(ids, table["label"], table["word"] if stroop else None)
+    for column in extra:
+        check_int_list(table[column], f"predictions.{column}", n, -1, classes)
+    labels = label_hash(ids, table["label"], *(table[column] for column in extra))
     if labels != board.dataset.label_hash:
-        raise EntryError("predictions.label", f"the true labels{' and words' if stroop else ''} hash to "
+        raise EntryError("predictions.label", f"the true labels{''.join(f' and {c}s' for c in extra)} hash to "
                          f"{labels[:12]}..., not to board {board.id}'s protocol ({board.dataset.label_hash[:12]}...)")
-    _check_stage_columns(table["stages"], names, n, classes, stroop)
+    _check_stage_columns(table["stages"], names, n, classes, board.kind.stage_columns)
     return table
 
 
-def _check_stage_columns(stages: Any, names: list[str], n: int, classes: int, stroop: bool) -> None:
+def _check_stage_columns(stages: Any, names: list[str], n: int, classes: int, optional: tuple[str, ...]) -> None:
     if not isinstance(stages, dict):
         raise EntryError("predictions.stages", f"must be an object (stage name -> columns), got {describe_type(stages)}")
     if list(stages) != names:
@@ -63,10 +62,11 @@ def _check_stage_columns(stages: Any, names: list[str], n: int, classes: int, st
                          f"are {', '.join(names)}")
     for name, columns in stages.items():
         field = f"predictions.stages[{name}]"
-        check_object(columns, field, ("pred",), () if stroop else ("target",))
+        check_object(columns, field, ("pred",), optional)
         check_int_list(columns["pred"], f"{field}.pred", n, 0, classes)
-        if "target" in columns:
-            check_int_list(columns["target"], f"{field}.target", n, -1, classes)
+        for column in optional:  # targets: -1 where a stage has none for the sample
+            if column in columns:
+                check_int_list(columns[column], f"{field}.{column}", n, -1, classes)
 
 
 def check_stated_metrics(metrics: Any, board: Board, names: list[str]) -> list[dict[str, Any]]:
@@ -80,7 +80,7 @@ def check_stated_metrics(metrics: Any, board: Board, names: list[str]) -> list[d
         raise EntryError("metrics.stages", f"are {', '.join(map(str, stated_names)) or 'none'} but the suite's "
                          f"stages are {', '.join(names)}")
     for stage in stages:
-        _check_stated_stage(stage, f"metrics.stages[{stage['name']}]", board)
+        board.kind.check_stated_stage(stage, f"metrics.stages[{stage['name']}]")
     headline = metrics["headline"]
     keys = [c.key for c in board.columns]
     if not isinstance(headline, dict) or list(headline) != keys:
@@ -97,20 +97,6 @@ def check_stated_metrics(metrics: Any, board: Board, names: list[str]) -> list[d
             if count in value:
                 check_int(value[count], f"{field}.{count}", minimum=0)
     return stages
-
-
-def _check_stated_stage(stage: dict[str, Any], field: str, board: Board) -> None:
-    if board.kind == "stroop":
-        check_object(stage, field, ("name", *STROOP_METRICS))
-        for key in STROOP_METRICS:
-            check_rate(stage[key], f"{field}.{key}")
-    else:
-        check_object(stage, field, ("name", "accuracy", "ci95", "n"), ("targeted_success",))
-        check_number(stage["accuracy"], f"{field}.accuracy", null=True)
-        check_ci(stage["ci95"], f"{field}.ci95")
-        check_int(stage["n"], f"{field}.n", minimum=0)
-        if "targeted_success" in stage:
-            check_rate(stage["targeted_success"], f"{field}.targeted_success")
 
 
 def _same_number(a: Any, b: Any) -> bool:

@@ -16,7 +16,8 @@ import pandas as pd
 
 from typobench.harness.results import summarise_stages
 from typobench.experiments.stroop import stroop_metrics
-from typobench.leaderboard.boards import Board, Column
+from typobench.leaderboard.column_kinds import Column
+from typobench.leaderboard.protocol import Board
 
 STAGE_METRIC_FIELDS = ("accuracy", "ci95", "n", "targeted_success")
 
@@ -74,35 +75,13 @@ def rescore_stroop(table: Mapping[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def _stage(stages: Sequence[Mapping[str, Any]], name: str | None) -> Mapping[str, Any] | None:
-    return next((s for s in stages if s.get("name") == name), None)
-
-
 def column_value(column: Column, stages: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """``{value, ci95?, n?}`` of one column from (stated or re-scored) stage metrics.
+    """``{value, ci95?, n?}`` of one column from (stated or re-scored) stage metrics, as its kind reads it
+    (:mod:`.column_kinds`).
 
     value is None when the column has nothing to measure (e.g. no eligible targeted sample).
     """
-    if column.kind == "stroop":
-        metric = (_stage(stages, "stroop") or {}).get(column.metric or "")
-        return dict(metric) if isinstance(metric, Mapping) else {"value": None}
-    if column.kind == "mean_targeted_success":
-        rates = [s["targeted_success"] for s in stages if isinstance(s.get("targeted_success"), Mapping)]
-        values = [r["value"] for r in rates if r.get("value") is not None]
-        return {"value": float(np.mean(values)) if values else None, "stages": len(values)}
-    stage = _stage(stages, column.stage)
-    if stage is None or column.kind == "clean_cost":  # clean_cost needs a second entry (leaderboard.clean_cost)
-        return {"value": None}
-    if column.kind == "accuracy":
-        return {"value": stage.get("accuracy"), "ci95": stage.get("ci95"), "n": stage.get("n")}
-    if column.kind == "targeted_success":
-        rate = stage.get("targeted_success")
-        return dict(rate) if isinstance(rate, Mapping) else {"value": None}
-    # lift: accuracy of the stage minus clean accuracy on the same samples (percentage points / 100).
-    clean = _stage(stages, "clean")
-    if clean is None or stage.get("accuracy") is None or clean.get("accuracy") is None:
-        return {"value": None}
-    return {"value": stage["accuracy"] - clean["accuracy"], "n": stage.get("n")}
+    return column.measure.value(column, stages)
 
 
 def headline_values(board: Board, stages: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:

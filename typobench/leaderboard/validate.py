@@ -17,7 +17,7 @@ from typing import Any
 from typobench.core.errors import UsageError
 from typobench.leaderboard.attack_record import FIELD as ATTACK_FIELD
 from typobench.leaderboard.attack_record_checks import check_attack_record
-from typobench.leaderboard.boards import Board, Boards, published_suite, published_suite_sha256
+from typobench.leaderboard.protocol import Board, Boards, published_suite_sha256
 from typobench.leaderboard.entry import ENTRY_SCHEMA, is_safe_label, model_slug
 from typobench.leaderboard.provenance_checks import check_entry_provenance
 from typobench.leaderboard.entry_fields import (
@@ -32,7 +32,7 @@ from typobench.leaderboard.entry_fields import (
 )
 from typobench.leaderboard.entry_reading import read_entry
 from typobench.leaderboard.rescore_checks import check_predictions, check_stated_metrics, compare_rescored
-from typobench.leaderboard.scoring import headline_values, rescore_stroop, rescore_suite
+from typobench.leaderboard.scoring import headline_values
 
 TOP_FIELDS = ("entry_schema", "board", "protocol_version", "model", "dataset", "suite", "head", "metrics",
               "versions", "run", "submitted", "predictions")
@@ -68,8 +68,7 @@ class Validator:
 
     def stage_names(self, board: Board) -> list[str]:
         if board.id not in self._stages:
-            self._stages[board.id] = (["stroop"] if board.kind == "stroop"
-                                      else [s.describe()["name"] for s in published_suite(board).stages])
+            self._stages[board.id] = board.kind.stage_names(board)
         return self._stages[board.id]
 
     def validate_file(self, path: str | Path) -> ValidEntry:
@@ -102,7 +101,7 @@ class Validator:
         names = self.stage_names(board)
         table = check_predictions(entry["predictions"], entry["dataset"], board, names)
         stated = check_stated_metrics(entry["metrics"], board, names)
-        rescored = rescore_stroop(table) if board.kind == "stroop" else rescore_suite(table, board.dataset.num_classes)
+        rescored = board.kind.rescore(board, table)
         for mine, theirs in zip(stated, rescored):
             compare_rescored(mine, theirs, f"metrics.stages[{theirs['name']}]")
         headline = headline_values(board, rescored)
@@ -158,8 +157,7 @@ class Validator:
         stated = check_hex64(suite["sha256"], "suite.sha256")
         published = self.published_sha256(board)
         if stated != published:
-            where = "the Stroop design and prompt of this typobench" if board.kind == "stroop" \
-                else f"the published suite attacks/{board.published_name}.toml"
+            where = board.kind.published_what(board)
             raise EntryError("suite.sha256", f"{stated[:12]}... is not the sha256 of {where} ({published[:12]}...): "
                              f"{self._fix_for_suite(board, stated)}")
 
@@ -172,20 +170,17 @@ class Validator:
                         "or re-run with the published suite")
         return "re-run with the published suite"
 
-    def _head(self, head: Any, board: Board) -> None:
-        check_object(head, "head", ("kind",), ("prompt",))
-        check_equal(check_str(head["kind"], "head.kind"), board.head, "head.kind", f"board {board.id}'s head")
-        if board.kind == "stroop":
-            check_equal(check_str(head.get("prompt"), "head.prompt"), board.prompt, "head.prompt", f"board {board.id}'s prompt")
-        elif "prompt" in head:
-            raise EntryError("head.prompt", "is only a field of Stroop entries; remove it")
+    def _head(self, stated: Any, board: Board) -> None:
+        check_object(stated, "head", ("kind",), ("prompt",))
+        check_equal(check_str(stated["kind"], "head.kind"), board.head, "head.kind", f"board {board.id}'s head")
+        board.kind.check_head(stated, board)
 
     def _run(self, run: Any, board: Board) -> None:
         check_object(run, "run", ("created", "config_hash", "seed", "precision", "limit"))
         check_str(run["created"], "run.created", null=True, max_len=40)
         check_hex64(run["config_hash"], "run.config_hash", null=True)
         seed = check_int(run["seed"], "run.seed", null=True)
-        if board.kind == "suite":
+        if board.kind.pins_seed:
             check_equal(seed, board.dataset.seed, "run.seed", f"board {board.id}'s protocol")
         check_str(run["precision"], "run.precision", null=True, max_len=20)
         check_int(run["limit"], "run.limit", null=True, minimum=1)

@@ -14,6 +14,7 @@ image's key as a positive for that image (``loss.py``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -95,13 +96,7 @@ class Mixture:
                      kinds=kinds, words=[s.word for s in samples])
 
     def _sample(self, kind: str, sample_id: str, rng: np.random.Generator) -> _Sample:
-        if kind in ("photo", "photo_word"):
-            return self._photo_sample(kind == "photo_word", sample_id, rng)
-        if kind == "word":
-            return self._word_sample(sample_id, rng)
-        if kind == "colour_word":
-            return self._colour_word_sample(sample_id, rng)
-        return self._colour_sample(rng)
+        return SAMPLERS[kind](self, sample_id, rng)
 
     # -- one sample of each kind --------------------------------------------------------------
     def _photo_sample(self, written: bool, sample_id: str, rng: np.random.Generator) -> _Sample:
@@ -239,23 +234,13 @@ class Mixture:
         return image.clamp(0, 1), base
 
     def _photo_word_style(self, word: str, rng: np.random.Generator) -> TextStyle:
+        """A word's style on a photo: its size, one of ``style_p``'s styles (:data:`WORD_STYLES`), font, rotation."""
         cfg = self.config
         size = int(rng.integers(cfg.photo_word_px[0], cfg.photo_word_px[1] + 1))
-        kind = list(cfg.style_p)[int(rng.choice(len(cfg.style_p), p=np.array(list(cfg.style_p.values()))))]
+        name = list(cfg.style_p)[int(rng.choice(len(cfg.style_p), p=np.array(list(cfg.style_p.values()))))]
         font = self._font(rng)
         rotation = float(rng.uniform(-cfg.rotation_max, cfg.rotation_max)) if rng.random() < cfg.rotation_p else 0.0
-        if kind == "outline":
-            fill = some_colour(rng, named_p=0.7)
-            stroke = contrasting(fill, rng, 0.25)
-            width = 0.08 if rng.random() < 0.5 else float(rng.uniform(0.05, 0.15))
-            return TextStyle(word, font=font, size=size, fill=fill, stroke=stroke, stroke_width=width, rotation=rotation)
-        if kind == "box":
-            box = (255, 255, 255) if rng.random() < 0.5 else random_rgb(rng)
-            fill = (0, 0, 0) if box == (255, 255, 255) and rng.random() < 0.6 else contrasting(box, rng)
-            padding = float(rng.uniform(0.08, 0.25))
-            return TextStyle(word, font=font, size=size, fill=fill, box=box, padding=padding, rotation=rotation)
-        fill = some_colour(rng, named_p=0.6)
-        return TextStyle(word, font=font, size=size, fill=fill, rotation=rotation)
+        return WORD_STYLES[name](TextStyle(word, font=font, size=size, rotation=rotation), rng)
 
     def _occlude(self, image: torch.Tensor, rng: np.random.Generator) -> None:
         """A blank sticker in place on ``image`` ``[3, 64, 64]``: a random-colour rectangle (bordered half
@@ -276,3 +261,41 @@ class Mixture:
         policy = self.centre_placement if rng.random() < 0.5 else self.random_placement
         record = policy.place(patch.shape[-2:], (IMAGE_SIZE, IMAGE_SIZE), sample_id, seed=self.seed)
         return patch, record.positions[0]
+
+
+# What makes each kind of sample (``recipes.KINDS``): (mixture, sample id, rng) -> the sample.
+SAMPLERS: dict[str, Callable[[Mixture, str, np.random.Generator], _Sample]] = {
+    "photo": lambda mixture, sample_id, rng: mixture._photo_sample(False, sample_id, rng),
+    "photo_word": lambda mixture, sample_id, rng: mixture._photo_sample(True, sample_id, rng),
+    "word": Mixture._word_sample,
+    "colour_word": Mixture._colour_word_sample,
+    "colour": lambda mixture, sample_id, rng: mixture._colour_sample(rng),
+}
+
+
+# -- the styles of a word written on a photo (``MixtureConfig.style_p``): a base style (word, font, size,
+# rotation) -> its colours, outline or sticker box, drawn from rng in a fixed order ----------------------------
+def _outline_style(style: TextStyle, rng: np.random.Generator) -> TextStyle:
+    """Outlined text, like the suites' wrong-label and control stages."""
+    fill = some_colour(rng, named_p=0.7)
+    stroke = contrasting(fill, rng, 0.25)
+    width = 0.08 if rng.random() < 0.5 else float(rng.uniform(0.05, 0.15))
+    return style.replace(fill=fill, stroke=stroke, stroke_width=width)
+
+
+def _box_style(style: TextStyle, rng: np.random.Generator) -> TextStyle:
+    """Text on a sticker box, like the true-label sticker."""
+    box = (255, 255, 255) if rng.random() < 0.5 else random_rgb(rng)
+    fill = (0, 0, 0) if box == (255, 255, 255) and rng.random() < 0.6 else contrasting(box, rng)
+    padding = float(rng.uniform(0.08, 0.25))
+    return style.replace(fill=fill, box=box, padding=padding)
+
+
+def _plain_style(style: TextStyle, rng: np.random.Generator) -> TextStyle:
+    """Plain ink."""
+    return style.replace(fill=some_colour(rng, named_p=0.6))
+
+
+WORD_STYLES: dict[str, Callable[[TextStyle, np.random.Generator], TextStyle]] = {
+    "outline": _outline_style, "box": _box_style, "plain": _plain_style,
+}

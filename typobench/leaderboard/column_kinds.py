@@ -1,0 +1,154 @@
+"""Board columns and their kinds: what each kind of column reads from an entry's (stated or re-scored) stage
+metrics, and what it needs from ``boards.toml`` (the one place a column kind is registered).
+
+A column of ``kind = "accuracy"`` is a :class:`Column` whose :attr:`Column.measure` is :class:`Accuracy`; code
+that shows or scores a column asks its measure (``column.measure.points``, ``column.measure.value(...)``), never
+the kind's name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from typobench.core.registry import Registry
+
+STROOP_STAGE = "stroop"  # the one "stage" of a Stroop entry
+STROOP_METRICS = ("congruent_accuracy", "incongruent_accuracy", "word_named", "neutral_accuracy")
+CLEAN_STAGE = "clean"
+
+Cell = dict[str, Any]
+Stages = Sequence[Mapping[str, Any]]
+
+
+@dataclass(frozen=True)
+class Column:
+    """One number of a board: ``kind`` of ``stage`` (a name in :data:`COLUMN_KINDS`), shown as ``label``."""
+
+    key: str
+    label: str
+    kind: str
+    stage: str | None = None
+    metric: str | None = None  # a column kind with metrics (stroop): which one
+    higher_is_better: bool = True
+    note: str = ""
+
+    @property
+    def measure(self) -> ColumnKind:
+        """What this column's kind does: its class in :data:`COLUMN_KINDS`."""
+        return COLUMN_KINDS.get(self.kind)()
+
+    @property
+    def points(self) -> bool:
+        """True when the value is a difference of rates (percentage points), not a rate."""
+        return self.measure.points
+
+
+def _stage(stages: Stages, name: str | None) -> Mapping[str, Any] | None:
+    return next((s for s in stages if s.get("name") == name), None)
+
+
+class ColumnKind:
+    """A kind of column. Subclasses declare what a column of theirs needs and compute its cell."""
+
+    name: ClassVar[str]
+    needs_stage: ClassVar[bool] = True  # reads the column's ``stage`` of the suite
+    metrics: ClassVar[tuple[str, ...]] = ()  # the values its ``metric`` may take (empty: it has none)
+    points: ClassVar[bool] = False  # its value is a difference of rates (percentage points), not a rate
+    compares_entries: ClassVar[bool] = False  # its value needs a second entry (see ``leaderboard.clean_cost``)
+
+    def value(self, column: Column, stages: Stages) -> Cell:
+        """``{value, ci95?, n?}`` of ``column`` from the stage metrics; value None when there is nothing to measure."""
+        stage = _stage(stages, column.stage)
+        return {"value": None} if stage is None else self.stage_value(stage, stages)
+
+    def stage_value(self, stage: Mapping[str, Any], stages: Stages) -> Cell:
+        """The cell from the column's stage (found among ``stages``)."""
+        raise NotImplementedError
+
+
+COLUMN_KINDS: Registry[type[ColumnKind]] = Registry("column kind")
+
+
+def _register(cls: type[ColumnKind]) -> type[ColumnKind]:
+    return COLUMN_KINDS.add(cls.name, cls)
+
+
+@_register
+class Accuracy(ColumnKind):
+    """Top-1 accuracy of the stage, with its Wilson interval."""
+
+    name = "accuracy"
+
+    def stage_value(self, stage: Mapping[str, Any], stages: Stages) -> Cell:
+        return {"value": stage.get("accuracy"), "ci95": stage.get("ci95"), "n": stage.get("n")}
+
+
+@_register
+class TargetedSuccess(ColumnKind):
+    """The stage's targeted success rate (among images whose clean prediction was not the target)."""
+
+    name = "targeted_success"
+
+    def stage_value(self, stage: Mapping[str, Any], stages: Stages) -> Cell:
+        rate = stage.get("targeted_success")
+        return dict(rate) if isinstance(rate, Mapping) else {"value": None}
+
+
+@_register
+class Lift(ColumnKind):
+    """Accuracy of the stage minus clean accuracy on the same samples (percentage points / 100)."""
+
+    name = "lift"
+    points = True
+
+    def stage_value(self, stage: Mapping[str, Any], stages: Stages) -> Cell:
+        clean = _stage(stages, CLEAN_STAGE)
+        if clean is None or stage.get("accuracy") is None or clean.get("accuracy") is None:
+            return {"value": None}
+        return {"value": stage["accuracy"] - clean["accuracy"], "n": stage.get("n")}
+
+
+@_register
+class MeanTargetedSuccess(ColumnKind):
+    """The mean targeted success over every stage that has one."""
+
+    name = "mean_targeted_success"
+    needs_stage = False
+
+    def value(self, column: Column, stages: Stages) -> Cell:
+        rates = [s["targeted_success"] for s in stages if isinstance(s.get("targeted_success"), Mapping)]
+        values = [r["value"] for r in rates if r.get("value") is not None]
+        return {"value": float(np.mean(values)) if values else None, "stages": len(values)}
+
+
+@_register
+class StroopRate(ColumnKind):
+    """One rate of the Stroop test (``metric``)."""
+
+    name = "stroop"
+    needs_stage = False
+    metrics = STROOP_METRICS
+
+    def value(self, column: Column, stages: Stages) -> Cell:
+        metric = (_stage(stages, STROOP_STAGE) or {}).get(column.metric or "")
+        return dict(metric) if isinstance(metric, Mapping) else {"value": None}
+
+
+@_register
+class CleanCost(ColumnKind):
+    """Clean accuracy a defense costs: that of the entry of the same weights without defenses minus the entry's.
+    An entry alone has no value; ``leaderboard.clean_cost`` fills it once every entry is validated."""
+
+    name = "clean_cost"
+    points = True
+    compares_entries = True
+
+    def stage_value(self, stage: Mapping[str, Any], stages: Stages) -> Cell:
+        return {"value": None}
+
+
+__all__ = ["COLUMN_KINDS", "STROOP_METRICS", "STROOP_STAGE", "Column", "ColumnKind"]
