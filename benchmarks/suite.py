@@ -137,7 +137,7 @@ def patches() -> list[Patch]:
     writing += [(run_module, "save_pictures", "pictures")]
     writing += [(run_module, name, "results files") for name in ("write_results", "read_results", "read_predictions")]
     return [(session_module, "load_model", "setup"), (session_module, "load_data", "setup"),
-            (LoadedModel, "fingerprint", "setup"), (session_module.Session, "zeroshot_classifier", "head"),
+            (LoadedModel, "fingerprint", "setup"), (session_module.Session, "build_head", "head"),
             (dataloader._BaseDataLoaderIter, "__next__", "collate"), (ImageDataset, "__getitem__", "decode"),
             (TextStage, "apply", "render+composite"), (PasteStage, "apply", "render+composite"),
             (PGDStage, "apply", "PGD steps"), (ImageClassifier, "forward", "model"),

@@ -38,7 +38,7 @@ values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=
                       max_leaves=12)
 stage = st.fixed_dictionaries(
     {"name": st.one_of(st.sampled_from(["clean", "stage-1", "stage-2"]), scalars),
-     "kind": st.one_of(st.sampled_from(sorted(STAGE_SCHEMAS)), scalars)},
+     "kind": st.one_of(st.sampled_from(sorted(STAGE_SCHEMAS.names())), scalars)},
     optional={key: values for key in KEYS if key not in ("name", "kind")},
 )
 suites = st.fixed_dictionaries(

@@ -105,7 +105,7 @@ def test_the_stage_reads_its_attack_tables_and_writes_which_attack_broke_each_sa
 
 @pytest.mark.parametrize("attack, message", [
     (b'kind = "pgd"\neps = "1/255"', "stage[1].attack[0].step_size is required"),
-    (b'kind = "apdg"', "stage[1].attack[0].kind: 'apdg' is not an attack kind (did you mean"),
+    (b'kind = "apdg"', "stage[1].attack[0].kind: unknown attack kind 'apdg': did you mean apgd"),
     (b'kind = "pgd"\neps = -1\nstep_size = 0.1\nsteps = 1', "stage[1].attack[0].eps: must be >= 0"),
     (b'kind = "pgd"\neps = 0.1\nstep_size = 0.1\nsteps = 1\nstepz = 3', "unknown field stage[1].attack[0].stepz"),
 ])

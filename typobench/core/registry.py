@@ -25,17 +25,23 @@ T = TypeVar("T")
 
 class Registry(Generic[T]):
     """Kinds by name, in registration order. ``what`` names a kind in messages (``"data set"``), ``how_to_list``
-    is the command (or sentence) that lists them."""
+    is the command (or sentence) that lists them (None: messages list the names), ``declares`` the attributes
+    every kind must set (checked when it is registered)."""
 
-    def __init__(self, what: str, how_to_list: str | None = None):
+    def __init__(self, what: str, how_to_list: str | None = None, *, declares: tuple[str, ...] = ()):
         self.what = what
         self.how_to_list = how_to_list
+        self.declares = declares  # attributes every registered kind must set (its base class declares them)
         self._items: dict[str, T] = {}
 
     def add(self, name: str, item: T) -> T:
-        """Register ``item`` as ``name``; a name is registered once."""
+        """Register ``item`` as ``name``; a name is registered once, and a kind sets what ``declares`` names."""
         if name in self._items:
             raise ValueError(f"{self.what} '{name}' is already registered")
+        missing = [attribute for attribute in self.declares if not hasattr(item, attribute)]
+        if missing:
+            raise TypeError(f"{self.what} '{name}' does not set {', '.join(missing)}: every {self.what} declares "
+                            f"{', '.join(self.declares)}")
         self._items[name] = item
         return item
 
@@ -50,8 +56,9 @@ class Registry(Generic[T]):
         except KeyError:
             raise self.unknown(name) from None
 
-    def unknown(self, name: str) -> UsageError:
-        hint = close_matches(name, self._items)
+    def unknown(self, name: object) -> UsageError:
+        """The one-line error for a name that is not registered (close matches, then where to list them)."""
+        hint = close_matches(str(name), self._items)
         suggestion = f"did you mean {', '.join(hint)}? " if hint else ""
         where = f"see `{self.how_to_list}`" if self.how_to_list else f"known: {', '.join(self._items)}"
         return UsageError(f"unknown {self.what} '{name}': {suggestion}{where}")
@@ -62,6 +69,10 @@ class Registry(Generic[T]):
 
     def items(self) -> Iterator[tuple[str, T]]:
         return iter(self._items.items())
+
+    def values(self) -> list[T]:
+        """Registered kinds in registration order."""
+        return list(self._items.values())
 
     def __contains__(self, name: object) -> bool:
         return name in self._items

@@ -1,4 +1,4 @@
-"""The data set registry: a small table of named entries, each with a builder (timm-style).
+"""The data set registry (:class:`~typobench.core.registry.Registry`): named entries, each with a builder.
 
 ``list_datasets()`` names them, ``dataset_entry(name)`` describes one, ``load_dataset(name, ...)``
 checks the arguments the same way for every entry and calls its builder. Adding a data set is one
@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
-from typobench.core.errors import UsageError, unknown_name_error
+from typobench.core.errors import UsageError
+from typobench.core.registry import Registry
 
 from typobench.data import bundled, cifar, folder, imagenet, robustbench, zeroshot
 from typobench.data.base import ImageDataset, PixelTransform
@@ -64,28 +65,22 @@ class DatasetEntry:
         return split
 
 
-_REGISTRY: dict[str, DatasetEntry] = {}
+DATASETS: Registry[DatasetEntry] = Registry("data set", LIST_COMMAND)
 
 
 def register_dataset(entry: DatasetEntry) -> DatasetEntry:
     """Add ``entry`` to the registry (names are unique)."""
-    if entry.name in _REGISTRY:
-        raise ValueError(f"data set '{entry.name}' is already registered")
-    _REGISTRY[entry.name] = entry
-    return entry
+    return DATASETS.add(entry.name, entry)
 
 
 def list_datasets() -> list[str]:
     """Registered data set names, sorted."""
-    return sorted(_REGISTRY)
+    return sorted(DATASETS.names())
 
 
 def dataset_entry(name: str) -> DatasetEntry:
     """The entry called ``name``; an unknown name is a ``UsageError`` suggesting close matches."""
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise unknown_name_error("data set", name, list_datasets(), LIST_COMMAND) from None
+    return DATASETS.get(name)
 
 
 def load_dataset(

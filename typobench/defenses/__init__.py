@@ -13,8 +13,8 @@ takes [0,1] pixels like every classifier, so attacks differentiate through it (a
 from typobench.defenses.base import BuildContext, Defense, ImageRequest, Prompts
 from typobench.defenses.build import Defended, build_defended, defense_fingerprint, zeroshot_head
 from typobench.defenses.classifier import DefendedClassifier
-from typobench.defenses.registry import DEFENSE_KINDS, create_defense, list_defenses, parse_defenses
+from typobench.defenses.registry import DEFENSES, create_defense, list_defenses, parse_defenses
 from typobench.defenses.sanity import sanity_flags
 
-__all__ = ["BuildContext", "DEFENSE_KINDS", "Defended", "DefendedClassifier", "Defense", "ImageRequest", "Prompts",
+__all__ = ["BuildContext", "DEFENSES", "Defended", "DefendedClassifier", "Defense", "ImageRequest", "Prompts",
            "build_defended", "create_defense", "defense_fingerprint", "list_defenses", "parse_defenses", "sanity_flags", "zeroshot_head"]

@@ -172,6 +172,9 @@ def neurons_selection(what: str, path: Path, n: int | None) -> Selection:
 class AblateDefense(Defense):
     kind = "ablate"
     fields = ("units", "file", "from", "stage", "event", "k", "mode", "mean_images", "mean_n", "positions")
+    summary = ("units of the image tower set to 0 or their mean: units=layer4:12+layer4:7 | file=PATH (a list, or the "
+               "JSON of `typobench defense select-greedy`) | from=neurons.json,stage=NAME[,k=10,event=failure]; "
+               "mode=zero|mean; mean_images=neurons|SPLIT, mean_n=N; positions=all|cls (heads: the class token's path)")
 
     def __init__(self, spec: str, units: list[str], mode: str, source: dict[str, Any],
                  mean_request: ImageRequest | None, where: str, positions: str = "all"):

@@ -16,13 +16,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from torch import Tensor
 
 from typobench.core.errors import UsageError
 from typobench.core.runtime import Runtime
 from typobench.defenses.provenance import Selection
+from typobench.defenses.spec import SpecFields
 from typobench.models import LoadedModel
 
 
@@ -70,14 +71,26 @@ class Prompts:
 
 
 class Defense(ABC):
-    """One defense as parsed from its spec; ``spec`` is its command-line form (what results record)."""
+    """One defense as parsed from its spec; ``spec`` is its command-line form (what results record). Every kind
+    sets the class attributes in ``DECLARED`` (checked when it is registered, ``defenses.registry``)."""
 
-    kind: str = "defense"
+    DECLARED: ClassVar[tuple[str, ...]] = ("kind", "fields", "summary")
+
+    kind: ClassVar[str]  # the name a spec starts with (``KIND:KEY=VALUE,...``)
+    fields: ClassVar[tuple[str, ...]]  # the keys its spec accepts
+    summary: ClassVar[str]  # one line for `typobench list defenses` and the --defense help
     # A randomised defense draws anew per EOT draw (``typobench.core.draws``): attack it with EOT.
     randomised: bool = False
+    # Changes the zero-shot prompts (``transform_prompts``): refused on a head without prompts.
+    changes_prompts: ClassVar[bool] = False
 
     def __init__(self, spec: str):
         self.spec = spec
+
+    @classmethod
+    @abstractmethod
+    def from_fields(cls, spec: str, fields: SpecFields) -> Defense:
+        """The defense of ``spec`` from its checked ``fields``."""
 
     # Each step may add what it resolved (a file's sha256, the units, where mean images came from) to
     # ``record``, this defense's entry in results.json: a defense parsed once can be built in many sessions.

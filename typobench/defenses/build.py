@@ -51,7 +51,7 @@ def build_defended(model: LoadedModel, defenses: Sequence[Defense], *, prompts: 
     for defense, record in zip(defenses, records):
         model = defense.transform_model(model, record)
     for defense, record in zip(defenses, records):
-        if defense.kind == "prompt" and prompts is None:
+        if defense.changes_prompts and prompts is None:
             raise UsageError(f"--defense '{defense.spec}' changes zero-shot prompts, and this head has none: use "
                              "--head zeroshot")
         if prompts is not None:

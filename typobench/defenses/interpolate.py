@@ -65,6 +65,7 @@ class InterpolateDefense(Defense):
 
     kind = "interpolate"
     fields = ("checkpoint", "alpha")
+    summary = "weights (1-alpha)*model + alpha*checkpoint (PAINT): checkpoint=B.safetensors,alpha=0.5"
 
     def __init__(self, spec: str, checkpoint: Path, alpha: float, where: str):
         super().__init__(spec)

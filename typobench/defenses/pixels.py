@@ -186,6 +186,8 @@ class InputDefense(Defense):
 
     kind = "input"
     fields = (*TRANSFORMS, "backward")
+    summary = ("pixels before normalisation: blur=SIGMA | downscale=FACTOR | jpeg=QUALITY[,backward=jpeg-approx|identity] "
+               "(BPDA through a differentiable JPEG by default) | jpeg_range=LO+HI | resize_range=LO+HI (randomised: EOT)")
 
     def __init__(self, spec: str, transform: PixelTransform):
         super().__init__(spec)

@@ -143,7 +143,7 @@ def typographic_images(attack: Stage, classifier: nn.Module, images: Tensor, lab
                        sample_ids: Sequence[str], classnames: Sequence[str], seed: int) -> Tensor:
     """``attack``'s output [N,3,H,W] for clean ``images`` [N,3,H,W] in [0,1], drawn exactly as a run's stage of
     that name with this seed draws it (per sample id); ``classifier`` is what a stage that attacks one uses."""
-    if attack.source != "clean" or attack.kind == "clean":
+    if attack.source != "clean" or not attack.changes_images:
         raise UsageError(f"stage '{attack.name}' ({attack.kind}, reading '{attack.source}') cannot make training "
                          "images: name a stage that changes the clean images, such as 'random-wrong-label'")
     attack.check(list(classnames), "train-prefix")

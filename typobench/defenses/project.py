@@ -47,6 +47,8 @@ class ProjectDefense(Defense):
 
     kind = "project"
     fields = ("file",)
+    summary = ("the image embedding times a learned projection that removes spelling (Materzynska et al. 2022): "
+               "file=P.safetensors (from `typobench defense train-projection`)")
 
     def __init__(self, spec: str, path: Path, where: str):
         super().__init__(spec)

@@ -29,6 +29,9 @@ LEARNED_SUFFIXES = (LEARNED_SUFFIX, RELEASED_SUFFIX)
 class PromptDefense(Defense):
     kind = "prompt"
     fields = ("templates", "prefix")
+    summary = ("zero-shot prompts: templates=T1+T2 and/or prefix=TEXT (before the class name) or "
+               "prefix=FILE.safetensors (a learned prefix) or prefix=FILE.pt (released Defense-Prefix tokens)")
+    changes_prompts = True
 
     def __init__(self, spec: str, templates: tuple[str, ...] | None, prefix: str | None,
                  learned_prefix: Path | None):

@@ -6,7 +6,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from typobench.core.errors import UsageError, close_matches
+from typobench.core.errors import UsageError
+from typobench.core.registry import Registry
 from typobench.defenses.ablate import AblateDefense
 from typobench.defenses.base import Defense
 from typobench.defenses.interpolate import InterpolateDefense
@@ -15,25 +16,14 @@ from typobench.defenses.project import ProjectDefense
 from typobench.defenses.prompt import PromptDefense
 from typobench.defenses.spec import SpecFields, format_spec, split_spec
 
-DEFENSE_KINDS = {cls.kind: cls for cls in (AblateDefense, PromptDefense, InterpolateDefense, InputDefense,
-                                           ProjectDefense)}
-SUMMARIES = {
-    "ablate": "units of the image tower set to 0 or their mean: units=layer4:12+layer4:7 | file=PATH (a list, or the "
-              "JSON of `typobench defense select-greedy`) | from=neurons.json,stage=NAME[,k=10,event=failure]; "
-              "mode=zero|mean; mean_images=neurons|SPLIT, mean_n=N; positions=all|cls (heads: the class token's path)",
-    "prompt": "zero-shot prompts: templates=T1+T2 and/or prefix=TEXT (before the class name) or "
-              "prefix=FILE.safetensors (a learned prefix) or prefix=FILE.pt (released Defense-Prefix tokens)",
-    "interpolate": "weights (1-alpha)*model + alpha*checkpoint (PAINT): checkpoint=B.safetensors,alpha=0.5",
-    "input": "pixels before normalisation: blur=SIGMA | downscale=FACTOR | jpeg=QUALITY[,backward=jpeg-approx|identity] "
-             "(BPDA through a differentiable JPEG by default) | jpeg_range=LO+HI | resize_range=LO+HI (randomised: EOT)",
-    "project": "the image embedding times a learned projection that removes spelling (Materzynska et al. 2022): "
-               "file=P.safetensors (from `typobench defense train-projection`)",
-}
+DEFENSES: Registry[type[Defense]] = Registry("defense kind", "typobench list defenses", declares=Defense.DECLARED)
+for _kind in (AblateDefense, PromptDefense, InterpolateDefense, InputDefense, ProjectDefense):
+    DEFENSES.add(_kind.kind, _kind)
 
 
 def list_defenses() -> list[dict[str, Any]]:
     """Each kind with its fields and a one-line summary."""
-    return [{"kind": kind, "fields": list(cls.fields), "summary": SUMMARIES[kind]} for kind, cls in DEFENSE_KINDS.items()]
+    return [{"kind": kind, "fields": list(cls.fields), "summary": cls.summary} for kind, cls in DEFENSES.items()]
 
 
 def create_defense(spec: str | Mapping[str, Any], where: str | None = None, base_dir: Path | None = None) -> Defense:
@@ -50,16 +40,13 @@ def create_defense(spec: str | Mapping[str, Any], where: str | None = None, base
         values = dict(spec)
         kind = values.pop("kind", None)
         if not isinstance(kind, str):
-            raise UsageError(f"{where}: field 'kind' is required: one of {', '.join(DEFENSE_KINDS)}")
+            raise UsageError(f"{where}: field 'kind' is required: one of {', '.join(DEFENSES.names())}")
         text = format_spec(kind, values)
     else:
         raise UsageError(f"{where or 'defense'}: expected a spec string or a table, got {type(spec).__name__}")
-    if kind not in DEFENSE_KINDS:
-        hint = close_matches(kind, DEFENSE_KINDS)
-        suggestion = f"did you mean {', '.join(hint)}? " if hint else ""
-        raise UsageError(f"{where}: field 'kind': unknown defense kind '{kind}': {suggestion}"
-                         f"kinds are {', '.join(DEFENSE_KINDS)}")
-    cls = DEFENSE_KINDS[kind]
+    if kind not in DEFENSES:
+        raise UsageError(f"{where}: field 'kind': {DEFENSES.unknown(kind)}")
+    cls = DEFENSES.get(kind)
     fields = SpecFields(values, where, base_dir)
     fields.check_known(cls.fields)
     return cls.from_fields(text, fields)
@@ -74,4 +61,4 @@ def parse_defenses(specs: Sequence[str | Mapping[str, Any]] | None, where: str |
             for i, spec in enumerate(specs)]
 
 
-__all__ = ["DEFENSE_KINDS", "create_defense", "list_defenses", "parse_defenses"]
+__all__ = ["DEFENSES", "create_defense", "list_defenses", "parse_defenses"]

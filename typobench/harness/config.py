@@ -14,7 +14,7 @@ from typobench.core.options import check, option
 from typobench.defenses import list_defenses
 from typobench.harness.legibility import require_ocr
 from typobench.data import ImageDataset, load_dataset, stratified_subset
-from typobench.heads import HEAD_KINDS
+from typobench.heads import HEADS
 from typobench.models import LoadedModel
 
 log = logging.getLogger("typobench")
@@ -68,7 +68,7 @@ class RunConfig:
     classnames_file: str | None = option(None, "text file with one class name per line (folder data sets)",
                                          flag="--classnames", group=DATA)
     head: str = option("zeroshot", "zero-shot prompts or a logistic-regression linear probe on the train split",
-                       choices=HEAD_KINDS, group=MODEL)
+                       choices=tuple(HEADS.names()), group=MODEL)
     suite: str | None = option(DEFAULT_SUITE, "attack suite: a name from `typobench list suites` or a .toml path; "
                                               "'none' for the clean stage only", group=MODEL)
     limit: int | None = option(None, "evaluate a deterministic class-stratified subset of N images", minimum=1,
@@ -173,9 +173,8 @@ def _check_classes(dataset: ImageDataset, head: str) -> None:
         return
     where = dataset.root or dataset.name
     only = f" ({dataset.classnames[0]})" if dataset.classnames else ""
-    need = "zero-shot needs" if head == "zeroshot" else f"--head {head} needs"
-    raise UsageError(f"{where} has {len(dataset.classnames)} class{only}: {need} at least 2 classes to choose "
-                     "between; give each class its own sub-folder of images (at least 2 of them)")
+    raise UsageError(f"{where} has {len(dataset.classnames)} class{only}: {HEADS.get(head).called} needs at least 2 "
+                     "classes to choose between; give each class its own sub-folder of images (at least 2 of them)")
 
 
 def _named(dataset: ImageDataset) -> str:

@@ -29,6 +29,7 @@ from typobench.harness.evaluation import evaluate
 from typobench.harness.provenance import check_provenance
 from typobench.harness.resume import BatchStore
 from typobench.harness.world import World
+from typobench.heads import HEADS, Head
 from typobench.heads.build import build_linear_probe_head, build_zeroshot_head
 from typobench.models import LoadedModel, load_model
 from typobench.models.loading import convolutions_channels_last
@@ -127,26 +128,41 @@ class Session:
         return self.dataset
 
     @property
+    def head_kind(self) -> type[Head]:
+        """The class of the config's head, which declares what a session does differently for its kind."""
+        return HEADS.get(self.config.head)
+
+    @property
     def classifier(self) -> nn.Module:
         """The config's head on the image tower with the session's defenses, in eval mode; built (from the
         cache) on first use."""
-        if self._classifier is None and self.config.head == "zeroshot":
-            # Rank 0 builds the class embeddings first and caches them; the other ranks read them back.
+        if self._classifier is None and self.head_kind.leader_builds_first:
+            # Rank 0 builds the head first and caches it (class embeddings); the other ranks read it back.
             if not self.world.leader:
                 self.world.barrier()
             self._classifier, self._head_info = self._build_classifier()
             if self.world.leader:
                 self.world.barrier()
-        elif self._classifier is None:  # every rank extracts its share of the probe's features
+        elif self._classifier is None:  # every rank builds its share (the probe's features) together
             self._classifier, self._head_info = self._build_classifier()
         return self._classifier
 
     def _build_classifier(self) -> tuple[nn.Module, dict[str, Any]]:
         if self.defenses:
             return self.defended.classifier, self.defended.head_info
-        if self.config.head == "zeroshot":
-            return self.zeroshot_classifier(self.data.classnames, self.data.templates)
-        return self._linear_probe_classifier()
+        head, info = self.build_head(self.model, self._prompts())
+        return self._wrap(head), info
+
+    def _prompts(self) -> Prompts | None:
+        """The data set's templates for a head made from zero-shot prompts; None for a head without prompts."""
+        return Prompts(tuple(self.data.templates)) if self.head_kind.prompts else None
+
+    def build_head(self, model: LoadedModel, prompts: Prompts | None) -> tuple[nn.Module, dict[str, Any]]:
+        """The config's head on ``model`` (the session's, or its defended weights): made from ``prompts`` (class
+        embeddings cached), or a probe fitted on the train split's features."""
+        if self.head_kind.prompts:
+            return zeroshot_head(model, self.data.classnames, prompts, self.cache)
+        return self._linear_probe_head(model)
 
     @property
     def defended(self) -> Defended:
@@ -154,17 +170,10 @@ class Session:
         if self._defended is None:
             if self.dataset is not None:
                 self.provenance()  # the last gate: a session built by hand (not through of/with_defenses) stops here too
-            zeroshot = self.config.head == "zeroshot"
-
-            def head(model: LoadedModel, prompts: Prompts | None):
-                if zeroshot:
-                    return zeroshot_head(model, self.data.classnames, prompts, self.cache)
-                return self._linear_probe_head(model)
-
             context = BuildContext(self.runtime, self.config.batch_size,
                                    lambda request: request_images(self.config, self.model, request))
-            self._defended = build_defended(self.model, self.defenses, head=head, ctx=context,
-                                            prompts=Prompts(tuple(self.data.templates)) if zeroshot else None)
+            self._defended = build_defended(self.model, self.defenses, head=self.build_head, ctx=context,
+                                            prompts=self._prompts())
         return self._defended
 
     def defense_records(self) -> list[dict[str, Any]]:
@@ -180,10 +189,6 @@ class Session:
                             templates: Sequence[str]) -> tuple[ImageClassifier, dict[str, Any]]:
         """A zero-shot classifier over ``classnames`` with ``templates`` (class embeddings cached)."""
         head, info = build_zeroshot_head(self.model, list(classnames), list(templates), self.cache)
-        return self._wrap(head), info
-
-    def _linear_probe_classifier(self) -> tuple[ImageClassifier, dict[str, Any]]:
-        head, info = self._linear_probe_head(self.model)
         return self._wrap(head), info
 
     def _linear_probe_head(self, model: LoadedModel) -> tuple[nn.Module, dict[str, Any]]:

@@ -1,13 +1,14 @@
 """Classifier heads on top of the image tower: zero-shot and linear probe."""
 
+from typobench.heads.base import Head
 from typobench.heads.linear_probe import DEFAULT_WEIGHT_DECAYS, LinearProbeHead, ProbeReport, fit_logistic_regression, train_linear_probe
+from typobench.heads.registry import HEADS
 from typobench.heads.zeroshot import ZeroShotHead, zeroshot_class_embeddings
-
-HEAD_KINDS = ("zeroshot", "linear-probe")
 
 __all__ = [
     "DEFAULT_WEIGHT_DECAYS",
-    "HEAD_KINDS",
+    "HEADS",
+    "Head",
     "LinearProbeHead",
     "ProbeReport",
     "ZeroShotHead",

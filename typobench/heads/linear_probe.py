@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
+
+from typobench.heads.base import Head
 
 DEFAULT_WEIGHT_DECAYS: tuple[float, ...] = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
 # Rows per step of the loss: bounds the [rows, C] logits, their softmax and gradient (3 x 64 Ki x 1,000
@@ -21,8 +23,13 @@ DEFAULT_WEIGHT_DECAYS: tuple[float, ...] = (1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 
 CHUNK_ROWS = 65_536
 
 
-class LinearProbeHead(nn.Module):
+class LinearProbeHead(Head):
     """``forward(features [N,D]) -> logits [N,C]`` = normalise(features) @ weight.T + bias."""
+
+    kind = "linear-probe"
+    prompts = False  # fitted on the train split's features
+    leader_builds_first = False  # every rank extracts its share of the features
+    called = "--head linear-probe"
 
     def __init__(self, weight: Tensor, bias: Tensor):
         super().__init__()

@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from typobench.heads.base import Head
+
 
 def average_class_embeddings(
     encode_texts: Callable[[list[str]], Tensor],
@@ -55,12 +57,17 @@ def zeroshot_logits(features: Tensor, class_embeddings: Tensor, logit_scale: flo
     return logits if logit_bias is None else logits + logit_bias
 
 
-class ZeroShotHead(nn.Module):
+class ZeroShotHead(Head):
     """``forward(features [N,D]) -> logits [N,C]`` = scale · cos(features, class embeddings) + bias.
 
     ``logit_scale`` is the model's own (``clip_model.logit_scale.exp()``), never a hard-coded 100:
     attack gradients depend on the temperature. SigLIP models also carry a ``logit_bias``.
     """
+
+    kind = "zeroshot"
+    prompts = True
+    leader_builds_first = True  # rank 0 caches the class embeddings, the other ranks read them back
+    called = "zero-shot"
 
     def __init__(self, class_embeddings: Tensor, logit_scale: float, logit_bias: float | None = None):
         super().__init__()

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import open_clip
 
+from typobench.core.registry import Registry
+
 CONFIG_DIR = Path(__file__).parent / "configs"
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 
@@ -37,19 +39,20 @@ class BuiltinModel:
         return self.weights is None
 
 
-_BUILTINS: dict[str, BuiltinModel] = {}
+BUILTIN_MODELS: Registry[BuiltinModel] = Registry("built-in model", "typobench list models")
 
 
 def register_builtin(model: BuiltinModel) -> None:
-    _BUILTINS[model.name] = model
+    BUILTIN_MODELS.add(model.name, model)
 
 
 def list_builtin_models() -> list[str]:
-    return sorted(_BUILTINS)
+    return sorted(BUILTIN_MODELS.names())
 
 
 def get_builtin_model(name: str) -> BuiltinModel | None:
-    return _BUILTINS.get(name)
+    """The built-in model called ``name``; None for any other name (an open_clip one, a path, a hub id)."""
+    return BUILTIN_MODELS.get(name) if name in BUILTIN_MODELS else None
 
 
 register_builtin(BuiltinModel(

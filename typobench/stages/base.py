@@ -67,6 +67,8 @@ class Stage(ABC):
     """A named transformation of the images of its ``source`` stage."""
 
     kind: str = "stage"
+    # Whether its images differ from its source's (the clean stage passes them on unchanged).
+    changes_images: bool = True
 
     def __init__(self, name: str, source: str = "clean"):
         self.name = name
@@ -109,6 +111,7 @@ class CleanStage(Stage):
     """The unmodified images: the reference every attack is compared with."""
 
     kind = "clean"
+    changes_images = False
 
     def __init__(self, name: str = "clean"):
         super().__init__(name, source="clean")

@@ -150,8 +150,8 @@ def _valid_paths_text(spec: SuiteSpec) -> str:
     aliases = {(g, k): f"{k} (or {alias})" for (g, alias), k in KEY_ALIASES.items()}
     parts = [f"{group}.KEY with KEY " + ", ".join(aliases.get((group, k), k) for k in group_keys(group))
              for group in groups]
-    stages = ", ".join(f"{name} ({kind})" for name, kind in spec.stage_kinds() if STAGE_SCHEMAS.get(kind)
-                       and STAGE_SCHEMAS[kind].groups())
+    stages = ", ".join(f"{name} ({kind})" for name, kind in spec.stage_kinds() if kind in STAGE_SCHEMAS
+                       and STAGE_SCHEMAS.get(kind).groups())
     return (f"valid paths for suite {spec.name}: " + "; ".join(parts)
             + f"; or STAGE.GROUP.KEY for one stage, STAGE one of: {stages}")
 
@@ -221,7 +221,7 @@ def override(spec: SuiteSpec, params: Mapping[str, Any]) -> SuiteSpec:
 
 def _apply(raw: Mapping[str, Any], target: ParamTarget, value: Any) -> dict[str, Any]:
     """A copy of ``raw`` with ``target`` set to ``value`` in each of its stages."""
-    schema = STAGE_SCHEMAS[raw["stage"][target.stages[0]]["kind"]]
+    schema = STAGE_SCHEMAS.get(raw["stage"][target.stages[0]]["kind"])
     reads = target.table if target.table is not None else schema.kind
     edited = expand_defaults(raw, STAGE_SCHEMAS, only=[reads] if reads in schema.defaults else [])
     for index in target.stages:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typobench.core.errors import UsageError
+from typobench.core.registry import Registry
 from typobench.stages.base import CleanStage, Stage
 from typobench.stages.blank import BlankStage
 from typobench.suites import (apgd_schema, fab_schema, paste_schema, pgd_schema, square_schema, text_schema,
@@ -32,10 +33,9 @@ def build_blank_stage(table: Table, name: str, source: str) -> Stage:
 
 BLANK_SCHEMA = StageSchema(kind="blank", build=build_blank_stage, fields=("colour",))
 
-STAGE_SCHEMAS: dict[str, StageSchema] = {
-    schema.kind: schema for schema in (CLEAN_SCHEMA, BLANK_SCHEMA, text_schema.SCHEMA, pgd_schema.SCHEMA,
-                                       paste_schema.SCHEMA, apgd_schema.SCHEMA, square_schema.SCHEMA, fab_schema.SCHEMA,
-                                       worst_case_schema.SCHEMA)
-}
+STAGE_SCHEMAS: Registry[StageSchema] = Registry("stage kind", "the README's suite format")
+for _schema in (CLEAN_SCHEMA, BLANK_SCHEMA, text_schema.SCHEMA, pgd_schema.SCHEMA, paste_schema.SCHEMA, apgd_schema.SCHEMA,
+                square_schema.SCHEMA, fab_schema.SCHEMA, worst_case_schema.SCHEMA):
+    STAGE_SCHEMAS.add(_schema.kind, _schema)
 
 __all__ = ["STAGE_SCHEMAS"]

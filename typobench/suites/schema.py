@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from typobench.core.registry import Registry
 from typobench.stages.base import Stage
 from typobench.suites.fields import Table
 
@@ -78,7 +79,7 @@ def defaults_tables(schemas: Iterable[StageSchema]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(name for schema in schemas for name in schema.defaults))
 
 
-def expand_defaults(raw: Mapping[str, Any], schemas: Mapping[str, StageSchema],
+def expand_defaults(raw: Mapping[str, Any], schemas: Registry[StageSchema],
                     only: Iterable[str] | None = None) -> dict[str, Any]:
     """A copy of the suite with ``[defaults.X]`` copied into every stage that reads it, then removed.
 
@@ -94,7 +95,8 @@ def expand_defaults(raw: Mapping[str, Any], schemas: Mapping[str, StageSchema],
     for name in names:
         shared = defaults.pop(name)
         for stage in stages:
-            schema = schemas.get(stage.get("kind")) if isinstance(stage, dict) else None
+            kind = stage.get("kind") if isinstance(stage, dict) else None
+            schema = schemas.get(kind) if kind in schemas else None
             if schema is None or name not in schema.defaults:
                 continue
             if name in schema.tables:

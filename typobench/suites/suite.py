@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from typobench.core.errors import UsageError, unknown_name_error
+from typobench.core.errors import UsageError
 from typobench.defenses import Defense, parse_defenses
 from typobench.stages.base import Stage, check_sources
 from typobench.suites.fields import Table
@@ -120,7 +120,6 @@ def _build_stage(table: Table) -> Stage:
         raise table.error("name", "must be a non-empty name")
     kind = table.str("kind")
     if kind not in STAGE_SCHEMAS:
-        raise unknown_name_error(f"stage kind in {table.where} {table.path}", kind, STAGE_SCHEMAS,
-                                 "the README's suite format")
+        raise table.error("kind", str(STAGE_SCHEMAS.unknown(kind)))
     source = table.str("source", "clean")
-    return STAGE_SCHEMAS[kind].build(table, name, source)
+    return STAGE_SCHEMAS.get(kind).build(table, name, source)

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from typobench.adversarial.cascade import Attack
-from typobench.core.errors import close_matches
+from typobench.core.registry import Registry
 from typobench.stages.worst_case import ATTACK_ON, WorstCaseStage
 from typobench.suites.fields import Table
 from typobench.suites.apgd_schema import read_apgd_config
@@ -37,26 +37,21 @@ class AttackKind:
     gradient_free: bool = False
 
 
-ATTACK_KINDS: dict[str, AttackKind] = {kind.kind: kind for kind in (
-    AttackKind("pgd", read_pgd_config),
-    AttackKind("apgd", read_apgd_config),
-    AttackKind("fab", read_fab_config),
-    AttackKind("square", read_square_config, gradient_free=True),
-)}
+ATTACK_KINDS: Registry[AttackKind] = Registry("attack kind")
+for _kind in (AttackKind("pgd", read_pgd_config), AttackKind("apgd", read_apgd_config),
+              AttackKind("fab", read_fab_config), AttackKind("square", read_square_config, gradient_free=True)):
+    ATTACK_KINDS.add(_kind.kind, _kind)
 
 
 def read_attack(table: Table, used: set[str]) -> tuple[str, AttackKind, Attack]:
     """One ``[[stage.attack]]``: its name (default: its kind), its kind and its settings."""
     kind_name = table.str("kind")
     if kind_name not in ATTACK_KINDS:
-        hint = close_matches(kind_name, ATTACK_KINDS)
-        raise table.error("kind", f"'{kind_name}' is not an attack kind"
-                          + (f" (did you mean {', '.join(hint)}?)" if hint else "")
-                          + f": use one of {', '.join(ATTACK_KINDS)}")
+        raise table.error("kind", str(ATTACK_KINDS.unknown(kind_name)))
     name = table.str("name", kind_name)
     if name in used:
         raise table.error("name", f"'{name}' names two attacks of this stage: give each a unique name")
-    kind = ATTACK_KINDS[kind_name]
+    kind = ATTACK_KINDS.get(kind_name)
     attack = kind.read(table)
     table.finish()
     return name, kind, attack

@@ -16,33 +16,37 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from typobench.core.errors import UsageError, unknown_name_error
+from typobench.core.errors import UsageError
+from typobench.core.registry import Registry
 
 FONT_FILE_SUFFIXES = (".ttf", ".otf", ".ttc")
+_HOW_TO_LIST = "typobench.typographic.list_fonts()"
 
 # name -> (file name inside matplotlib's fonts/ttf folder, family). The family groups style
 # variants of one face so "hold one font out of training" can hold out the whole face.
-_BUILTIN_FONTS: dict[str, tuple[str, str]] = {
-    "sans": ("DejaVuSans.ttf", "dejavu-sans"),
-    "sans-bold": ("DejaVuSans-Bold.ttf", "dejavu-sans"),
-    "sans-oblique": ("DejaVuSans-Oblique.ttf", "dejavu-sans"),
-    "sans-bold-oblique": ("DejaVuSans-BoldOblique.ttf", "dejavu-sans"),
-    "serif": ("DejaVuSerif.ttf", "dejavu-serif"),
-    "serif-bold": ("DejaVuSerif-Bold.ttf", "dejavu-serif"),
-    "serif-italic": ("DejaVuSerif-Italic.ttf", "dejavu-serif"),
-    "serif-bold-italic": ("DejaVuSerif-BoldItalic.ttf", "dejavu-serif"),
-    "mono": ("DejaVuSansMono.ttf", "dejavu-mono"),
-    "mono-bold": ("DejaVuSansMono-Bold.ttf", "dejavu-mono"),
-    "mono-oblique": ("DejaVuSansMono-Oblique.ttf", "dejavu-mono"),
-    "stix": ("STIXGeneral.ttf", "stix"),
-    "stix-bold": ("STIXGeneralBol.ttf", "stix"),
-    "stix-italic": ("STIXGeneralItalic.ttf", "stix"),
-    "cm-serif": ("cmr10.ttf", "cm-serif"),
-    "cm-serif-bold": ("cmb10.ttf", "cm-serif"),
-    "cm-serif-italic": ("cmti10.ttf", "cm-serif"),
-    "cm-sans": ("cmss10.ttf", "cm-sans"),
-    "cm-mono": ("cmtt10.ttf", "cm-mono"),
-}
+FONTS: Registry[tuple[str, str]] = Registry("font", _HOW_TO_LIST)
+for _name, _file, _family in (
+    ("sans", "DejaVuSans.ttf", "dejavu-sans"),
+    ("sans-bold", "DejaVuSans-Bold.ttf", "dejavu-sans"),
+    ("sans-oblique", "DejaVuSans-Oblique.ttf", "dejavu-sans"),
+    ("sans-bold-oblique", "DejaVuSans-BoldOblique.ttf", "dejavu-sans"),
+    ("serif", "DejaVuSerif.ttf", "dejavu-serif"),
+    ("serif-bold", "DejaVuSerif-Bold.ttf", "dejavu-serif"),
+    ("serif-italic", "DejaVuSerif-Italic.ttf", "dejavu-serif"),
+    ("serif-bold-italic", "DejaVuSerif-BoldItalic.ttf", "dejavu-serif"),
+    ("mono", "DejaVuSansMono.ttf", "dejavu-mono"),
+    ("mono-bold", "DejaVuSansMono-Bold.ttf", "dejavu-mono"),
+    ("mono-oblique", "DejaVuSansMono-Oblique.ttf", "dejavu-mono"),
+    ("stix", "STIXGeneral.ttf", "stix"),
+    ("stix-bold", "STIXGeneralBol.ttf", "stix"),
+    ("stix-italic", "STIXGeneralItalic.ttf", "stix"),
+    ("cm-serif", "cmr10.ttf", "cm-serif"),
+    ("cm-serif-bold", "cmb10.ttf", "cm-serif"),
+    ("cm-serif-italic", "cmti10.ttf", "cm-serif"),
+    ("cm-sans", "cmss10.ttf", "cm-sans"),
+    ("cm-mono", "cmtt10.ttf", "cm-mono"),
+):
+    FONTS.add(_name, (_file, _family))
 
 # Common spellings people type; resolved to a registry name (never listed, to keep the list clean).
 _ALIASES: dict[str, str] = {
@@ -58,8 +62,6 @@ _ALIASES: dict[str, str] = {
     "computer-modern": "cm-serif",
     "stix-general": "stix",
 }
-
-_HOW_TO_LIST = "typobench.typographic.list_fonts()"
 
 
 @dataclass(frozen=True)
@@ -89,14 +91,14 @@ def matplotlib_font_dir() -> Path:
 
 def list_fonts() -> list[str]:
     """Registry names of the built-in fonts, sorted."""
-    return sorted(_BUILTIN_FONTS)
+    return sorted(FONTS.names())
 
 
 def list_font_families() -> dict[str, list[str]]:
     """Family -> registry names of its style variants (to hold a whole face out of training)."""
     families: dict[str, list[str]] = {}
     for name in list_fonts():
-        families.setdefault(_BUILTIN_FONTS[name][1], []).append(name)
+        families.setdefault(FONTS.get(name)[1], []).append(name)
     return families
 
 
@@ -134,8 +136,8 @@ def resolve_font(name: str | os.PathLike) -> FontSpec:
     if _looks_like_path(key):
         return _resolve_path(key)
     canonical = _ALIASES.get(key.lower(), key.lower())
-    if canonical not in _BUILTIN_FONTS:
-        raise unknown_name_error("font", key, list_fonts(), _HOW_TO_LIST)
+    if canonical not in FONTS:
+        raise FONTS.unknown(key)
     return _resolve_builtin(canonical)
 
 
@@ -143,7 +145,7 @@ def resolve_font(name: str | os.PathLike) -> FontSpec:
 def _resolve_builtin(canonical: str) -> FontSpec:
     # Cached: every TextStyle resolves its font, and matplotlib's bundled files do not change
     # while the process runs.
-    file_name, family = _BUILTIN_FONTS[canonical]
+    file_name, family = FONTS.get(canonical)
     path = matplotlib_font_dir() / file_name
     if not path.is_file():
         # Only a broken matplotlib install gets here; say what is missing and how to repair it.

@@ -18,7 +18,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from typobench.core.errors import UsageError, close_matches, unknown_name_error
+from typobench.core.errors import UsageError, close_matches
+from typobench.core.registry import Registry
 from typobench.typographic.geometry import (
     Position,
     Size,
@@ -295,25 +296,23 @@ class RandomOffCenterPlacement(Placement):
         return positions, {"center_box": list(box)}
 
 
-_PLACEMENTS: dict[str, type[Placement]] = {
-    cls.name: cls for cls in (FixedPlacement, CopiesPlacement, RandomPlacement, RandomOffCenterPlacement)
-}
+PLACEMENTS: Registry[type[Placement]] = Registry("placement", _HOW_TO_LIST)
+for _policy in (FixedPlacement, CopiesPlacement, RandomPlacement, RandomOffCenterPlacement):
+    PLACEMENTS.add(_policy.name, _policy)
 
 
 def list_placements() -> list[str]:
     """Names of the placement policies, sorted."""
-    return sorted(_PLACEMENTS)
+    return sorted(PLACEMENTS.names())
 
 
 def placement_parameters(name: str | None = None) -> tuple[str, ...]:
     """The parameters policy ``name`` accepts; with no name, those of every policy (first seen first)."""
     if name is not None:
-        return tuple(_PLACEMENTS[name].defaults) if name in _PLACEMENTS else ()
-    return tuple(dict.fromkeys(key for cls in _PLACEMENTS.values() for key in cls.defaults))
+        return tuple(PLACEMENTS.get(name).defaults) if name in PLACEMENTS else ()
+    return tuple(dict.fromkeys(key for cls in PLACEMENTS.values() for key in cls.defaults))
 
 
 def create_placement(name: str, **params: Any) -> Placement:
     """Build a policy by name; unknown name or bad parameter raises ``UsageError`` naming it."""
-    if name not in _PLACEMENTS:
-        raise unknown_name_error("placement", str(name), list_placements(), _HOW_TO_LIST)
-    return _PLACEMENTS[name](**params)
+    return PLACEMENTS.get(name)(**params)
