@@ -25,6 +25,8 @@ REGISTRIES = {
     "typobench.suites.worst_case_schema": ("ATTACK_KINDS",),
     "typobench.typographic.placement": ("PLACEMENTS",),
     "typobench.typographic.fonts": ("FONTS",),
+    "typobench.leaderboard.board_kinds": ("BOARD_KINDS",),
+    "typobench.leaderboard.column_kinds": ("COLUMN_KINDS",),
 }
 # A module-level name that reads like a registry must be one (not a dict keyed by kind name).
 REGISTRY_LIKE = re.compile(r"^_?[A-Z_]*(KINDS|SCHEMAS|REGISTRY|BUILTINS|PLACEMENTS|FONTS|DEFENSES|DATASETS|HEADS|MODELS)$")
