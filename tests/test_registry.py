@@ -25,6 +25,8 @@ REGISTRIES = {
     "typobench.suites.worst_case_schema": ("ATTACK_KINDS",),
     "typobench.typographic.placement": ("PLACEMENTS",),
     "typobench.typographic.fonts": ("FONTS",),
+    "typobench.neurons.featurevis.param": ("IMAGES",),
+    "typobench.neurons.proof.scoring": ("TAILS",),
     "typobench.leaderboard.board_kinds": ("BOARD_KINDS",),
     "typobench.leaderboard.column_kinds": ("COLUMN_KINDS",),
 }

@@ -37,12 +37,17 @@ class Unit:
     sparse probe's weights on it (any of which may be missing)."""
 
     name: str
-    kind: str  # "neuron" or "head"
+    head: bool  # an attention head (its own blame ranking, cards by written words), else a neuron
     scopes: list[dict[str, Any]] = field(default_factory=list)
     card: dict[str, Any] | None = None
     examples: list[dict[str, Any]] = field(default_factory=list)
     microscope: dict[str, Any] | None = None
     probe: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def kind(self) -> str:
+        """What the pages call it."""
+        return "head" if self.head else "neuron"
 
     @property
     def blame(self) -> float | None:
@@ -72,7 +77,7 @@ class Atlas:
     def examples_text(self, unit: Unit) -> str:
         """How a unit's dataset examples were chosen."""
         heads_cards = (self.report.get("heads") or {}).get("cards") if isinstance(self.report.get("heads"), Mapping) else None
-        if unit.kind == "head" and isinstance(heads_cards, Mapping) and heads_cards.get("top_images_by"):
+        if unit.head and isinstance(heads_cards, Mapping) and heads_cards.get("top_images_by"):
             return f"The clean reference images with the largest {heads_cards['top_images_by']}."
         return "The clean reference images that excite it most."
 
@@ -105,20 +110,20 @@ def load_atlas(source: str | Path | Mapping[str, Any], files_dir: str | Path | N
     probe = _read_json(base / SPARSE_PROBE_JSON)
     microscope = _read_json(base / MICROSCOPE_JSON) or {}
     examples = _read_json(base / EXAMPLES_JSON) or {}
-    units = _units(report.get("analyses", []), _card_list(report.get("cards")), "neuron")
+    units = _units(report.get("analyses", []), _card_list(report.get("cards")), head=False)
     heads = report.get("heads")
     if isinstance(heads, Mapping):
-        units += _units(heads.get("analyses", []), _card_list(heads.get("cards")), "head")
+        units += _units(heads.get("analyses", []), _card_list(heads.get("cards")), head=True)
     elif isinstance(heads, list):
-        units += _units(heads, [], "head")
-    by_name = {(u.kind, u.name): u for u in units}
+        units += _units(heads, [], head=True)
+    by_name = {(u.head, u.name): u for u in units}
     for name in list(microscope.get("neurons", {})) + [row["neuron"] for row in (probe or {}).get("weights", [])]:
-        by_name.setdefault(("neuron", name), Unit(name, "neuron"))
+        by_name.setdefault((False, name), Unit(name, head=False))
     for unit in by_name.values():
         unit.examples = list(examples.get(unit.name, []))
-        unit.microscope = microscope.get("neurons", {}).get(unit.name) if unit.kind == "neuron" else None
+        unit.microscope = None if unit.head else microscope.get("neurons", {}).get(unit.name)
         unit.probe = [row for row in (probe or {}).get("weights", [])
-                      if unit.kind == "neuron" and row["neuron"] == unit.name]
+                      if not unit.head and row["neuron"] == unit.name]
     ordered = sorted(by_name.values(), key=lambda u: (u.blame is None, -(u.blame or 0.0), u.kind, u.name))
     return Atlas(base, report, ordered, probe, microscope.get("summary"))
 
@@ -136,18 +141,18 @@ def _name(record: Mapping[str, Any]) -> str | None:
     return record.get("neuron") or record.get("head") or record.get("name")
 
 
-def _units(analyses: list[dict[str, Any]], cards: list[dict[str, Any]], kind: str) -> list[Unit]:
+def _units(analyses: list[dict[str, Any]], cards: list[dict[str, Any]], *, head: bool) -> list[Unit]:
     """Units blamed by a stage scope of ``analyses`` or carded in ``cards``, with the scopes that blamed them."""
     units: dict[str, Unit] = {}
     for entry in analyses:
         records = {_name(r): r for r in entry.get("blame", [])}
         for name in entry.get("blamed", []):
-            unit = units.setdefault(name, Unit(name, kind))
+            unit = units.setdefault(name, Unit(name, head))
             unit.scopes.append(_scope(entry, records.get(name, {})))
     for card in cards:
         name = _name(card)
         if name:
-            units.setdefault(name, Unit(name, kind)).card = card
+            units.setdefault(name, Unit(name, head)).card = card
     return list(units.values())
 
 

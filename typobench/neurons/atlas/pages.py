@@ -49,9 +49,9 @@ def index_page(atlas: Atlas) -> str:
     layers = ", ".join(f"{layer.get('name')} ({layer.get('units')} units)" for layer in atlas.report.get("layers", []))
     body = [f'<p class="meta">Run <code>{esc(run.get("dir"))}</code>; layers {esc(layers)}. {esc(BLAME_TEXT)}.</p>']
     blamed = [u for u in atlas.units if u.scopes]
-    for kind in ("neuron", "head"):  # shares are of each kind's own total: ranked apart
-        units = [u for u in blamed if u.kind == kind]
-        if units or kind == "neuron":
+    for heads, kind in ((False, "neuron"), (True, "head")):  # shares are of each kind's own total: ranked apart
+        units = [u for u in blamed if u.head is heads]
+        if units or not heads:
             body += [f"<h2>Blamed {kind}s, by blame</h2>", _blamed_table(units, f"{kind}s")]
     others = [u for u in atlas.units if u not in blamed]
     if others:

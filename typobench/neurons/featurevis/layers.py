@@ -23,7 +23,7 @@ def tower_layers(model: nn.Module) -> dict[str, NeuronLayer]:
     blocks = getattr(getattr(visual, "transformer", None), "resblocks", None)
     analysed = find_layers(model, vit_blocks=len(blocks) if blocks is not None else 1)
     layers: dict[str, NeuronLayer] = {}
-    if analysed.layers[0].kind == "resnet-channel":
+    if all(hasattr(visual, name) for name in RESNET_STAGES):  # a ResNet tower: its earlier stages too
         paths = {module: path for path, module in model.named_modules()}
         for name in RESNET_STAGES:
             stage = getattr(visual, name)

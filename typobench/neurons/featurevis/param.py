@@ -14,14 +14,13 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from typobench.core.errors import UsageError
+from typobench.core.registry import Registry
 
 # sqrt of ImageNet's RGB covariance (Lucid's constant), columns scaled to unit max norm below:
 # multiplies decorrelated channels [3] into correlated RGB [3].
 COLOUR_CORRELATION_SQRT = torch.tensor([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]])
 COLOUR_CORRELATION = COLOUR_CORRELATION_SQRT / COLOUR_CORRELATION_SQRT.norm(dim=0).max()
 INIT_STD = 0.01
-PARAMETERISATIONS = ("fourier", "pixel")
 
 
 def frequencies(height: int, width: int) -> Tensor:
@@ -65,10 +64,11 @@ def decorrelate_colours(images: Tensor) -> Tensor:
     return torch.einsum("bchw,rc->brhw", images, COLOUR_CORRELATION.to(images.dtype))
 
 
+IMAGES: Registry[type[nn.Module]] = Registry("image parameterisation")
+IMAGES.add("fourier", FourierImage)
+IMAGES.add("pixel", PixelImage)
+
+
 def make_image(kind: str, batch: int, side: int, generator: torch.Generator) -> nn.Module:
-    """A parameterised image of ``batch`` x 3 x side x side; ``kind`` one of :data:`PARAMETERISATIONS`."""
-    if kind == "fourier":
-        return FourierImage(batch, side, side, generator)
-    if kind == "pixel":
-        return PixelImage(batch, side, side, generator)
-    raise UsageError(f"image parameterisation '{kind}' is unknown: use one of {', '.join(PARAMETERISATIONS)}")
+    """A parameterised image of ``batch`` x 3 x side x side; ``kind`` a name in :data:`IMAGES`."""
+    return IMAGES.get(kind)(batch, side, side, generator)

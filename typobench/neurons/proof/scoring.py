@@ -19,10 +19,16 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from typobench.models.units import NeuronSpace, ablate, apply_edit, as_pixels, capture, edits, image_tower, mean_over_positions
+from typobench.core.registry import Registry
+from typobench.models.units import NeuronLayer, NeuronSpace, ablate, apply_edit, as_pixels, capture, edits, image_tower, mean_over_positions
 
 
 class _Tail:
+    @staticmethod
+    def fits(visual: nn.Module, layer: NeuronLayer) -> bool:
+        """Whether this tail can run the rest of ``visual`` from ``layer``."""
+        raise NotImplementedError
+
     def __init__(self, model: nn.Module, space: NeuronSpace):
         self.model = model
         self.space = space
@@ -38,6 +44,10 @@ class _Tail:
 
 
 class _ResNetTail(_Tail):
+    @staticmethod
+    def fits(visual: nn.Module, layer: NeuronLayer) -> bool:
+        return hasattr(visual, "attnpool")
+
     def prefix(self, x):
         with capture(self.space) as store:
             logits = self.model(x)
@@ -53,6 +63,10 @@ class _ResNetTail(_Tail):
 
 
 class _ViTTail(_Tail):
+    @staticmethod
+    def fits(visual: nn.Module, layer: NeuronLayer) -> bool:
+        return layer.block is not None and hasattr(visual, "_pool")
+
     def __init__(self, model, space):
         super().__init__(model, space)
         self.first = space.layers[0]
@@ -92,16 +106,19 @@ class _ViTTail(_Tail):
         return self.head(pooled)
 
 
+# The fast tail of each layer kind (``NeuronLayer.kind``) and what its tower must have for it.
+TAILS: Registry[type[_Tail]] = Registry("layer kind with a fast tail")
+TAILS.add("resnet-channel", _ResNetTail)
+TAILS.add("vit-mlp-hidden", _ViTTail)
+
+
 def _make_tail(model: nn.Module, space: NeuronSpace) -> _Tail | None:
+    """The fast tail for the space's first layer, or None (the full model is run instead)."""
     if getattr(model, "head", None) is None or getattr(model, "clip_model", None) is None:
         return None
-    visual = image_tower(model)
     first = space.layers[0]
-    if first.kind == "resnet-channel" and hasattr(visual, "attnpool"):
-        return _ResNetTail(model, space)
-    if first.kind == "vit-mlp-hidden" and first.block is not None and hasattr(visual, "_pool"):
-        return _ViTTail(model, space)
-    return None
+    tail = TAILS.get(first.kind) if first.kind in TAILS else None
+    return tail(model, space) if tail is not None and tail.fits(image_tower(model), first) else None
 
 
 class Scorer:
