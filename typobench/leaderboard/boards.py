@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from typobench.core.errors import UsageError
-from typobench.experiments.stroop.design import stroop_design
+from typobench.typographic.stroop import stroop_design
 from typobench.shipped import in_source_checkout, shipped_leaderboards_dir
-from typobench.suites import load_suite, published_suite_path
+from typobench.suites import published_suite_path, read_suite
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -311,7 +311,7 @@ def published_suite_file(board: Board) -> Path:
 def published_suite(board: Board):
     """The parsed published suite of a suite board (stage names, eps for labels); it must be the board's suite."""
     path = published_suite_file(board)
-    suite = load_suite(str(path))
+    suite = read_suite(str(path))
     if suite.name != board.suite:
         raise UsageError(f"board '{board.id}': {path.name} is suite '{suite.name}', not '{board.suite}': fix the "
                          "board's suite or suite_file")
