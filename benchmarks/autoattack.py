@@ -112,14 +112,14 @@ def run_cascade(s) -> None:
 
     from typobench.adversarial.cascade import breakdown, worst_case
     from typobench.adversarial.pgd import PGDConfig, pgd
-    from typobench.suites import load_suite
+    from typobench.suites import read_suite
 
     args, device = s.args, s.runtime.device
     model = Autocast(s.session.classifier, s.runtime).eval()
     images, labels = s.pixels.to(device), s.labels.to(device)
     n = len(images)
     tag = f"{round(args.eps * 255)}"
-    stage = next(st for st in load_suite("autoattack-linf").stages if st.name == f"autoattack-linf-{tag}")
+    stage = next(st for st in read_suite("autoattack-linf").stages if st.name == f"autoattack-linf-{tag}")
     attacks = [(name, attack) for name, _, attack in stage.attacks]
 
     start = time.perf_counter()

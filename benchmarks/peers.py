@@ -4,7 +4,7 @@ On the same model, the same preprocessed images, the same batch size and the sam
 interleaved (so both sides see the same machine load):
 
 * zero-shot: clip_benchmark's ``zero_shot_classifier`` + ``run_classification`` against typobench's
-  ``zeroshot_class_embeddings`` + the harness's ``evaluate()`` (a ``CleanStage``, predictions saved in the
+  ``zeroshot_class_embeddings`` + the harness's ``predict_stages()`` (a ``CleanStage``, predictions saved in the
   run's store, as ``typobench run`` does). Both accuracies are printed and must be equal.
 * PGD, L-inf and L2: torchattacks' ``PGD`` / ``PGDL2`` (plus the one forward a user needs to score the
   adversarial images) against ``typobench.adversarial.pgd.pgd`` (whose last of S+1 forwards scores them), on
@@ -121,7 +121,7 @@ class Setup:
 
 def setup(args: argparse.Namespace, workdir: Path) -> Setup:
     from typobench.core.runtime import Runtime
-    from typobench.data import load_dataset
+    from typobench.data import load_dataset, stack_images
     from typobench.harness.config import RunConfig, limit_dataset
     from typobench.harness.session import Session
     from typobench.models import load_model
@@ -130,7 +130,7 @@ def setup(args: argparse.Namespace, workdir: Path) -> Setup:
     loaded = load_model(args.model, args.pretrained, device=runtime.device, seed=args.seed)
     source = load_dataset(args.dataset, root=args.data_root, split=args.split, transform=loaded.pixel_transform())
     source = limit_dataset(source, args.images, args.seed)
-    pixels = torch.stack([source[i][0] for i in range(len(source))])  # decoded once: warm data for both sides
+    pixels, _ = stack_images(source)  # decoded once: warm data for both sides
     memory = in_memory(source, pixels)
     config = RunConfig(model=args.model, pretrained=args.pretrained, dataset=args.dataset, head="zeroshot",
                        precision=args.precision, seed=args.seed, cache_dir=str(workdir / "cache"))
@@ -172,7 +172,7 @@ def zeroshot_fns(s: Setup) -> tuple[dict[str, Callable[[], object]], Callable[[]
     from clip_benchmark.metrics.zeroshot_classification import run_classification, zero_shot_classifier
     from torch.utils.data import DataLoader
 
-    from typobench.harness.evaluation import evaluate
+    from typobench.harness.evaluation import predict_stages
     from typobench.harness.resume import BatchStore
     from typobench.heads.zeroshot import zeroshot_class_embeddings
     from typobench.stages.base import CleanStage
@@ -189,7 +189,7 @@ def zeroshot_fns(s: Setup) -> tuple[dict[str, Callable[[], object]], Callable[[]
 
     def ours_loop() -> object:
         store = BatchStore(s.workdir / f"run-{len(list(s.workdir.glob('run-*')))}", "peers")
-        last["ours"] = evaluate(data, [CleanStage()], s.session.context, store, batch_size=s.args.batch_size,
+        last["ours"] = predict_stages(data, [CleanStage()], s.session.context, store, batch_size=s.args.batch_size,
                                 progress=False)
         return last["ours"]
 
@@ -208,7 +208,7 @@ def zeroshot_fns(s: Setup) -> tuple[dict[str, Callable[[], object]], Callable[[]
         return int((ours["pred"] == ours["label"]).sum()), int((logits.argmax(1) == target).sum())
 
     fns = {"typobench head": ours_head, "clip_benchmark head": peer_head,
-           "typobench evaluate()": ours_loop, "clip_benchmark run_classification": peer_loop}
+           "typobench predict_stages()": ours_loop, "clip_benchmark run_classification": peer_loop}
     return fns, correct
 
 
@@ -295,7 +295,7 @@ def run_zeroshot(s: Setup) -> None:
     (head_ratio,) = report(f"zero-shot head: {len(data.classnames)} classes x {len(data.templates)} templates",
                            heads, times, prompts, "prompts/s")
     (loop_ratio,) = report(f"zero-shot evaluation: {n} images", loops, times, n, "img/s")
-    total_ours = sum(min(times[k]) for k in ("typobench head", "typobench evaluate()"))
+    total_ours = sum(min(times[k]) for k in ("typobench head", "typobench predict_stages()"))
     total_peer = sum(min(times[k]) for k in ("clip_benchmark head", "clip_benchmark run_classification"))
     print(f"head + loop, best of each: typobench {total_ours:.3f} s, clip_benchmark {total_peer:.3f} s")
     print("accuracy " + equal_verdict(*correct(), n))

@@ -88,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    from typobench.data import load_dataset
+    from typobench.data import load_dataset, stack_images
     from typobench.models import load_model
     from typobench.adversarial.pgd import PGDConfig, pgd
     from typobench.harness.config import RunConfig, limit_dataset
@@ -103,8 +103,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     dataset = load_dataset(args.dataset, root=args.data_root, split=args.split, transform=loaded.pixel_transform())
     dataset = limit_dataset(dataset, args.batch_size, args.seed)
     n = len(dataset)
-    images = torch.stack([dataset[i][0] for i in range(n)]).to(device)
-    labels = torch.tensor(dataset.labels, device=device)
+    images, labels = (tensor.to(device) for tensor in stack_images(dataset))
 
     with tempfile.TemporaryDirectory(prefix="typobench-bench-") as tmp:
         config = RunConfig(model=args.model, pretrained=args.pretrained, dataset=args.dataset, head="zeroshot",

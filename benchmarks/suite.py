@@ -198,7 +198,7 @@ def measure(suite: str, preset: Preset, args: argparse.Namespace, workdir: Path)
     from typobench.cli import main as typobench_main
     from typobench.harness.config import RunConfig
     from typobench.harness.session import Session
-    from typobench.suites import load_suite
+    from typobench.suites import read_suite
 
     cache, runs = workdir / "cache", []
     buckets = Buckets()
@@ -219,7 +219,7 @@ def measure(suite: str, preset: Preset, args: argparse.Namespace, workdir: Path)
     session = Session.open(config)
     with random_head(random):
         session.classifier  # noqa: B018 -- builds the head into the cache the runs read it from
-    forwards, passes = model_work(load_suite(suite).stages)
+    forwards, passes = model_work(read_suite(suite).stages)
     batches = decoded_batches(session, preset.batch_size)
     fns = {"typobench run": run, "model-bound loop": bound_fn(session, batches, forwards, passes)}
     load_before = loadavg()

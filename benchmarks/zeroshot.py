@@ -6,7 +6,7 @@ loading is warm (excluded) for both sides. Target: the harness at >= 0.9 of the 
 
 Rows (all on the same in-memory images, timed interleaved so they see the same machine load):
 
-* ``evaluate()``: the harness's whole batch loop with a ``CleanStage`` (DataLoader over the in-memory
+* ``predict_stages()``: the harness's whole batch loop with a ``CleanStage`` (DataLoader over the in-memory
   data set, per-batch prediction rows, the per-batch CSV store, example images, reading the rows back);
 * ``run_stages_on_batch``: its per-batch core (``score`` + prediction rows) on pre-collated batches;
 * ``bare encode_image``: the limit.
@@ -49,7 +49,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--profile", action="store_true", help="cProfile one evaluate() pass and print the top entries")
+    parser.add_argument("--profile", action="store_true", help="cProfile one predict_stages() pass and print the top entries")
     args = parser.parse_args(argv)
     for name in ("images", "batch_size", "repeats"):
         if getattr(args, name) < 1:
@@ -87,8 +87,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    from typobench.data import ImageDataset, load_dataset
-    from typobench.harness.evaluation import batch_plan, evaluate, run_stages_on_batch
+    from typobench.data import ImageDataset, load_dataset, stack_images
+    from typobench.harness.evaluation import batch_plan, predict_stages, run_stages_on_batch
     from typobench.models import load_model
     from typobench.harness.resume import BatchStore
     from typobench.harness.config import RunConfig, limit_dataset
@@ -104,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     n = len(source)
 
     start = time.perf_counter()
-    pixels = torch.stack([source[i][0] for i in range(n)])  # decoded + preprocessed once: warm data
+    pixels, _ = stack_images(source)  # decoded + preprocessed once: warm data
     preload_s = time.perf_counter() - start
     memory = ImageDataset(name=source.name, split=source.split, classnames=source.classnames,
                           templates=source.templates, labels=source.labels, sample_ids=source.sample_ids,
@@ -126,11 +126,11 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     stores: list[BatchStore] = []
 
-    def harness_evaluate() -> object:
+    def harness_predict_stages() -> object:
         # A fresh run folder per pass (a finished batch would be skipped); they are deleted untimed.
         store = BatchStore(Path(tmp.name) / f"run-{len(stores)}", "bench")
         stores.append(store)
-        return evaluate(memory, stages, ctx, store, batch_size=args.batch_size, workers=0, progress=False)
+        return predict_stages(memory, stages, ctx, store, batch_size=args.batch_size, workers=0, progress=False)
 
     def harness_per_batch() -> object:
         frames = []
@@ -146,7 +146,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 out = tower.encode_image((images - mean) / std)
         return out
 
-    fns = {"evaluate()": harness_evaluate, "run_stages_on_batch": harness_per_batch, "bare encode_image": bare}
+    fns = {"predict_stages()": harness_predict_stages, "run_stages_on_batch": harness_per_batch, "bare encode_image": bare}
     load_before = loadavg()
     times = timed_interleaved(fns, args.repeats, device)
     load_after = loadavg()
@@ -161,13 +161,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     for name in fns:
         median, best = rates(times[name], n)
         print(f"{name:<22} {median:>13,.0f} {best:>11,.0f} {ratio(median, bare_median):>15.3f} {ratio(best, bare_best):>13.3f}")
-    eval_median, _ = rates(times["evaluate()"], n)
+    eval_median, _ = rates(times["predict_stages()"], n)
     per_batch = overhead_ms_per_batch(eval_median, bare_median, args.batch_size)
     print(f"harness overhead: {per_batch:.2f} ms per batch of {args.batch_size} "
           f"(bare loop: {1e3 * args.batch_size / bare_median:.2f} ms per batch)")
     if note := contention_note(load_before, torch.get_num_threads(), cpus()):
         print(note)
-    print("verdict (evaluate(), medians): " + verdict(ratio(eval_median, bare_median)))
+    print("verdict (predict_stages(), medians): " + verdict(ratio(eval_median, bare_median)))
 
     for store in stores:
         store.clear()
@@ -176,11 +176,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         profiler = cProfile.Profile()
         for _ in range(args.repeats):
             profiler.enable()
-            harness_evaluate()
+            harness_predict_stages()
             profiler.disable()
             stores.pop().clear()
         stats = pstats.Stats(profiler)
-        print(f"\n== cProfile of {args.repeats} evaluate() passes: cumulative seconds per part "
+        print(f"\n== cProfile of {args.repeats} predict_stages() passes: cumulative seconds per part "
               "(the profiler inflates Python-heavy parts) ==")
         for label, seconds, share in breakdown(stats, PROFILE_PARTS):
             print(f"{label:<52} {seconds:>8.3f} s {share:>6.1%}")
@@ -192,9 +192,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     tmp.cleanup()
 
 
-# (label, file suffix, function name) of the parts of evaluate() worth telling apart.
+# (label, file suffix, function name) of the parts of predict_stages() worth telling apart.
 PROFILE_PARTS = [
-    ("evaluate() total", "typobench/harness/evaluation.py", "evaluate"),
+    ("predict_stages() total", "typobench/harness/evaluation.py", "predict_stages"),
     ("  run_stages_on_batch(): the two below + stacking columns", "typobench/harness/evaluation.py", "run_stages_on_batch"),
     ("    score(): normalise + image tower + head", "typobench/stages/base.py", "score"),
     ("    prediction_rows(): columns per stage", "typobench/harness/evaluation.py", "prediction_rows"),

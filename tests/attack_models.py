@@ -115,7 +115,7 @@ def stage_context():
     g = torch.Generator().manual_seed(1)
     embeddings = F.normalize(torch.randn(len(STAGE_CLASSES), 32, generator=g), dim=-1)
     head = ZeroShotHead.from_clip(loaded.model, embeddings)
-    classifier = ImageClassifier(loaded.model, loaded.mean, loaded.std, head).eval()
+    classifier = ImageClassifier.of(loaded, head)
     ctx = RunContext(classifier=classifier, classnames=STAGE_CLASSES, runtime=Runtime(torch.device("cpu")), seed=0)
     images = torch.rand(4, 3, 64, 64, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():

@@ -44,7 +44,7 @@ def _zero_shot(loaded, classes: int = 5, seed: int = 0) -> ImageClassifier:
     """A zero-shot classifier on random unit 'text embeddings' (the tiny text tower is random anyway)."""
     embeddings = nn.functional.normalize(torch.randn(classes, 32, generator=torch.Generator().manual_seed(seed)), dim=1)
     head = ZeroShotHead(embeddings, logit_scale=torch.tensor(50.0))
-    return ImageClassifier(loaded.model, loaded.mean, loaded.std, head).eval()
+    return ImageClassifier.of(loaded, head)
 
 
 def test_headwise_attention_equals_the_fused_attention_and_swaps_back(tiny_vit):

@@ -79,11 +79,11 @@ def test_zeroshot_profile_breakdown(zeroshot):
     from types import SimpleNamespace
 
     fake_stats = SimpleNamespace(stats={
-            ("/x/typobench/evaluation.py", 1, "evaluate"): (1, 1, 0.1, 2.0, {}),
+            ("/x/typobench/evaluation.py", 1, "predict_stages"): (1, 1, 0.1, 2.0, {}),
             ("/x/typobench/stages.py", 2, "score"): (1, 1, 0.1, 1.5, {}),
             ("/elsewhere/stages.py", 2, "score"): (1, 1, 0.1, 9.0, {}),  # another file: ignored
     })
-    rows = zeroshot.breakdown(fake_stats, [("total", "typobench/evaluation.py", "evaluate"),
+    rows = zeroshot.breakdown(fake_stats, [("total", "typobench/evaluation.py", "predict_stages"),
                                             ("score", "typobench/stages.py", "score"),
                                             ("missing", "typobench/resume.py", "save")])
     assert rows == [("total", 2.0, 1.0), ("score", 1.5, 0.75), ("missing", 0.0, 0.0)]
@@ -236,10 +236,10 @@ def test_suite_defaults_and_bad_input(suite_bench):
 @pytest.mark.parametrize(("suite", "work"), [("default", (6, 10)), ("fort2021-cifar10", (12, 80)),
                                              ("goh2021-imagenet", (10, 0))])
 def test_suite_model_work_counts_the_shipped_suites(suite_bench, suite, work):
-    from typobench.suites import load_suite
+    from typobench.suites import read_suite
 
     # default: 5 scored stages + the PGD's last iterate; 10 steps. fort2021: 8 stages, 4 PGDs of 20 steps.
-    assert suite_bench.model_work(load_suite(suite).stages) == work
+    assert suite_bench.model_work(read_suite(suite).stages) == work
 
 
 def test_suite_model_work_counts_restarts_only_with_a_random_start(suite_bench):

@@ -16,7 +16,7 @@ from typobench.experiments.defend.rows import parse_rows
 from typobench.experiments.defend.table import clean_cost, defense_table
 from typobench.harness.results import read_results
 from typobench.models import load_model
-from typobench.suites import load_suite
+from typobench.suites import read_suite
 
 # The defend suite's stages with tiny attack budgets (tests/suites/defend-small.toml); a test that names another
 # suite later on its command line overrides it.
@@ -75,10 +75,10 @@ def test_the_blamed_set_beats_the_draws_only_when_better_than_every_one_on_both_
 
 
 def test_the_suite_without_pgd_drops_pgd_stages_and_those_reading_them():
-    suite = load_suite("defend")
+    suite = read_suite("defend")
     assert [s.name for s in typographic_suite(suite).stages] == ["clean", "random-wrong-label", "control-word"]
     assert typographic_suite(suite).sha256 != suite.sha256
-    fort = load_suite("fort2021-cifar10")
+    fort = read_suite("fort2021-cifar10")
     kept = typographic_suite(fort).stages
     assert all(s.kind != "pgd" for s in kept) and all(r in {k.name for k in kept} | {"clean"}
                                                      for s in kept for r in s.requires())

@@ -64,7 +64,7 @@ def _head(classes: int = 5, dim: int = 32, seed: int = 0) -> ZeroShotHead:
 
 
 def _plain(loaded, head: nn.Module | None = None) -> ImageClassifier:
-    return ImageClassifier(loaded.model, loaded.mean, loaded.std, head or _head()).eval()
+    return ImageClassifier.of(loaded, head or _head())
 
 
 def _defend(loaded, specs, *, images: torch.Tensor | None = None, head: nn.Module | None = None):
@@ -481,7 +481,7 @@ def test_cli_run_with_defenses_end_to_end_and_mean_images_of_a_neurons_analysis(
 
 def test_a_suites_defense_reads_its_files_from_the_suite_folder_and_the_command_line_from_the_working_folder(
         tmp_path, monkeypatch):
-    from typobench.suites import load_suite
+    from typobench.suites import read_suite
 
     suites = tmp_path / "suites"
     suites.mkdir()
@@ -491,7 +491,7 @@ def test_a_suites_defense_reads_its_files_from_the_suite_folder_and_the_command_
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
-    suite = load_suite(str(suites / "ablated.toml"))
+    suite = read_suite(str(suites / "ablated.toml"))
     assert suite.defenses[0].parameters()["units"] == ["layer4:3"]
     assert suite.defenses[0].spec == "ablate:file=units.txt"  # as written: the suite's sha256 says where
     with pytest.raises(UsageError, match=r"field 'file': '.*units.txt' not found"):

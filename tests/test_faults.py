@@ -147,12 +147,12 @@ def test_results_are_never_written_from_incomplete_batches(tmp_path, cache, caps
     out = tmp_path / "run"
     from typobench.harness import evaluation
 
-    real = evaluation.evaluate
+    real = evaluation.predict_stages
 
-    def evaluate_minus_one_row(*args, **kwargs):
+    def predict_stages_minus_one_row(*args, **kwargs):
         return real(*args, **kwargs).iloc[1:]
 
-    monkeypatch.setattr("typobench.harness.session.evaluate", evaluate_minus_one_row)
+    monkeypatch.setattr("typobench.harness.session.predict_stages", predict_stages_minus_one_row)
     code, err = _cli(capsys, *RUN, "--out", str(out))
     assert code == 1
     assert "1 of 32 samples missing" in _one_line(err) and not (out / "results.json").exists()

@@ -15,7 +15,7 @@ from typobench.neurons.featurevis.facets import faceted, fit_facet, text_facet, 
 from typobench.neurons.featurevis.layers import facet_layer, layer_space, tower_layers
 from typobench.neurons.featurevis.measure import excitation_ratios, natural_percentiles, summary
 from typobench.neurons.featurevis.objectives import Captured, channel, direction, diversity, neuron, sum_of
-from typobench.neurons.featurevis.optimise import Settings, evaluate, visualize
+from typobench.neurons.featurevis.optimise import Settings, objective_values, visualize
 from typobench.neurons.featurevis.param import make_image
 from typobench.neurons.featurevis.textvis import (agreement, neuron_directions, text_side_scores, top_words,
                                                   word_embeddings)
@@ -29,7 +29,7 @@ TOWERS = {"tiny-rn": ("layer4", 64), "tiny-vit": ("resblocks.1.mlp", 32)}
 def tower(request):
     loaded = load_model(request.param, device="cpu")
     torch.manual_seed(0)
-    classifier = ImageClassifier(loaded.model, loaded.mean, loaded.std, nn.Linear(32, 5)).eval()
+    classifier = ImageClassifier.of(loaded, nn.Linear(32, 5))
     return request.param, classifier, loaded
 
 
@@ -143,7 +143,7 @@ def test_the_objective_increases_during_optimisation(tower, param, robust):
     settings = Settings(steps=12, lr=0.05, param=param, seed=0, robustness=Robustness() if robust else NO_ROBUSTNESS)
     start = make_image(param, 1, TOWERS[name][1], torch.Generator().manual_seed(0))().detach()
     result = visualize(classifier, objective, settings)
-    assert float(result.final[0]) > float(evaluate(classifier, objective, start)[0])
+    assert float(result.final[0]) > float(objective_values(classifier, objective, start)[0])
     assert len(result.history) == 12 and result.describe()["param"] == param
 
 
@@ -173,13 +173,13 @@ def test_faceted_objective_adds_weights_dot_attribution_and_optimises(tower):
     facet = text_facet(classifier, _photos(8, side, 5))
     plain = channel(f"{layer}:3")
     images = _photos(2, side, 6)
-    assert torch.allclose(evaluate(classifier, faceted(plain, facet, 0.0), images), evaluate(classifier, plain, images))
-    strong = evaluate(classifier, faceted(plain, facet, 1e3), images)
-    assert not torch.allclose(strong, evaluate(classifier, plain, images))
+    assert torch.allclose(objective_values(classifier, faceted(plain, facet, 0.0), images), objective_values(classifier, plain, images))
+    strong = objective_values(classifier, faceted(plain, facet, 1e3), images)
+    assert not torch.allclose(strong, objective_values(classifier, plain, images))
     objective = faceted(plain, facet, 1.0)
     start = make_image("fourier", 1, side, torch.Generator().manual_seed(1))().detach()
     result = visualize(classifier, objective, Settings(steps=6, lr=0.01, seed=1, robustness=NO_ROBUSTNESS))
-    assert float(result.final[0]) > float(evaluate(classifier, objective, start)[0])
+    assert float(result.final[0]) > float(objective_values(classifier, objective, start)[0])
     assert "text facet" in result.objective
 
 

@@ -31,7 +31,8 @@ from typobench.leaderboard.entry import dumps_entry
 from typobench.leaderboard.rows import board_rows, model_text
 from typobench.leaderboard.scoring import column_value, rescore_suite
 from typobench.harness.results import summarise_stages, write_results
-from typobench.experiments.stroop import (
+from typobench.experiments.stroop import write_stroop_outputs
+from typobench.typographic.stroop import (
     GOH_PROMPT,
     STROOP_JSON,
     PromptResult,
@@ -39,9 +40,8 @@ from typobench.experiments.stroop import (
     score_stroop,
     stroop_design,
     stroop_stimuli,
-    write_stroop_outputs,
 )
-from typobench.suites import load_suite
+from typobench.suites import read_suite
 
 from conftest import PROJECT_ROOT
 from helpers import chromium, headless
@@ -183,7 +183,7 @@ def fake_run(out_dir: Path, *, label: str = "fake-model", clean_acc: float = 0.6
                          "pred": int(pred[i]), "top5": "", "p_label": 0.5, "target": int(target[i]),
                          "text": "" if stage == "clean" else "word"})
     predictions = pd.DataFrame(rows)
-    suite = load_suite("random-wrong-label")
+    suite = read_suite("random-wrong-label")
     stage_info = [s.describe() for s in suite.stages]
     classnames = [f"class{c}" for c in range(CLASSES)]
     results = {
@@ -267,7 +267,7 @@ def test_submit_builds_an_entry_that_re_scores_to_its_own_numbers(tmp_path, root
     assert path == root / "entries" / BOARD / "fake-model.json"
     entry = json.loads(path.read_text())
     assert entry["board"] == BOARD and entry["entry_schema"] == 1 and entry["protocol_version"] == 1
-    assert entry["suite"]["sha256"] == load_suite("random-wrong-label").sha256
+    assert entry["suite"]["sha256"] == read_suite("random-wrong-label").sha256
     assert entry["dataset"]["sample_hash"] == sample_hash(SAMPLE_IDS)
     assert entry["submitted"] == {"by": "Test Submitter", "date": "2025-02-03T00:00:00+00:00"}
     results = json.loads((tmp_path / "run" / "results.json").read_text())

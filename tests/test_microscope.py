@@ -19,7 +19,7 @@ from typobench.core.errors import UsageError
 from typobench.models import load_model
 from typobench.models.classifier import ImageClassifier
 from typobench.neurons.featurevis.objectives import Captured, channel, per_image
-from typobench.neurons.featurevis.optimise import Settings, evaluate
+from typobench.neurons.featurevis.optimise import Settings, objective_values
 from typobench.neurons.featurevis.param import make_image
 from typobench.neurons.featurevis.facets import text_facet
 from typobench.neurons.microscope.core import MicroscopeSettings, blame_order
@@ -43,7 +43,7 @@ MICROSCOPE_ARGS = ["--microscope", "3", "--fv-steps", "4", "--fv-natural", "20"]
 def classifier():
     loaded = load_model("tiny-rn", device="cpu")
     torch.manual_seed(0)
-    return ImageClassifier(loaded.model, loaded.mean, loaded.std, nn.Linear(32, 4)).eval()
+    return ImageClassifier.of(loaded, nn.Linear(32, 4))
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +127,7 @@ def test_each_neurons_objective_increases_during_optimisation(classifier):
     names = [first, next(n for n in alive[1] if n.startswith("layer4") and n != first),
              next(n for n in alive[2] if n.startswith("layer3"))]
     made = visualize_neurons(classifier, names, Settings(steps=12, lr=0.05, seed=2))
-    before = evaluate(classifier, channels(names), start)
+    before = objective_values(classifier, channels(names), start)
     assert made.images.shape == (3, 3, 64, 64) and made.neurons == names
     assert torch.all(made.activations > before), (made.activations, before)
     facet = text_facet(classifier, start.repeat(3, 1, 1, 1))

@@ -106,7 +106,7 @@ def test_classifier_normalises_inside_forward():
         seen["x"] = inputs[0]
 
     handle = loaded.model.visual.register_forward_pre_hook(capture)
-    classifier = ImageClassifier(loaded.model, loaded.mean, loaded.std, torch.nn.Identity())
+    classifier = ImageClassifier.of(loaded)
     pixels = torch.full((1, 3, *loaded.image_size), 0.5)
     classifier(pixels)
     handle.remove()
@@ -127,7 +127,7 @@ def test_autocast_precision_changes_compute_dtype_but_not_the_answer(precision):
 
     loaded = load_model("tiny-vit")
     head = torch.nn.Linear(32, 5)
-    classifier = ImageClassifier(loaded.model, loaded.mean, loaded.std, head).eval()
+    classifier = ImageClassifier.of(loaded, head)
     pixels = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     runtime = Runtime(torch.device("cpu"), precision)
     with torch.no_grad(), runtime.autocast():

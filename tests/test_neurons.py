@@ -125,7 +125,7 @@ def test_ablation_of_vit_units(tiny_vit):
 def test_scorer_reruns_only_the_tail_and_matches_the_full_model(name, side, vit_blocks):
     loaded = load_model(name, device="cpu")
     torch.manual_seed(0)
-    classifier = ImageClassifier(loaded.model, loaded.mean, loaded.std, nn.Linear(32, 5)).eval()
+    classifier = ImageClassifier.of(loaded, nn.Linear(32, 5))
     space = find_layers(classifier, vit_blocks)
     images = _pixels(5, side, seed=5)
     scorer = Scorer(classifier, space, images, batch_size=2)
@@ -250,7 +250,7 @@ def test_attribution_holds_the_heads_normalisation_fixed():
     loaded = load_model("tiny-rn", device="cpu")
     for head in (ZeroShotHead(torch.nn.functional.normalize(torch.randn(4, 32), dim=-1), logit_scale=50.0),
                  LinearProbeHead(torch.randn(4, 32), torch.randn(4))):
-        classifier = ImageClassifier(loaded.model, loaded.mean, loaded.std, head).eval()
+        classifier = ImageClassifier.of(loaded, head)
         with torch.no_grad():
             assert torch.allclose(linearised_logits(classifier, _pixels(2, 64)), classifier(_pixels(2, 64)), atol=1e-5)
 

@@ -25,7 +25,7 @@ from typobench.defenses.prefix import (
 )
 from typobench.heads.zeroshot import zeroshot_class_embeddings
 from typobench.models import load_model
-from typobench.suites import load_suite
+from typobench.suites import read_suite
 
 from helpers import synthetic_dataset
 
@@ -39,7 +39,7 @@ def tiny_rn():
 
 @pytest.fixture(scope="module")
 def wrong_label():
-    suite = load_suite("random-wrong-label")
+    suite = read_suite("random-wrong-label")
     return next(stage for stage in suite.stages if stage.name == "random-wrong-label")
 
 
@@ -127,7 +127,7 @@ def test_training_lowers_the_loss_is_seeded_and_leaves_the_model_alone(tiny_rn, 
 
 def test_training_images_are_the_stages_own(tiny_rn, data, wrong_label):
     """A clean stage writes nothing to learn from; the stage of a run is the one the training draws."""
-    clean = next(stage for stage in load_suite("random-wrong-label").stages if stage.kind == "clean")
+    clean = next(stage for stage in read_suite("random-wrong-label").stages if stage.kind == "clean")
     images = torch.stack([data[i][0] for i in range(4)])
     with pytest.raises(UsageError, match="cannot make training images"):
         train_prefix(tiny_rn, images, torch.tensor(data.labels[:4]), data.sample_ids[:4], data.classnames,

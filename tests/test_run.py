@@ -11,7 +11,7 @@ import pytest
 
 from typobench.cli import main
 from typobench.data import ImageDataset
-from typobench.harness.evaluation import evaluate
+from typobench.harness.evaluation import predict_stages
 from typobench.harness.resume import BatchStore
 from typobench.harness.results import read_predictions, read_results
 from typobench.harness.config import RunConfig
@@ -92,15 +92,15 @@ def test_interrupted_evaluation_resumes_without_redoing_batches(tmp_path):
     ctx = make_ctx()
     ctx.classnames = dataset.classnames
     ctx.classifier.head.class_embeddings = ctx.classifier.head.class_embeddings[:4]
-    reference = evaluate(dataset, [CleanStage(), ExplodingStage(None)], ctx, BatchStore(tmp_path / "ref", "h"),
+    reference = predict_stages(dataset, [CleanStage(), ExplodingStage(None)], ctx, BatchStore(tmp_path / "ref", "h"),
                          batch_size=8, progress=False)
     store = BatchStore(tmp_path / "run", "h")
     crashing = ExplodingStage(fail_on=3)
     with pytest.raises(KeyboardInterrupt):
-        evaluate(dataset, [CleanStage(), crashing], ctx, store, batch_size=8, progress=False)
+        predict_stages(dataset, [CleanStage(), crashing], ctx, store, batch_size=8, progress=False)
     assert store.open() == {0, 1}  # the two finished batches were saved on the way out
     resumed = ExplodingStage(None)
-    result = evaluate(dataset, [CleanStage(), resumed], ctx, store, batch_size=8, progress=False)
+    result = predict_stages(dataset, [CleanStage(), resumed], ctx, store, batch_size=8, progress=False)
     assert resumed.calls == 3  # only the 3 unfinished batches of 5
     pd.testing.assert_frame_equal(result, reference, check_dtype=False)
     with pytest.raises(Exception, match="different configuration"):

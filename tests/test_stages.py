@@ -9,7 +9,7 @@ from typobench.heads import ZeroShotHead
 from typobench.models import load_model
 from typobench.core.runtime import Runtime
 from typobench.stages.base import Batch, RunContext
-from typobench.suites import load_suite, parse_suite
+from typobench.suites import read_suite, parse_suite
 
 from helpers import images_batch
 
@@ -20,7 +20,7 @@ def make_ctx(seed: int = 0) -> RunContext:
     loaded = load_model("tiny-rn")
     embeddings = torch.nn.functional.normalize(torch.randn(len(CLASSES), 32, generator=torch.Generator().manual_seed(1)), dim=-1)
     head = ZeroShotHead.from_clip(loaded.model, embeddings)
-    classifier = ImageClassifier(loaded.model, loaded.mean, loaded.std, head).eval()
+    classifier = ImageClassifier.of(loaded, head)
     return RunContext(classifier=classifier, classnames=CLASSES, runtime=Runtime(torch.device("cpu")), seed=seed)
 
 
@@ -30,7 +30,7 @@ def make_batch(n: int = 6, offset: int = 0) -> Batch:
 
 
 def stage(suite: str, name: str):
-    return next(s for s in load_suite(suite).stages if s.name == name)
+    return next(s for s in read_suite(suite).stages if s.name == name)
 
 
 def test_text_stage_is_deterministic_per_sample_not_per_batch():
@@ -67,7 +67,7 @@ def test_true_label_sticker_writes_the_label_and_changes_only_its_box():
 
 def test_pgd_stage_respects_sticker_masks_and_eps():
     ctx = make_ctx()
-    suite = load_suite("fort2021-cifar10")
+    suite = read_suite("fort2021-cifar10")
     stages = {s.name: s for s in suite.stages}
     batch = make_batch(4)
     for name in ("clean", "sticker-1", "pgd-1"):
@@ -115,7 +115,7 @@ mask_stage = "s"
 
 def test_goh_words_change_about_seven_percent_of_pixels_at_224():
     """Goh et al.: 8 copies change 6.4-10% of the pixels of a 224 px image."""
-    suite = load_suite("goh2021-imagenet")
+    suite = read_suite("goh2021-imagenet")
     ctx = make_ctx()
     ctx.classnames = [s.target for s in suite.stages[1:]]
     batch = Batch(torch.full((2, 3, 224, 224), 0.5), torch.zeros(2, dtype=torch.long), [0, 1], ["a", "b"])

@@ -14,14 +14,14 @@ from PIL import Image
 from typobench.cli import main
 from typobench.core.errors import UsageError
 from typobench.core.runtime import Runtime
-from typobench.experiments.stroop import (
+from typobench.experiments.stroop import run_stroop
+from typobench.typographic.stroop import (
     DEFAULT_PALETTE,
     GOH_PROMPT,
     check_prompts,
     classify_stimuli,
     parse_palette,
     render_stimuli,
-    run_stroop,
     score_stroop,
     stroop_design,
     stroop_stimuli,

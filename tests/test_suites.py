@@ -8,7 +8,7 @@ import pytest
 
 from typobench.core.errors import UsageError
 from typobench.stages import PGDStage, TextStage
-from typobench.suites import list_suites, load_suite, parse_suite
+from typobench.suites import list_suites, read_suite, parse_suite
 
 SHIPPED = {"default", "goh2021-imagenet", "random-wrong-label", "true-label-sticker", "control-word",
            "fort2021-cifar10", "fort2021-unbounded", "pgd-eps-sweep"}
@@ -35,7 +35,7 @@ y = 0.5
 def test_every_shipped_suite_is_listed_and_parses():
     assert SHIPPED <= set(list_suites())
     for name in list_suites():
-        suite = load_suite(name)
+        suite = read_suite(name)
         assert suite.stages and suite.stages[0].name == "clean"
         assert len(suite.sha256) == 64
 
@@ -47,7 +47,7 @@ def test_suite_hash_changes_with_content():
 
 
 def test_goh_suite_states_the_published_pairs():
-    suite = load_suite("goh2021-imagenet")
+    suite = read_suite("goh2021-imagenet")
     pairs = {s.name: s.target for s in suite.stages if isinstance(s, TextStage)}
     assert pairs == {"trash": "trash can", "iPod": "iPod", "pizza": "pizza", "rifle": "rifle", "radio": "radio",
                      "library": "library", "shark": "great white shark", "meow": "Siamese cat", "$$$": "piggy bank"}
@@ -55,17 +55,17 @@ def test_goh_suite_states_the_published_pairs():
 
 
 def test_fort_suite_chains_stages_and_states_eps():
-    suite = load_suite("fort2021-cifar10")
+    suite = read_suite("fort2021-cifar10")
     stages = {s.name: s for s in suite.stages}
     assert [s.source for s in suite.stages[1:5]] == ["clean", "sticker-1", "pgd-1", "sticker-2"]
     assert stages["pgd-1"].config.eps == pytest.approx(4 / 255) and stages["pgd-1"].config.steps == 20
     assert stages["pgd-sticker-only"].region == "inside" and stages["pgd-outside-sticker"].region == "outside"
-    unbounded = load_suite("fort2021-unbounded")
+    unbounded = read_suite("fort2021-unbounded")
     assert all(math.isinf(s.config.eps) for s in unbounded.stages if isinstance(s, PGDStage))
 
 
 def test_eps_sweep_covers_half_to_eight_with_and_without_sticker():
-    suite = load_suite("pgd-eps-sweep")
+    suite = read_suite("pgd-eps-sweep")
     pgd = [s for s in suite.stages if isinstance(s, PGDStage)]
     eps = sorted({round(s.config.eps * 255, 3) for s in pgd})
     assert eps == [0.5, 1.0, 2.0, 4.0, 8.0]
@@ -73,7 +73,7 @@ def test_eps_sweep_covers_half_to_eight_with_and_without_sticker():
 
 
 def test_control_and_wrong_label_share_one_style():
-    suite = load_suite("control-word")
+    suite = read_suite("control-word")
     wrong, control = suite.stages[1], suite.stages[2]
     assert wrong.describe()["style"] == control.describe()["style"]
     assert wrong.placement.to_dict() == control.placement.to_dict()
@@ -84,7 +84,7 @@ def test_blank_bar_covers_like_the_control_word_without_letters():
 
     from typobench.typographic import render_patch
 
-    suite = load_suite("control-word")
+    suite = read_suite("control-word")
     control, bar = suite.stages[2], suite.stages[3]
     assert bar.name == "blank-bar" and bar.words.words == control.words.words
     assert bar.placement.to_dict() == control.placement.to_dict()
@@ -135,7 +135,7 @@ steps = -1
 
 def test_unknown_suite_name_suggests_close_matches():
     with pytest.raises(UsageError, match="fort2021-cifar10"):
-        load_suite("fort2021-cifar")
+        read_suite("fort2021-cifar")
 
 
 def test_invalid_toml_is_one_line_error():
@@ -144,7 +144,7 @@ def test_invalid_toml_is_one_line_error():
 
 
 def test_target_class_missing_from_dataset_is_reported():
-    suite = load_suite("goh2021-imagenet")
+    suite = read_suite("goh2021-imagenet")
     with pytest.raises(UsageError, match="trash can"):
         suite.check(["airplane", "cat"])
 

@@ -16,7 +16,7 @@ from typobench.models import load_model
 from typobench.models.builtin import WEIGHTS_DIR, get_builtin_model
 from helpers import sample_run
 from typobench.harness.config import RunConfig
-from typobench.suites import load_suite
+from typobench.suites import read_suite
 from typobench.toyclip.loss import dedupe_captions, multi_positive_contrastive_loss
 from typobench.toyclip.mixture import Mixture
 from typobench.toyclip.photos import PhotoBank
@@ -147,9 +147,9 @@ def test_held_out_font_and_control_words_never_reach_training():
         assert set(CIFAR10_CLASSNAMES) <= set(vocabulary)
     assert VOCABULARIES["broad"] == VOCABULARY
     # The suites agree with the training code on what was held out.
-    control = [s for s in load_suite("control-word").stages if s.name == "control-word"][0]
+    control = [s for s in read_suite("control-word").stages if s.name == "control-word"][0]
     assert set(control.words.words) == set(CONTROL_WORDS)
-    held_out = [s for s in load_suite("held-out-font").stages if s.name == "held-out-font"][0]
+    held_out = [s for s in read_suite("held-out-font").stages if s.name == "held-out-font"][0]
     assert held_out.style.base.font == HELD_OUT_FONT
 
 

@@ -31,11 +31,10 @@ from typing import Any
 
 import pandas as pd
 import torch
-from torch import nn
 
 from typobench.core.errors import UsageError
 from typobench.core.runtime import Runtime
-from typobench.data import ImageDataset, load_dataset
+from typobench.data import ImageDataset, load_dataset, stack_images
 from typobench.experiments.sweep import expand_grid, plot_sweep, run_sweep, stages_frame
 from typobench.harness.config import DEFAULT_DATASET, DEFAULT_MODEL, RunConfig, limit_dataset
 from typobench.harness.run import evaluate_in_memory
@@ -242,12 +241,11 @@ def visualize_neurons(model: Model, neurons: Sequence[str], *, data: Data | None
     if data is not None:
         classifier = session(model, data, head=head, batch_size=batch_size).classifier
     else:
-        loaded = model.loaded
-        classifier = ImageClassifier(loaded.model, loaded.mean, loaded.std, nn.Identity()).to(model.runtime.device)
+        classifier = ImageClassifier.of(model.loaded, device=model.runtime.device)
     facet = None
     if text_facet:
         count = min(facet_images, len(data))
-        facet = fit_text_facet(classifier, torch.stack([data.dataset[i][0] for i in range(count)]), seed=seed)
+        facet = fit_text_facet(classifier, stack_images(data.dataset, range(count))[0], seed=seed)
     made = _visualize_neurons(classifier, neurons, Settings(steps=steps, lr=lr, seed=seed), facet)
     classes = None
     if data is not None:

@@ -2,7 +2,7 @@
 
 from typobench.commands import (
     defend_cmd,
-    defense_cmd,
+    defense_tools_cmd,
     leaderboard_cmd,
     list_cmd,
     neurons_cmd,
@@ -13,4 +13,4 @@ from typobench.commands import (
     sweep_cmd,
 )
 
-COMMANDS = [run_cmd, list_cmd, search_text_cmd, stroop_cmd, neurons_cmd, submit_cmd, leaderboard_cmd, sweep_cmd, defend_cmd, defense_cmd]
+COMMANDS = [run_cmd, list_cmd, search_text_cmd, stroop_cmd, neurons_cmd, submit_cmd, leaderboard_cmd, sweep_cmd, defend_cmd, defense_tools_cmd]

@@ -16,7 +16,7 @@ from typobench.experiments.defend.rows import parse_rows
 from typobench.experiments.defend.runner import default_defend_dir, run_defend
 from typobench.experiments.defend.table import markdown
 from typobench.harness.session import Session
-from typobench.suites import Suite, load_suite, parse_suite
+from typobench.suites import Suite, parse_suite, read_suite
 
 DEFAULT_DEFEND_SUITE = "defend"
 # `--suite none` means what it means for `typobench run`: clean images only (each defense's clean accuracy
@@ -97,4 +97,4 @@ def handle(args: argparse.Namespace) -> int:
 
 def defend_suite(name: str | None) -> Suite:
     """The suite named by --suite; None (``--suite none``) is clean images only."""
-    return parse_suite(CLEAN_ONLY, where="suite none") if name is None else load_suite(name)
+    return parse_suite(CLEAN_ONLY, where="suite none") if name is None else read_suite(name)

@@ -12,7 +12,7 @@ from typobench.defenses import list_defenses
 from typobench.models import list_builtin_models
 from typobench.models.builtin import get_builtin_model
 from typobench.shipped import shipped_suites_dir
-from typobench.suites import find_suites, load_suite
+from typobench.suites import find_suites, read_suite
 from typobench.suites.files import SHIPPED, SUITES_ENV
 
 TOPICS = ("models", "datasets", "suites", "defenses")
@@ -67,7 +67,7 @@ def print_suites() -> None:
     for found in suites.values():
         origin = found.origin + (f" (shadows the {SHIPPED} one)" if found.shadows_shipped else "")
         try:
-            suite = load_suite(str(found.path))
+            suite = read_suite(str(found.path))
         except UsageError as exc:  # one broken suite of a user's folder must not hide the others
             print(f"  {found.name:<22} invalid   {origin}  {exc}")
             continue

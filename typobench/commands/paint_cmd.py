@@ -6,11 +6,11 @@ import argparse
 from pathlib import Path
 
 from typobench.core.options import REQUIRED, add_arguments
-from typobench.commands.common import add_model_options, positive_int
-from typobench.commands.defense_common import add_data_options, add_seed_device, load_model_data, load_split, suite_stage
+from typobench.commands.common import add_model_options, config_from_args, positive_int
+from typobench.commands.defense_tools_common import add_data_options, add_seed_device, load_model_data, suite_stage
 from typobench.core.errors import UsageError
 from typobench.experiments.paint import describe_split, paint_curve, write_paint
-from typobench.harness.config import RunConfig, limit_dataset
+from typobench.harness.config import RunConfig, limit_dataset, load_split
 
 
 def register(actions: argparse._SubParsersAction) -> None:
@@ -61,11 +61,12 @@ def handle(args: argparse.Namespace) -> int:
         raise UsageError(f"--budget {args.budget}: the clean-accuracy drop allowed must be >= 0 points")
     attack = suite_stage(args.suite, args.stage)
     loaded, selection = load_model_data(args)
+    config = config_from_args(args)
     if args.score_split == args.split:
-        full = load_split(args, loaded, args.split, None)
+        full = load_split(config, loaded)
         scored = limit_dataset(full, args.score_limit, args.seed, holdout=args.limit or len(full))
     else:
-        scored = load_split(args, loaded, args.score_split, args.score_limit)
+        scored = load_split(config, loaded, args.score_split, limit=args.score_limit)
     curve = paint_curve(loaded, checkpoint, alphas, selection, scored, attack=attack, seed=args.seed, budget=args.budget)
     record = {"model": {"label": loaded.spec.label, "weights_sha256": loaded.fingerprint()},
               "checkpoint": str(checkpoint), "attack": attack.describe(), "seed": args.seed,

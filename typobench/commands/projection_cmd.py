@@ -7,7 +7,7 @@ import argparse
 from typobench.core.options import REQUIRED, add_arguments
 from typobench.harness.config import MODEL, RunConfig
 from typobench.commands.common import add_model_options, positive_int
-from typobench.commands.defense_common import add_data_options, add_seed_device, check_out, load_model_data, suite_stage
+from typobench.commands.defense_tools_common import add_data_options, add_seed_device, check_out, load_model_data, suite_stage
 from typobench.core.errors import UsageError
 from typobench.defenses.projection import ProjectionResult, learn_projection, save_projection
 

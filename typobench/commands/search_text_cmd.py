@@ -10,7 +10,7 @@ from typobench.commands.common import add_model_data_options, config_from_args
 from typobench.core.errors import UsageError
 from typobench.experiments.text_search import read_words, run_text_search, template_stage
 from typobench.harness.session import Session
-from typobench.suites import load_suite
+from typobench.suites import read_suite
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -39,7 +39,7 @@ def handle(args: argparse.Namespace) -> int:
     config.validate()
     if config.suite is None:
         raise UsageError("search-text needs --suite with a text stage to copy the style from")
-    stage = template_stage(load_suite(config.suite), args.stage)
+    stage = template_stage(read_suite(config.suite), args.stage)
     extra_words = read_words(args.words)
     search = run_text_search(Session.open(config), stage, targets=args.target, extra_words=extra_words,
                              top_k=args.top_k, out_dir=args.out, progress=not args.quiet)

@@ -7,19 +7,16 @@ import argparse
 from typobench.core.options import add_arguments, from_namespace
 from typobench.harness.config import RunConfig
 from typobench.commands.common import add_model_options, add_runtime_options
-from typobench.experiments.stroop import (
+from typobench.experiments.stroop import StroopConfig, StroopOutcome, execute_stroop, metrics_table
+from typobench.harness.config import RunConfig
+from typobench.typographic.stroop import (
     DEFAULT_BACKGROUND,
     DEFAULT_NEUTRAL,
     DEFAULT_PALETTE,
     DEFAULT_SIZES,
     GOH_PROMPT,
-    StroopConfig,
-    StroopOutcome,
-    execute_stroop,
     hex_colour,
-    metrics_table,
 )
-from typobench.harness.config import RunConfig
 
 _DEFAULT_PALETTE_TEXT = ",".join(f"{name}={hex_colour(rgb)}" for name, rgb in DEFAULT_PALETTE.items())
 

@@ -10,7 +10,7 @@ templates and stable per-item ``sample_ids``, and can be cut down with :func:`st
 
 from __future__ import annotations
 
-from typobench.data.base import ImageDataset, ImageReadError, PixelTransform, read_rgb
+from typobench.data.base import ImageDataset, ImageReadError, PixelTransform, read_rgb, stack_images
 from typobench.data.classnames import CIFAR10_CLASSNAMES, CIFAR100_CLASSNAMES, imagenet_classnames, imagenet_wnids
 from typobench.data import realworld  # noqa: F401  (registers materzynska, paint, rta100, scam)
 from typobench.data.registry import DatasetEntry, dataset_entry, list_datasets, load_dataset, register_dataset
@@ -35,5 +35,6 @@ __all__ = [
     "read_rgb",
     "register_dataset",
     "sample_hash",
+    "stack_images",
     "stratified_subset",
 ]

@@ -10,7 +10,7 @@ worker processes.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -210,3 +210,13 @@ class ImageDataset(Dataset):
 
     def __repr__(self) -> str:
         return f"ImageDataset(name={self.name!r}, split={self.split!r}, n={len(self)}, classes={len(self.classnames)})"
+
+
+def stack_images(dataset: Dataset, indices: Iterable[int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Items ``indices`` (default: every item, in order) of ``dataset`` through its transform, stacked:
+    images ``[N, 3, H, W]`` and labels ``[N]`` (int64); ``torch.zeros(0)`` for both when there are none."""
+    positions = range(len(dataset)) if indices is None else [int(i) for i in indices]
+    if not len(positions):
+        return torch.zeros(0), torch.zeros(0, dtype=torch.long)
+    images = torch.stack([dataset[i][0] for i in positions])
+    return images, torch.tensor([dataset.labels[i] for i in positions], dtype=torch.long)

@@ -21,7 +21,7 @@ from typobench.defenses.base import BuildContext, Defense, Prompts
 from typobench.defenses.classifier import DefendedClassifier
 from typobench.defenses.prefix import prefixed_zeroshot_weights
 from typobench.defenses.prefix_pt import load_any_prefix
-from typobench.heads.build import build_zeroshot_head
+from typobench.heads.build import build_zeroshot_head, cached_zeroshot_head
 from typobench.heads.zeroshot import ZeroShotHead
 from typobench.models import LoadedModel
 from typobench.models.classifier import ImageClassifier
@@ -57,7 +57,7 @@ def build_defended(model: LoadedModel, defenses: Sequence[Defense], *, prompts: 
         if prompts is not None:
             prompts = defense.transform_prompts(prompts, record)
     head_module, head_info = head(model, prompts)
-    base = ImageClassifier(model.model, model.mean, model.std, head_module).to(ctx.runtime.device).eval()
+    base = ImageClassifier.of(model, head_module, ctx.runtime.device)
     classifier = DefendedClassifier(base)
     for defense, record in zip(defenses, records):
         classifier = defense.wrap(classifier, ctx, record)
@@ -88,19 +88,15 @@ def zeroshot_head(model: LoadedModel, classnames: Sequence[str], prompts: Prompt
         return build_zeroshot_head(model, list(classnames), list(prompts.templates), cache)
     key = content_key(kind="zeroshot-learned-prefix", model=model.fingerprint(), classnames=list(classnames),
                       templates=list(prompts.templates), prefix=prompts.learned_prefix_sha256)
-    hit = cache.load("zeroshot", key)
-    if hit is not None:
-        embeddings = hit["class_embeddings"].to(model.device)
-    else:
+
+    @torch.no_grad()
+    def compute() -> torch.Tensor:
         prefix = load_any_prefix(prompts.learned_prefix, expect_model=model).prefix.to(model.device)
-        with torch.no_grad():
-            embeddings = prefixed_zeroshot_weights(model, classnames, prompts.templates, prefix)
-        cache.save("zeroshot", key, {"class_embeddings": embeddings})
-    head = ZeroShotHead.from_clip(model.model, embeddings)
-    info = {"kind": "zeroshot", "templates": list(prompts.templates), "learned_prefix": str(prompts.learned_prefix),
-            "learned_prefix_sha256": prompts.learned_prefix_sha256, "logit_scale": head.logit_scale,
-            "logit_bias": head.logit_bias, "cache_key": key, "cached": hit is not None}
-    return head, info
+        return prefixed_zeroshot_weights(model, classnames, prompts.templates, prefix)
+
+    return cached_zeroshot_head(model, cache, key, compute, prompts.templates,
+                                learned_prefix=str(prompts.learned_prefix),
+                                learned_prefix_sha256=prompts.learned_prefix_sha256)
 
 
 __all__ = ["Defended", "HeadBuilder", "PATH_KEYS", "build_defended", "defense_fingerprint", "zeroshot_head"]

@@ -121,7 +121,7 @@ def zeroshot_classifier(loaded: LoadedModel, classnames: Sequence[str], template
     with torch.no_grad():
         weights = zeroshot_class_embeddings(loaded.model, loaded.tokenizer, list(classnames), list(templates))
     head = ZeroShotHead.from_clip(loaded.model, weights)
-    return ImageClassifier(loaded.model, loaded.mean, loaded.std, head).to(loaded.device).eval()
+    return ImageClassifier.of(loaded, head)
 
 
 def selection_space(model: nn.Module) -> NeuronSpace:

@@ -31,7 +31,7 @@ from typobench.core.atomic import write_bytes_atomic
 from typobench.core.errors import UsageError
 from typobench.core.hashing import bytes_sha256
 from typobench.core.runtime import Runtime
-from typobench.data import ImageDataset, sample_hash
+from typobench.data import ImageDataset, sample_hash, stack_images
 from typobench.heads.zeroshot import ZeroShotHead, average_class_embeddings, zeroshot_class_embeddings, zeroshot_logits
 from typobench.models import LoadedModel
 from typobench.models.classifier import ImageClassifier
@@ -199,7 +199,7 @@ def _objective(loaded: LoadedModel, images: Tensor, labels: Tensor, sample_ids: 
     frozen, so each step runs the text tower only."""
     plain = zeroshot_class_embeddings(loaded.model, loaded.tokenizer, classnames, templates)
     head = ZeroShotHead.from_clip(loaded.model, plain)
-    classifier = ImageClassifier(loaded.model, loaded.mean, loaded.std, head).to(loaded.device).eval()
+    classifier = ImageClassifier.of(loaded, head)
     written = typographic_images(attack, classifier, images, labels, sample_ids, classnames, seed)
     features = lambda pixels: torch.cat([classifier.features(pixels[s:s + _CHUNK]).float()
                                          for s in range(0, len(pixels), _CHUNK)])
@@ -258,7 +258,7 @@ def dataset_tensors(dataset: ImageDataset) -> tuple[Tensor, Tensor]:
     """Every image of ``dataset`` through its transform [N,3,H,W] and the labels [N] (a train subset fits)."""
     if len(dataset) == 0:
         raise UsageError(f"data set '{dataset.name}' ({dataset.split}) has no images to train a prefix on")
-    return torch.stack([dataset[i][0] for i in range(len(dataset))]), torch.tensor(dataset.labels)
+    return stack_images(dataset)
 
 
 def train_prefix_on_dataset(loaded: LoadedModel, dataset: ImageDataset, *, attack: Stage,

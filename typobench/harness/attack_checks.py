@@ -29,6 +29,7 @@ import pandas as pd
 import torch
 
 from typobench.adversarial.pgd import PGDConfig, pgd
+from typobench.data import stack_images
 from typobench.defenses.sanity import transfer_pairs
 from typobench.harness.evaluation import batch_plan, make_batch, run_stages_on_batch
 from typobench.stages.base import Stage
@@ -73,9 +74,7 @@ def _strong_predictions(session: Any, stages: Sequence[Stage]) -> pd.DataFrame:
     strong = [s.strengthened() or s for s in stages]
     ctx, data, frames = session.context, session.data, []
     for indices in batch_plan(len(data), session.config.batch_size):
-        images = torch.stack([data[i][0] for i in indices])
-        labels = torch.tensor([data.labels[i] for i in indices])
-        batch = make_batch(data, images, labels, indices, session.runtime.device)
+        batch = make_batch(data, *stack_images(data, indices), indices, session.runtime.device)
         frames.append(pd.DataFrame(run_stages_on_batch(strong, batch, ctx)))
     return pd.concat(frames, ignore_index=True)
 
@@ -118,8 +117,7 @@ def unbounded_check(session: Any) -> dict[str, Any]:
             return classifier(x).float()
 
     for indices in batch_plan(len(data), session.config.batch_size):
-        images = torch.stack([data[i][0] for i in indices]).to(runtime.device)
-        labels = torch.tensor([data.labels[i] for i in indices], device=runtime.device)
+        images, labels = (tensor.to(runtime.device) for tensor in stack_images(data, indices))
         generator = torch.Generator(device=runtime.device).manual_seed(session.config.seed)
         result = pgd(model, images, labels, UNBOUNDED_ATTACK, generator=generator)
         correct += int((~result.success).sum())

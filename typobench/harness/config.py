@@ -153,11 +153,20 @@ def limit_dataset(dataset: ImageDataset, limit: int | None, seed: int, holdout: 
     return dataset.subset(stratified_subset(dataset.labels, limit, seed))
 
 
+def load_split(config: RunConfig, model: LoadedModel, split: str | None = None, *, limit: int | None = None,
+               download: bool | None = None) -> ImageDataset:
+    """``split`` (default ``config.split``) of the config's data set through the model's resize and crop: all of
+    it, or ``limit`` items (class-stratified with ``config.seed``); ``download`` defaults to ``config.download``."""
+    dataset = load_dataset(config.dataset, root=config.data_root, split=config.split if split is None else split,
+                           transform=model.pixel_transform(),
+                           download=config.download if download is None else download,
+                           classnames_file=config.classnames_file)
+    return limit_dataset(dataset, limit, config.seed)
+
+
 def load_data(config: RunConfig, model: LoadedModel) -> ImageDataset:
     """The config's data set through the model's resize and crop, limited to ``config.limit`` items."""
-    dataset = load_dataset(config.dataset, root=config.data_root, split=config.split,
-                           transform=model.pixel_transform(), download=config.download,
-                           classnames_file=config.classnames_file)
+    dataset = load_split(config, model)
     _check_classes(dataset, config.head)
     limited = limit_dataset(dataset, config.limit, config.seed, config.holdout)
     if config.limit is not None and config.limit > len(limited):
@@ -188,4 +197,4 @@ def default_out_dir(prefix: str, parts: list[str], key: str) -> Path:
 
 
 __all__ = ["DEFAULT_DATASET", "DEFAULT_DEMO_LIMIT", "DEFAULT_MODEL", "DEFAULT_SUITE", "RunConfig", "default_out_dir",
-           "limit_dataset", "load_data"]
+           "limit_dataset", "load_data", "load_split"]

@@ -13,10 +13,10 @@ from torch import Tensor, nn
 
 from typobench.core.errors import UsageError
 from typobench.core.hashing import file_sha256
-from typobench.data import ImageDataset, load_dataset, sample_hash, stratified_subset
+from typobench.data import ImageDataset, sample_hash, stack_images, stratified_subset
 from typobench.defenses.base import ImageRequest
 from typobench.defenses.sanity import sanity_flags, transfer_pairs
-from typobench.harness.config import RunConfig, load_data
+from typobench.harness.config import RunConfig, load_data, load_split
 from typobench.harness.results import read_results
 from typobench.models import LoadedModel
 
@@ -26,12 +26,10 @@ def request_images(config: RunConfig, model: LoadedModel, request: ImageRequest)
     if request.source == "neurons":
         dataset, positions, origin = _neurons_reference(model, request)
     else:
-        dataset = load_dataset(config.dataset, root=config.data_root, split=request.split,
-                               transform=model.pixel_transform(), download=config.download,
-                               classnames_file=config.classnames_file)
+        dataset = load_split(config, model, request.split)
         positions = stratified_subset(dataset.labels, min(request.n, len(dataset)), config.seed)
         origin = {"source": "split", "dataset": dataset.name, "split": dataset.split, "seed": config.seed}
-    images = torch.stack([dataset[i][0] for i in positions]) if positions else torch.zeros(0)
+    images, _ = stack_images(dataset, positions)
     if not len(images):
         raise UsageError(f"mean ablation found no images in {origin}: use another mean_images")
     return images, {**origin, "n": len(positions), "sample_hash": sample_hash([dataset.sample_ids[i] for i in positions])}
@@ -64,8 +62,7 @@ def run_sanity(classifier: nn.Module, dataset: ImageDataset, stages: list[dict[s
     """results.json's ``defense_sanity``: gradient and determinism checks of ``classifier`` on the first ``n``
     clean images, and the transfer check of every (adaptive, transfer) pair of PGD stages in ``stages``."""
     count = min(n, len(dataset))
-    images = torch.stack([dataset[i][0] for i in range(count)]).to(device)
-    labels = torch.tensor(dataset.labels[:count], device=device)
+    images, labels = (tensor.to(device) for tensor in stack_images(dataset, range(count)))
     with torch.enable_grad():
         checks = sanity_flags(classifier, images, labels)
     pairs = transfer_pairs(stages)

@@ -97,7 +97,7 @@ def make_batch(dataset: ImageDataset, images: Tensor, labels: Tensor, indices: l
     )
 
 
-def evaluate(
+def predict_stages(
     dataset: ImageDataset,
     stages: Sequence[Stage],
     ctx: RunContext,
@@ -187,4 +187,4 @@ def _evaluate_batches(dataset: ImageDataset, stages: Sequence[Stage], ctx: RunCo
     return finished
 
 
-__all__ = ["batch_plan", "evaluate", "make_batch", "open_store", "prediction_rows", "run_stages_on_batch"]
+__all__ = ["batch_plan", "make_batch", "open_store", "predict_stages", "prediction_rows", "run_stages_on_batch"]

@@ -38,7 +38,7 @@ from typobench.harness.resume import BatchStore
 from typobench.harness.session import Session
 from typobench.harness.world import World
 from typobench.stages.base import CleanStage, Stage
-from typobench.suites import Suite, load_suite
+from typobench.suites import Suite, read_suite
 
 SUITE_FILE = "suite.toml"
 # Draws an attack averages its gradient over against a randomised defense (Athalye et al. 2018 use 10-100+).
@@ -87,7 +87,7 @@ def run_suite(session: Session, suite: Suite | None, out_dir: str | Path | None 
         started = time.perf_counter()
         store = BatchStore(out_dir, key)
         store.compute = adopt_recorded_compute(world, store, session.runtime.precision)
-        predictions = session.evaluate(stages, store, progress=progress, on_start=on_start)
+        predictions = session.predict_stages(stages, store, progress=progress, on_start=on_start)
         world.leader_does(lambda: _write(session, suite, stages, key, store, predictions, pictures=pictures,
                                          suite_text=suite_text, elapsed=time.perf_counter() - started))
     return RunOutcome(out_dir, read_results(out_dir), read_predictions(out_dir), session=session)
@@ -178,7 +178,7 @@ def evaluate_in_memory(session: Session, suite: Suite, *, progress: bool = False
 def execute(config: RunConfig, *, progress: bool = True) -> RunOutcome:
     """``typobench run``: open a session for ``config`` and run its suite (only ``clean`` when ``suite`` is None)."""
     config.validate()
-    suite = load_suite(config.suite) if config.suite else None
+    suite = read_suite(config.suite) if config.suite else None
     session = Session.open(config)
     outcome = run_suite(session, suite, config.out, progress=progress, overwrite=config.overwrite)
     outcome.suite = suite

@@ -2,7 +2,7 @@
 evaluation path every command goes through.
 
     session = Session.open(RunConfig(model="toyclip", dataset="cifar10-sample", limit=200))
-    predictions = session.evaluate(suite.stages, BatchStore(out_dir, session.run_key(suite.stages, suite)))
+    predictions = session.predict_stages(suite.stages, BatchStore(out_dir, session.run_key(suite.stages, suite)))
 
 ``run`` (one suite), ``sweep`` (a suite per grid point), ``neurons`` (the run's session in memory, or one
 reopened from results.json), ``search-text``, ``stroop`` and the Python API all hold a ``Session``.
@@ -20,12 +20,12 @@ from torch import nn
 from typobench.core.cache import TensorCache, content_key, default_cache_dir
 from typobench.core.errors import UsageError
 from typobench.core.runtime import Runtime, compute_record
-from typobench.data import ImageDataset, load_dataset, sample_hash
+from typobench.data import ImageDataset, sample_hash
 from typobench.defenses import BuildContext, Defended, Defense, Prompts, build_defended, parse_defenses, zeroshot_head
 from typobench.defenses.registry import create_defense
-from typobench.harness.config import RunConfig, limit_dataset, load_data
+from typobench.harness.config import RunConfig, load_data, load_split
 from typobench.harness.defense_support import request_images
-from typobench.harness.evaluation import evaluate
+from typobench.harness.evaluation import predict_stages
 from typobench.harness.provenance import check_provenance
 from typobench.harness.resume import BatchStore
 from typobench.harness.world import World
@@ -194,17 +194,13 @@ class Session:
     def _linear_probe_head(self, model: LoadedModel) -> tuple[nn.Module, dict[str, Any]]:
         """A probe trained on ``model``'s features (the session's model, or its defended weights)."""
         config = self.config
-        train_set = load_dataset(config.dataset, root=config.data_root, split="train",
-                                 transform=model.pixel_transform(), download=config.download,
-                                 classnames_file=config.classnames_file)
-        train_set = limit_dataset(train_set, config.probe_train_limit, config.seed)
+        train_set = load_split(config, model, "train", limit=config.probe_train_limit)
         return build_linear_probe_head(model, train_set, self.runtime, self.cache, batch_size=config.batch_size,
                                        workers=config.workers, seed=config.seed, part=(self.world.rank, self.world.size),
                                        gather=self.world.gather_rows)
 
     def _wrap(self, head) -> ImageClassifier:
-        model = self.model
-        return ImageClassifier(model.model, model.mean, model.std, head).to(self.runtime.device).eval()
+        return ImageClassifier.of(self.model, head, self.runtime.device)
 
     @property
     def context(self) -> RunContext:
@@ -240,13 +236,13 @@ class Session:
 
     # -- the evaluation path ----------------------------------------------------------------------
 
-    def evaluate(self, stages: Sequence[Stage], store: BatchStore, *, progress: bool = False,
-                 on_start: Callable[[int, int], None] | None = None) -> pd.DataFrame:
+    def predict_stages(self, stages: Sequence[Stage], store: BatchStore, *, progress: bool = False,
+                       on_start: Callable[[int, int], None] | None = None) -> pd.DataFrame:
         """Predictions of every stage on every sample (one row per sample and stage), resumable in ``store``;
         ``on_start(done, total)`` is told how many batches were finished earlier."""
-        return evaluate(self.data, stages, self.context, store, batch_size=self.config.batch_size,
-                        workers=self.config.workers, progress=progress, on_start=on_start,
-                        flush_seconds=self.config.checkpoint_seconds, world=self.world)
+        return predict_stages(self.data, stages, self.context, store, batch_size=self.config.batch_size,
+                              workers=self.config.workers, progress=progress, on_start=on_start,
+                              flush_seconds=self.config.checkpoint_seconds, world=self.world)
 
 
 __all__ = ["Session", "load_data"]

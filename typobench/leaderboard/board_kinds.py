@@ -15,8 +15,7 @@ import hashlib
 from typing import Any
 
 from typobench.core.registry import Registry
-from typobench.experiments.stroop import STROOP_JSON
-from typobench.experiments.stroop.design import stroop_design
+from typobench.typographic.stroop import STROOP_JSON, stroop_design
 from typobench.harness.results import RESULTS_FILE
 from typobench.leaderboard.column_kinds import STROOP_METRICS, STROOP_STAGE
 from typobench.leaderboard.entry_fields import (

@@ -22,7 +22,7 @@ from typobench.defenses import defense_fingerprint
 from typobench.leaderboard.attack_record import FIELD as ATTACK_FIELD, run_attack_record
 from typobench.leaderboard.provenance import run_provenance
 from typobench.harness.results import PREDICTIONS_FILE, RESULTS_FILE, utc_now
-from typobench.experiments.stroop import STROOP_CSV, STROOP_JSON
+from typobench.typographic.stroop import STROOP_CSV, STROOP_JSON
 from typobench.leaderboard.column_kinds import STROOP_STAGE
 from typobench.leaderboard.protocol import (
     STROOP_DATASET,

@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 
 from typobench.core.errors import UsageError
 from typobench.leaderboard.column_kinds import Column
-from typobench.suites import load_suite, published_suite_path
+from typobench.suites import published_suite_path, read_suite
 from typobench.suites.fields import Table
 
 BOARDS_FILE = "boards.toml"
@@ -187,7 +187,7 @@ def published_suite_file(board: Board) -> Path:
 def published_suite(board: Board):
     """The parsed published suite of a suite board (stage names, eps for labels); it must be the board's suite."""
     path = published_suite_file(board)
-    suite = load_suite(str(path))
+    suite = read_suite(str(path))
     if suite.name != board.suite:
         raise UsageError(f"board '{board.id}': {path.name} is suite '{suite.name}', not '{board.suite}': fix the "
                          "board's suite or suite_file")

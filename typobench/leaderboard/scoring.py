@@ -2,7 +2,7 @@
 
 The metrics are computed by the very functions a run uses -- ``typobench.harness.results.summarise_stages``
 (accuracy, Wilson CI, targeted success with the clean-prediction eligibility rule) and
-``typobench.experiments.stroop.stroop_metrics`` -- on a frame rebuilt from the entry's compact table. Headline
+``typobench.typographic.stroop.stroop_metrics`` -- on a frame rebuilt from the entry's compact table. Headline
 columns (lift, mean targeted success, ...) are then read off those stage metrics.
 """
 
@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from typobench.harness.results import summarise_stages
-from typobench.experiments.stroop import stroop_metrics
+from typobench.typographic.stroop import stroop_metrics
 from typobench.leaderboard.column_kinds import Column
 from typobench.leaderboard.protocol import Board
 

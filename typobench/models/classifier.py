@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -21,6 +22,13 @@ class ImageClassifier(nn.Module):
         self.head = head
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
+
+    @classmethod
+    def of(cls, loaded: Any, head: nn.Module | None = None, device: torch.device | str | None = None) -> ImageClassifier:
+        """``loaded``'s image tower (a ``LoadedModel``: ``model``, ``mean``, ``std``) under ``head`` (default
+        ``nn.Identity()``: the image features), on ``device`` (default the model's own), in eval mode."""
+        classifier = cls(loaded.model, loaded.mean, loaded.std, nn.Identity() if head is None else head)
+        return classifier.to(loaded.device if device is None else device).eval()
 
     def normalize(self, pixels: Tensor) -> Tensor:
         return (pixels - self.mean.to(pixels.dtype)) / self.std.to(pixels.dtype)

@@ -17,7 +17,8 @@ import torch
 from torch import Tensor, nn
 
 from typobench.core.errors import UsageError
-from typobench.data import load_dataset, stratified_subset
+from typobench.data import stack_images, stratified_subset
+from typobench.harness.config import load_split
 from typobench.models.units import NeuronSpace, find_layers, unit_activations
 from typobench.neurons.cards.card import DEFAULT_WORDS, read_vocab
 from typobench.neurons.microscope.core import Microscope, MicroscopeInputs, MicroscopeSettings, blame_order, run_microscope
@@ -33,13 +34,11 @@ def natural_activations(replay: RunReplay, model: nn.Module, space: NeuronSpace,
     """([n, U] every unit's activation averaged over positions, a description) on ``n`` images of the run's
     data set (its whole split, class-stratified with ``seed``; all of it when it has fewer)."""
     config = replay.config
-    dataset = load_dataset(config.dataset, root=config.data_root, split=config.split,
-                           transform=replay.session.model.pixel_transform(), download=False,
-                           classnames_file=config.classnames_file)
+    dataset = load_split(config, replay.session.model, download=False)
     positions = stratified_subset(dataset.labels, n, seed)
     chunks = []
     for start in range(0, len(positions), batch_size):
-        images = torch.stack([dataset[i][0] for i in positions[start:start + batch_size]])
+        images, _ = stack_images(dataset, positions[start:start + batch_size])
         chunks.append(unit_activations(model, space, images, batch_size)[0])
     acts = torch.cat(chunks) if chunks else torch.zeros(0, space.total)
     return acts, {"source": "data set", "dataset": config.dataset, "split": config.split, "n": len(positions)}

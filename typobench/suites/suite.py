@@ -56,7 +56,9 @@ class Suite:
             stage.check(classnames, f"suite {self.name}")
 
 
-def load_suite(name_or_path: str) -> Suite:
+def read_suite(name_or_path: str) -> Suite:
+    """The built :class:`Suite` of a name (``typobench list suites``) or ``.toml`` path (the editable text of a
+    suite, to override before building, is ``typobench.api.load_suite``'s ``SuiteSpec``)."""
     path = resolve_suite_path(name_or_path)
     data = path.read_bytes()
     return parse_suite(data, where=f"suite {path.name}", path=str(path))

@@ -33,12 +33,13 @@ import pandas as pd
 
 from typobench.core.atomic import write_json_atomic, write_text_atomic
 from typobench.core.metrics import bootstrap_interval, paired_difference_interval
-from typobench.experiments.stroop import GOH_PROMPT, run_stroop
+from typobench.experiments.stroop import run_stroop
 from typobench.harness.config import RunConfig
 from typobench.harness.results import read_predictions
 from typobench.harness.run import execute
 from typobench.harness.session import Session
 from typobench.toyclip.model import ORGANISMS
+from typobench.typographic.stroop import GOH_PROMPT
 
 WORD_PROMPT = "a photo of a {}."
 COLOUR_PROMPT = "a photo of the color {}."

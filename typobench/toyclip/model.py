@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +14,10 @@ import open_clip
 import torch
 from PIL import Image
 from safetensors.torch import save_file
+from torch import Tensor
 
 import typobench.models.builtin  # noqa: F401  registers typobench-* configs with open_clip
-from typobench.data import load_dataset
+from typobench.data import load_dataset, stack_images
 from typobench.data.templates import CIFAR_TEMPLATES
 from typobench.models.loading import file_sha256, tensors_sha256
 
@@ -36,6 +38,17 @@ def is_vision_transformer(model: torch.nn.Module) -> bool:
 
 
 @torch.no_grad()
+def class_text_embeddings(model: torch.nn.Module, tokenizer: Callable, classnames: list[str]) -> Tensor:
+    """``[D, K]`` unit class embeddings: the mean of the 18 CIFAR templates' unit text embeddings, renormalised
+    (the zero-shot head of ``typobench run``)."""
+    weights = []
+    for name in classnames:
+        emb = model.encode_text(tokenizer([t.format(name) for t in CIFAR_TEMPLATES]), normalize=True).mean(0)
+        weights.append(emb / emb.norm())
+    return torch.stack(weights, 1)
+
+
+@torch.no_grad()
 def quick_zeroshot_accuracy(model: torch.nn.Module, limit: int = 500) -> float:
     """Clean zero-shot accuracy (18 CIFAR templates) on the first ``limit`` images of the bundled sample."""
     was_training = model.training
@@ -48,20 +61,16 @@ def quick_zeroshot_accuracy(model: torch.nn.Module, limit: int = 500) -> float:
         return torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0).permute(2, 0, 1)
 
     ds = load_dataset("cifar10-sample", transform=transform)
-    weights = []
-    for name in ds.classnames:
-        emb = model.encode_text(tokenizer([t.format(name) for t in CIFAR_TEMPLATES]), normalize=True).mean(0)
-        weights.append(emb / emb.norm())
-    classifier = torch.stack(weights, 1)
+    classifier = class_text_embeddings(model, tokenizer, ds.classnames)
     # Spread over the classes: the sample is stored class by class.
     order = np.random.default_rng(0).permutation(len(ds))[:limit]
     correct = 0
     for start in range(0, len(order), 250):
         idx = order[start:start + 250]
-        x = torch.stack([ds[int(i)][0] for i in idx])
+        x, y = stack_images(ds, idx)
         feats = model.encode_image(normalise(x, model), normalize=True)
         pred = (feats @ classifier).argmax(1)
-        correct += int((pred == torch.tensor([ds.labels[int(i)] for i in idx])).sum())
+        correct += int((pred == y).sum())
     model.train(was_training)
     return correct / len(order)
 

@@ -38,9 +38,9 @@ from typobench.core.errors import UsageError
 from typobench.data.classnames import CIFAR10_CLASSNAMES
 from typobench.models import load_model
 from typobench.models.loading import convolutions_channels_last
-from typobench.toyclip.model import normalise, save_weights
+from typobench.toyclip.model import class_text_embeddings, normalise, save_weights
 from typobench.toyclip.photos import PhotoBank
-from typobench.toyclip.robust_loss import (LOSSES, TrainPhotos, class_text_embeddings, fare_attack, fare_loss,
+from typobench.toyclip.robust_loss import (LOSSES, TrainPhotos, fare_attack, fare_loss,
                                            split_indices, tecoa_attack, tecoa_loss, upsample, zero_shot_logits)
 from typobench.toyclip.robust_eval import validation_accuracy
 from typobench.toyclip.train import _param_groups, _TrainLog, _write_json
@@ -201,7 +201,7 @@ class RobustTraining:
                     "elapsed_s": self.elapsed_before + time.time() - t0, "evals": self.evals}, tmp)
         os.replace(tmp, self.checkpoint_path)
 
-    def evaluate(self, validation: TrainPhotos, done: int) -> None:
+    def validate(self, validation: TrainPhotos, done: int) -> None:
         x, y = validation.ordered(self.args.eval_images)
         figures = validation_accuracy(self.logits, x, y, self.args.eps)
         self.evals.append({"step": done, **figures})
@@ -222,7 +222,7 @@ class RobustTraining:
                 self.log(f"step {done}/{a.steps} loss {np.mean(self.losses[-a.log_every:]):.4f} "
                          f"lr {self.scheduler.get_last_lr()[0]:.2e} {per:.2f}s/step eta {per * (a.steps - done):.0f}s")
             if a.eval_every and done % a.eval_every == 0 and done != a.steps:
-                self.evaluate(validation, done)
+                self.validate(validation, done)
             stopping = a.stop_after is not None and done >= a.stop_after and done != a.steps
             if (done % a.checkpoint_every == 0 or stopping) and done != a.steps:
                 self.save_checkpoint(done, t0)
@@ -233,7 +233,7 @@ class RobustTraining:
 
     def finish(self, validation: TrainPhotos, t0: float) -> dict[str, Any]:
         wall = self.elapsed_before + time.time() - t0
-        self.evaluate(validation, self.args.steps)
+        self.validate(validation, self.args.steps)
         recipe = {**self.recipe, "train_wall_s": round(wall, 1), "validation_evals": self.evals,
                   "final_loss": float(np.mean(self.losses[-self.args.log_every:])) if self.losses else None}
         weights = self.out / f"{self.args.name}.safetensors"

@@ -22,7 +22,6 @@ from torch import Tensor
 
 from typobench.adversarial.common import project
 from typobench.adversarial.pgd import PGDConfig, pgd
-from typobench.data.templates import CIFAR_TEMPLATES
 
 LOSSES = ("fare", "tecoa")
 
@@ -40,17 +39,6 @@ def zero_shot_logits(embedding: Tensor, class_text: Tensor, scale: float) -> Ten
 def tecoa_loss(embedding: Tensor, class_text: Tensor, labels: Tensor, scale: float) -> Tensor:
     """TeCoA's objective: cross-entropy of the zero-shot logits against ``labels``, mean over the batch."""
     return F.cross_entropy(zero_shot_logits(embedding, class_text, scale), labels)
-
-
-@torch.no_grad()
-def class_text_embeddings(model: torch.nn.Module, tokenizer: Callable, classnames: list[str]) -> Tensor:
-    """``[D, K]`` unit class embeddings: the mean of the 18 CIFAR templates' unit text embeddings, renormalised
-    (the zero-shot head of ``typobench run``)."""
-    weights = []
-    for name in classnames:
-        emb = model.encode_text(tokenizer([t.format(name) for t in CIFAR_TEMPLATES]), normalize=True).mean(0)
-        weights.append(emb / emb.norm())
-    return torch.stack(weights, 1)
 
 
 def fare_attack(encode: Callable[[Tensor], Tensor], x0: Tensor, original: Tensor, eps: float, step_size: float,

@@ -8,7 +8,7 @@ measures covering pixels, not reading a word the model was taught), and Stroop's
 from __future__ import annotations
 
 from typobench.data.classnames import CIFAR10_CLASSNAMES
-from typobench.experiments.stroop import DEFAULT_PALETTE
+from typobench.typographic.stroop import DEFAULT_PALETTE
 from typobench.typographic import list_font_families
 
 # Held out of training: the whole DejaVu Serif family (the held-out-font suite writes in serif-bold,

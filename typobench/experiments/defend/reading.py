@@ -25,7 +25,7 @@ from typobench.core.errors import UsageError
 from typobench.data import ImageDataset
 from typobench.harness.run import run_suite
 from typobench.harness.session import Session
-from typobench.suites import Suite, load_suite
+from typobench.suites import Suite, read_suite
 
 READING_SUITE = "words-alone"
 READING_STAGE = "words-alone"
@@ -80,7 +80,7 @@ def plan_reading(session: Session, lexicon_words: int | None) -> Reading:
 
 
 def reading_suite() -> Suite:
-    return load_suite(READING_SUITE)
+    return read_suite(READING_SUITE)
 
 
 def run_reading(reading: Reading, row_dir: Path, *, progress: bool, overwrite: bool) -> dict[str, Any]:

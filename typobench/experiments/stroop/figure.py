@@ -13,8 +13,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-from typobench.experiments.stroop.render import render_stimuli
-from typobench.experiments.stroop.scoring import PromptResult, StroopResult
+from typobench.typographic.stroop.render import render_stimuli
+from typobench.typographic.stroop.scoring import PromptResult, StroopResult
 from typobench.harness.pictures import plain_text
 
 OUTCOME_COLOURS = {"ink": "#2ca02c", "word": "#d62728", "other": "#7f7f7f"}

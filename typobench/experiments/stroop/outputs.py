@@ -13,13 +13,10 @@ from typing import Any
 from typobench.core.atomic import write_bytes_atomic, write_json_atomic, write_text_atomic
 from typobench.core.cache import content_key
 from typobench.experiments.stroop.figure import stroop_figure_png
-from typobench.experiments.stroop.scoring import METRIC_NAMES, StroopResult
 from typobench.harness.config import default_out_dir
 from typobench.harness.report import format_rate
 from typobench.harness.results import SCHEMA_VERSION
-
-STROOP_JSON = "stroop.json"
-STROOP_CSV = "stroop.csv"
+from typobench.typographic.stroop.scoring import METRIC_NAMES, STROOP_CSV, STROOP_JSON, StroopResult
 
 
 def stroop_config_hash(result: StroopResult, extra: Mapping[str, Any] | None = None) -> str:

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from typobench.experiments.stroop.design import (
+from typobench.typographic.stroop.design import (
     DEFAULT_BACKGROUND,
     DEFAULT_NEUTRAL,
     StroopDesign,
@@ -17,7 +17,7 @@ from typobench.experiments.stroop.design import (
     stroop_design,
 )
 from typobench.experiments.stroop.outputs import default_stroop_out_dir, stroop_config_hash, write_stroop_outputs
-from typobench.experiments.stroop.scoring import Classify, StroopResult, evaluate_stroop
+from typobench.typographic.stroop.scoring import Classify, StroopResult, evaluate_stroop
 from typobench.harness.config import RunConfig
 from typobench.harness.results import envelope
 from typobench.harness.session import Session

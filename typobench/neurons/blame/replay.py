@@ -24,16 +24,16 @@ import torch
 from torch import Tensor
 
 from typobench.core.errors import UsageError
-from typobench.data import ImageDataset, sample_hash
+from typobench.data import ImageDataset, sample_hash, stack_images
 from typobench.harness.config import RunConfig
-from typobench.harness.evaluation import apply_stage, batch_plan, text_targets
+from typobench.harness.evaluation import apply_stage, batch_plan, make_batch
 from typobench.harness.results import PREDICTIONS_FILE, RESULTS_FILE, read_predictions, read_results
 from typobench.harness.run import RunOutcome
 from typobench.harness.session import Session
 from typobench.harness.world import World
 from typobench.models.classifier import ImageClassifier
 from typobench.stages.base import Batch, CleanStage, Stage, score
-from typobench.suites import Suite, load_suite
+from typobench.suites import Suite, read_suite
 
 # Stages whose output for a sample does not depend on the other samples of its batch.
 PER_SAMPLE_KINDS = ("clean", "text")
@@ -85,21 +85,14 @@ class RunReplay:
         return [s for s in self.stages if s.name in needed]
 
     def _batch(self, positions: Sequence[int]) -> Batch:
-        items = [self.dataset[i] for i in positions]
-        device = self.session.runtime.device
-        return Batch(
-            images=torch.stack([item[0] for item in items]).to(device),
-            labels=torch.tensor([int(item[1]) for item in items], device=device).long(),
-            indices=list(positions),
-            sample_ids=[self.dataset.sample_ids[i] for i in positions],
-            text_targets=text_targets(self.dataset, positions, device),
-        )
+        return make_batch(self.dataset, *stack_images(self.dataset, positions), list(positions),
+                          self.session.runtime.device)
 
     def clean_images(self, positions: Sequence[int], batch_size: int = 64) -> Tensor:
         """Clean images [n, 3, H, W] as uint8 when the pixels are exact 8-bit values (lossless), else float."""
         chunks = []
         for start in range(0, len(positions), batch_size):
-            chunks.append(torch.stack([self.dataset[i][0] for i in positions[start:start + batch_size]]))
+            chunks.append(stack_images(self.dataset, positions[start:start + batch_size])[0])
         if not chunks:
             return torch.zeros(0, 3, self.side, self.side, dtype=torch.uint8)
         images = torch.cat(chunks)
@@ -196,7 +189,7 @@ def _recorded_suite(config: RunConfig, results: dict[str, Any]) -> Suite | None:
     suite = None
     for candidate in candidates:
         try:
-            suite = load_suite(candidate)
+            suite = read_suite(candidate)
             break
         except UsageError:
             continue

@@ -70,7 +70,7 @@ def twice_differentiable() -> Iterator[None]:
         yield
 
 
-def evaluate(model: nn.Module, objective: Objective, images: Tensor) -> Tensor:
+def objective_values(model: nn.Module, objective: Objective, images: Tensor) -> Tensor:
     """[B]: the objective on ``images`` [B, 3, H, W] in [0, 1], as they are (no transformation)."""
     space = layer_space(model, objective.layers)
     device = next(model.parameters()).device
@@ -108,4 +108,4 @@ def visualize(model: nn.Module, objective: Objective, settings: Settings = Setti
             history.append(float(score.detach()))
     with torch.no_grad():
         final_images = image().detach().cpu()
-    return Visualization(final_images, history, evaluate(model, objective, final_images), objective.name, settings)
+    return Visualization(final_images, history, objective_values(model, objective, final_images), objective.name, settings)

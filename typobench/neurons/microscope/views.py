@@ -21,7 +21,7 @@ from typobench.models.units import parse_neuron
 from typobench.neurons.featurevis.facets import Facet, faceted
 from typobench.neurons.featurevis.layers import tower_layers
 from typobench.neurons.featurevis.objectives import Objective, channel, per_image
-from typobench.neurons.featurevis.optimise import Settings, evaluate, visualize
+from typobench.neurons.featurevis.optimise import Settings, objective_values, visualize
 
 
 @dataclass
@@ -67,7 +67,7 @@ def visualize_neurons(model: nn.Module, neurons: Sequence[str], settings: Settin
     plain = channels(names)
     objective = faceted(plain, facet, strength) if facet is not None else plain
     result = visualize(model, objective, replace(settings, batch=len(names)))
-    return NeuronImages(names, result.images, evaluate(model, plain, result.images), result.history, objective.name)
+    return NeuronImages(names, result.images, objective_values(model, plain, result.images), result.history, objective.name)
 
 
 @torch.no_grad()

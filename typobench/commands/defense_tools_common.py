@@ -8,11 +8,12 @@ from typing import Any
 from typobench.core.errors import UsageError
 from typobench.core.options import REQUIRED, add_arguments
 from typobench.core.runtime import Runtime
-from typobench.data import ImageDataset, load_dataset
-from typobench.harness.config import DATA, MODEL, RUNTIME, RunConfig, limit_dataset
+from typobench.commands.common import config_from_args
+from typobench.data import ImageDataset
+from typobench.harness.config import DATA, MODEL, RUNTIME, RunConfig, load_split
 from typobench.models import LoadedModel, load_model
 from typobench.stages.base import Stage
-from typobench.suites import load_suite
+from typobench.suites import read_suite
 
 DEFAULT_SUITE, DEFAULT_STAGE = "random-wrong-label", "random-wrong-label"
 
@@ -40,7 +41,7 @@ def add_seed_device(group: argparse._ArgumentGroup) -> None:
 
 
 def suite_stage(suite_name: str, stage_name: str) -> Stage:
-    suite = load_suite(suite_name)
+    suite = read_suite(suite_name)
     stage = next((s for s in suite.stages if s.name == stage_name), None)
     if stage is None:
         raise UsageError(f"--stage: suite '{suite_name}' has no stage '{stage_name}': use one of "
@@ -59,14 +60,8 @@ def load_model_data(args: argparse.Namespace, split: str | None = None,
     ``limit`` (default --limit) images with --seed."""
     loaded = load_model(args.model, args.pretrained, device=Runtime.create(args.device).device, seed=args.seed,
                         vision_tower=args.vision_tower)
-    return loaded, load_split(args, loaded, split or args.split, args.limit if limit == "args" else limit)
-
-
-def load_split(args: argparse.Namespace, loaded: LoadedModel, split: str, limit: int | None) -> ImageDataset:
-    dataset = load_dataset(args.dataset, root=args.data_root, split=split, transform=loaded.pixel_transform(),
-                           classnames_file=args.classnames_file)
-    return limit_dataset(dataset, limit, args.seed)
+    return loaded, load_split(config_from_args(args), loaded, split, limit=args.limit if limit == "args" else limit)
 
 
 __all__ = ["DEFAULT_STAGE", "DEFAULT_SUITE", "add_data_options", "add_seed_device", "check_out", "load_model_data",
-           "load_split", "suite_stage"]
+           "suite_stage"]

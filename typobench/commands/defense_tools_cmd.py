@@ -1,4 +1,6 @@
-"""``typobench defense train-prefix``: learn a Defense-Prefix token on typographic train images, save it."""
+"""``typobench defense``: the tool group that makes the files a ``--defense`` spec names (``train-prefix`` here:
+learn a Defense-Prefix token on typographic train images; ``select-greedy``, ``train-projection``, ``paint-curve`` in
+their modules). Running a suite on defended models is ``typobench defend`` (``defend_cmd``)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from typobench.commands import greedy_cmd, paint_cmd, projection_cmd
 from typobench.core.options import REQUIRED, add_arguments
 from typobench.harness.config import RUNTIME, RunConfig
 from typobench.commands.common import add_model_options, positive_int
-from typobench.commands.defense_common import add_data_options, check_out, load_model_data, suite_stage
+from typobench.commands.defense_tools_common import add_data_options, check_out, load_model_data, suite_stage
 from typobench.defenses.prefix import PrefixResult, save_prefix, train_prefix_on_dataset
 
 

@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from typobench.core.errors import UsageError
-from typobench.experiments.stroop.design import StroopDesign, StroopStimulus
+from typobench.typographic.stroop.design import StroopDesign, StroopStimulus
 from typobench.typographic import TextStyle, build_canvas, composite, render_patch
 
 

@@ -19,12 +19,15 @@ from torch import Tensor, nn
 from typobench.core.errors import UsageError
 from typobench.core.metrics import rate
 from typobench.core.runtime import Runtime
-from typobench.experiments.stroop.design import KINDS, StroopDesign, StroopStimulus, stroop_stimuli
-from typobench.experiments.stroop.render import render_stimuli
 from typobench.models.classifier import ImageClassifier
+from typobench.typographic.stroop.design import KINDS, StroopDesign, StroopStimulus, stroop_stimuli
+from typobench.typographic.stroop.render import render_stimuli
 
 OUTCOMES = ("ink", "word", "other")  # named the ink (correct), named the word (incongruent only), else
 METRIC_NAMES = ("congruent_accuracy", "incongruent_accuracy", "word_named", "neutral_accuracy")
+# The files a StroopResult is written to (``typobench stroop``) and read back from (leaderboard entries).
+STROOP_JSON = "stroop.json"
+STROOP_CSV = "stroop.csv"
 
 # A classifier: pixels [N, 3, H, W] in [0, 1] -> logits [N, C] over the palette.
 Classify = Callable[[Tensor], Tensor]
