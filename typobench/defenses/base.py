@@ -65,6 +65,7 @@ class Prompts:
     templates: tuple[str, ...]
     learned_prefix: Path | None = None
     learned_prefix_sha256: str | None = None
+    logit_scale: float | None = None  # the logits' temperature; None: the model's own (a suite's [head] sets it)
 
     def with_templates(self, templates: tuple[str, ...]) -> Prompts:
         return replace(self, templates=templates)

@@ -84,6 +84,15 @@ def zeroshot_head(model: LoadedModel, classnames: Sequence[str], prompts: Prompt
                   cache: TensorCache) -> tuple[ZeroShotHead, dict[str, Any]]:
     """The zero-shot head of ``prompts``: plain templates through ``heads.build`` (cached), or with a learned
     prefix before the class name (class embeddings cached by the prefix file's content too)."""
+    head, info = _zeroshot_head(model, classnames, prompts, cache)
+    if prompts.logit_scale is not None:  # a protocol's fixed temperature (FARE: 100), not the model's learned one
+        head.logit_scale = float(prompts.logit_scale)
+        info = {**info, "logit_scale": head.logit_scale, "logit_scale_from": "suite"}
+    return head, info
+
+
+def _zeroshot_head(model: LoadedModel, classnames: Sequence[str], prompts: Prompts,
+                   cache: TensorCache) -> tuple[ZeroShotHead, dict[str, Any]]:
     if prompts.learned_prefix is None:
         return build_zeroshot_head(model, list(classnames), list(prompts.templates), cache)
     key = content_key(kind="zeroshot-learned-prefix", model=model.fingerprint(), classnames=list(classnames),

@@ -73,7 +73,7 @@ def run_suite(session: Session, suite: Suite | None, out_dir: str | Path | None 
     stages = suite.stages if suite else [CleanStage()]
     if suite:
         suite.check(list(session.data.classnames))
-        session = session.with_defenses(suite.defenses)
+        session = session.with_head_protocol(suite.head).with_defenses(suite.defenses)
     stages = with_eot_against(session, stages)
     key = session.run_key(stages, suite.sha256 if suite else None)
     config = session.config

@@ -35,6 +35,7 @@ from typobench.models import LoadedModel, load_model
 from typobench.models.loading import convolutions_channels_last
 from typobench.models.classifier import ImageClassifier
 from typobench.stages.base import RunContext, Stage
+from typobench.suites.head_option import HeadProtocol
 
 
 @dataclass
@@ -51,6 +52,9 @@ class Session:
     cache: TensorCache
     world: World = field(default_factory=World)
     defenses: list[Defense] = field(default_factory=list)
+    # A suite's [head] table: the zero-shot templates and temperature its protocol fixes (None: the data set's
+    # templates and the model's own temperature).
+    protocol: HeadProtocol | None = None
     _classifier: nn.Module | None = field(default=None, repr=False)
     _head_info: dict[str, Any] = field(default_factory=dict, repr=False)
     _defended: Defended | None = field(default=None, repr=False)
@@ -98,6 +102,16 @@ class Session:
                           _undefended=self.undefended(), _provenance=None)
         session._check_defenses()  # every path that adds a defense (suite tables, defend rows, the API) passes here
         return session
+
+    def with_head_protocol(self, protocol: HeadProtocol | None) -> Session:
+        """This session with the zero-shot head ``protocol`` fixes (itself for None); a head without prompts
+        cannot take one."""
+        if protocol is None:
+            return self
+        if not self.head_kind.prompts:
+            raise UsageError(f"the suite fixes zero-shot prompts ([head] table), but --head {self.config.head} has "
+                             "none: run it with --head zeroshot")
+        return replace(self, protocol=protocol, _classifier=None, _head_info={}, _defended=None, _undefended=None)
 
     def _check_defenses(self) -> None:
         if self.defenses and self.dataset is not None:
@@ -155,7 +169,10 @@ class Session:
 
     def _prompts(self) -> Prompts | None:
         """The data set's templates for a head made from zero-shot prompts; None for a head without prompts."""
-        return Prompts(tuple(self.data.templates)) if self.head_kind.prompts else None
+        if not self.head_kind.prompts:
+            return None
+        protocol = self.protocol or HeadProtocol()
+        return Prompts(tuple(protocol.templates or self.data.templates), logit_scale=protocol.logit_scale)
 
     def build_head(self, model: LoadedModel, prompts: Prompts | None) -> tuple[nn.Module, dict[str, Any]]:
         """The config's head on ``model`` (the session's, or its defended weights): made from ``prompts`` (class

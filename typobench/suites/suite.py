@@ -18,6 +18,7 @@ from typobench.stages.base import Stage, check_sources
 from typobench.suites.fields import Table
 from typobench.suites.files import resolve_suite_path
 from typobench.suites.kinds import STAGE_SCHEMAS
+from typobench.suites.head_option import HeadProtocol, parse_head_table
 from typobench.suites.neurons_option import check_neuron_stages, parse_neurons_table
 from typobench.suites.schema import defaults_tables, expand_defaults
 
@@ -26,7 +27,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-SUITE_FIELDS = ("name", "description", "reference", "protocol_version", "datasets", "defaults", "stage", "neurons",
+SUITE_FIELDS = ("name", "description", "reference", "protocol_version", "datasets", "defaults", "stage", "neurons", "head",
                 "defense")
 
 
@@ -44,11 +45,15 @@ class Suite:
     neurons: dict[str, Any] | None = None
     # The [defense] table (or [[defense]] tables), in order: part of the model the suite is run on.
     defenses: list[Defense] = field(default_factory=list)
+    # The [head] table: the zero-shot templates and temperature a published protocol fixes.
+    head: HeadProtocol | None = None
 
     def describe(self) -> dict[str, Any]:
         out = {"name": self.name, "path": self.path, "sha256": self.sha256,
                "protocol_version": self.protocol_version, "description": self.description,
                "reference": self.reference, "datasets": self.datasets, "neurons": self.neurons}
+        if self.head is not None:
+            out["head"] = self.head.describe()
         return {**out, "defenses": [d.spec for d in self.defenses]} if self.defenses else out
 
     def check(self, classnames: list[str]) -> None:
@@ -94,6 +99,7 @@ def parse_suite(data: bytes, where: str = "suite", path: str | None = None) -> S
         sha256=hashlib.sha256(data).hexdigest(),
         neurons=parse_neurons_table(top.table("neurons")) if top.has("neurons") else None,
         defenses=_parse_defense_tables(top.raw("defense", None), where, Path(path).parent if path else None),
+        head=parse_head_table(top.table("head")) if top.has("head") else None,
     )
     if suite.neurons is not None:
         check_neuron_stages(suite.neurons, [s.name for s in stages], where)
