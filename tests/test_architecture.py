@@ -218,6 +218,6 @@ def test_no_command_writes_a_flag_of_a_declared_option_by_hand():
 
 
 def test_commands_build_declared_configs_from_the_parsed_flags_not_by_hand():
-    by_hand = [f"{name}:{call.lineno}" for name, path in COMMANDS.items() for config in ("RunConfig", "NeuronsConfig")
+    by_hand = [f"{name}:{call.lineno}" for name, path in COMMANDS.items() for config in ("RunConfig", "NeuronsConfig", "StroopConfig")
                for call in _calls(path, config) if call.keywords]
     assert by_hand == []

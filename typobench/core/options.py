@@ -45,6 +45,7 @@ class Option:
     shown: Any = None
     const: Any = None
     repeat: bool = False  # a list given as a repeated flag (``--stage A --stage B``), not comma-separated
+    spaced: bool = False  # a list given as space-separated values after one flag (``--fonts a b``)
     cli: bool = True
     toml: bool = True
 
@@ -148,6 +149,8 @@ def _argparse_keywords(item: Declared, help_text: str | None) -> dict[str, Any]:
     if item.kind is list:
         if item.how.repeat:
             return {**keywords, "action": "append", "default": None if item.default is None else list(item.default)}
+        if item.how.spaced:
+            return {**keywords, "nargs": "+"}
         return {**keywords, "type": _comma_list(item.how.choices)}
     keywords["type"] = _checked(item)
     if item.how.choices:

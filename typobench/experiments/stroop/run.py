@@ -12,17 +12,24 @@ from typing import Any
 from typobench.typographic.stroop.design import (
     DEFAULT_BACKGROUND,
     DEFAULT_NEUTRAL,
+    DEFAULT_PALETTE,
+    DEFAULT_SIZES,
+    GOH_PROMPT,
     StroopDesign,
     check_prompts,
+    hex_colour,
     stroop_design,
 )
 from typobench.experiments.stroop.outputs import default_stroop_out_dir, stroop_config_hash, write_stroop_outputs
 from typobench.typographic.stroop.scoring import Classify, StroopResult, evaluate_stroop
+from typobench.core.options import option
 from typobench.harness.config import RunConfig
 from typobench.harness.results import envelope
 from typobench.harness.session import Session
 
 # The RunConfig options a Stroop run uses (it has no data set, head or suite).
+STIMULI = "stimuli and prompts"
+DEFAULT_PALETTE_TEXT = ",".join(f"{name}={hex_colour(rgb)}" for name, rgb in DEFAULT_PALETTE.items())
 STROOP_RUN_OPTIONS = ("model", "pretrained", "device", "precision", "batch_size", "seed", "cache_dir", "out")
 
 
@@ -64,13 +71,22 @@ class StroopConfig:
     without data), the prompts and the design (see ``stroop_design``)."""
 
     run: RunConfig = field(default_factory=RunConfig)
-    prompts: list[str] | None = None
-    palette: str | None = None
-    words: list[str] | None = None
-    neutral: str = DEFAULT_NEUTRAL
-    fonts: list[str] | None = None
-    sizes: list[str] | None = None
-    background: str = DEFAULT_BACKGROUND
+    prompts: list[str] | None = option(None, "zero-shot prompt with {} for the colour name; repeat for several, each "
+                                             "reported separately", flag="--prompt", metavar="TEMPLATE", repeat=True,
+                                       shown=f'"{GOH_PROMPT}"', group=STIMULI)
+    palette: str | None = option(None, "ink colours and class names, in order; a bare NAME uses the default ink or a "
+                                       "PIL colour name", metavar="NAME=#RRGGBB,...", shown=DEFAULT_PALETTE_TEXT,
+                                 group=STIMULI)
+    words: list[str] | None = option(None, "colour words to write, each a palette name (default: every palette "
+                                           "colour but black)", metavar="NAME,...", group=STIMULI)
+    neutral: str = option(DEFAULT_NEUTRAL, "neutral word that names no colour", group=STIMULI)
+    fonts: list[str] | None = option(None, "fonts (registry names or .ttf paths; space or comma separated); every "
+                                           "font x size is a full stimulus set", metavar="FONT", spaced=True,
+                                     shown="sans", group=STIMULI)
+    sizes: list[str] | None = option(None, "font sizes: a fraction of the image side (0.18) or pixels (14)",
+                                     metavar="SIZE", spaced=True, shown=", ".join(map(str, DEFAULT_SIZES)),
+                                     group=STIMULI)
+    background: str = option(DEFAULT_BACKGROUND, "background colour, a name or #rrggbb", group=STIMULI)
 
     def design(self) -> StroopDesign:
         return stroop_design(self.palette, words=self.words, neutral=self.neutral, fonts=self.fonts,
