@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import asdict
 
-from typobench.core.options import REQUIRED, add_arguments
+from typobench.core.options import REQUIRED, add_arguments, check, declared, from_namespace
 from typobench.harness.config import RUNTIME, RunConfig
-from typobench.commands.common import add_model_options, positive_int
+from typobench.commands.common import add_model_options
 from typobench.commands.defense_tools_common import add_data_options, add_seed_device, check_out, load_model_data, suite_stage
-from typobench.core.errors import UsageError
-from typobench.defenses.greedy import GreedyResult, save_greedy, select_on_dataset
-from typobench.defenses.greedy_file import POSITIONS
+from typobench.defenses.greedy import SELECTION, GreedyOptions, GreedyResult, save_greedy, select_on_dataset
 
 EPILOG = """\
 example (choose on 500 train images, score on held-out test images against 20 random sets of the same size):
@@ -36,15 +35,8 @@ def register(actions: argparse._SubParsersAction) -> None:
     )
     add_model_options(parser, heads=False)
     add_data_options(parser, "select")
-    select = parser.add_argument_group("selection")
-    select.add_argument("--budget", type=float, default=1.0,
-                        help="largest clean-accuracy drop allowed on the selection images, in points (default: 1.0)")
-    select.add_argument("--max-units", type=positive_int, default=20, help="most units to choose (default: 20)")
-    select.add_argument("--positions", choices=POSITIONS, default="all",
-                        help="heads only: 'all' (the default) ablates every token's row, 'cls' the class token's "
-                             "path only, as in the paper")
-    select.add_argument("--candidates", default=None, metavar="A+B",
-                        help="units to choose among, joined by '+' (default: every unit)")
+    groups = add_arguments(parser, GreedyOptions, [d.name for d in declared(GreedyOptions)])
+    select = groups[SELECTION]
     add_arguments(parser, RunConfig, ("batch_size",), groups={RUNTIME: select})
     add_seed_device(select)
     add_arguments(parser, RunConfig, ("out",), defaults={"out": REQUIRED}, helps={"out": "the .json file to write"})
@@ -53,16 +45,14 @@ def register(actions: argparse._SubParsersAction) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     check_out(args.out, ".json", "a greedy selection file")
-    if args.budget < 0:
-        raise UsageError(f"--budget {args.budget}: the clean-accuracy drop allowed must be >= 0 points")
+    options = from_namespace(GreedyOptions, args)
+    check(options)
     attack = suite_stage(args.suite, args.stage)
     loaded, dataset = load_model_data(args)
-    candidates = [c.strip() for c in args.candidates.split("+")] if args.candidates else None
+    chosen = {**asdict(options), "candidates": list(options.candidates) if options.candidates else None}
     result, selection = select_on_dataset(loaded, dataset, attack=attack, seed=args.seed, batch_size=args.batch_size,
-                                          budget=args.budget, max_units=args.max_units, positions=args.positions,
-                                          candidates=candidates)
-    config = {"suite": args.suite, "stage": args.stage, "budget": args.budget, "max_units": args.max_units,
-              "positions": args.positions, "candidates": candidates, "seed": args.seed, "limit": args.limit}
+                                          **chosen)
+    config = {"suite": args.suite, "stage": args.stage, **chosen, "seed": args.seed, "limit": args.limit}
     path = save_greedy(args.out, result, selection, config)
     print_summary(result, selection, str(path))
     return 0

@@ -46,6 +46,7 @@ class Option:
     const: Any = None
     repeat: bool = False  # a list given as a repeated flag (``--stage A --stage B``), not comma-separated
     spaced: bool = False  # a list given as space-separated values after one flag (``--fonts a b``)
+    separator: str = ","  # what joins a list given as one value (``--modes zero,mean``, ``--candidates a+b``)
     cli: bool = True
     toml: bool = True
 
@@ -151,7 +152,7 @@ def _argparse_keywords(item: Declared, help_text: str | None) -> dict[str, Any]:
             return {**keywords, "action": "append", "default": None if item.default is None else list(item.default)}
         if item.how.spaced:
             return {**keywords, "nargs": "+"}
-        return {**keywords, "type": _comma_list(item.how.choices)}
+        return {**keywords, "type": _joined_list(item.how.choices, item.how.separator)}
     keywords["type"] = _checked(item)
     if item.how.choices:
         keywords["choices"] = item.how.choices
@@ -174,11 +175,13 @@ def _checked(item: Declared) -> Callable[[str], Any]:
     return checked
 
 
-def _comma_list(choices: tuple[Any, ...] | None) -> Callable[[str], tuple[str, ...]]:
+def _joined_list(choices: tuple[Any, ...] | None, separator: str) -> Callable[[str], tuple[str, ...]]:
+    joined = "comma-separated" if separator == "," else f"'{separator}'-joined"
+
     def parse(text: str) -> tuple[str, ...]:
-        values = tuple(v.strip() for v in text.split(",") if v.strip())
+        values = tuple(v.strip() for v in text.split(separator) if v.strip())
         if not values or (choices and any(v not in choices for v in values)):
-            allowed = f"a comma-separated subset of {', '.join(choices)}" if choices else "a comma-separated list"
+            allowed = f"a {joined} subset of {', '.join(choices)}" if choices else f"a {joined} list"
             raise argparse.ArgumentTypeError(f"expected {allowed}, got {text!r}")
         return values
     return parse
