@@ -172,3 +172,11 @@ def test_bad_neurons_table_names_the_field(table, expected):
         parse_suite(MINIMAL + b"[neurons]\n" + table + b"\n")
     message = str(info.value)
     assert message.startswith("suite mini: ") and expected in message and "\n" not in message
+
+
+def test_the_wrong_label_stages_of_default_control_word_and_defend_are_one_stage():
+    """Cards and boards compare the written-class rate across these suites: the stage must be the same one (its
+    name seeds the words and placements drawn, its fields the style), so the same images give the same rows."""
+    described = {name: next(s.describe() for s in read_suite(name).stages if s.name == "random-wrong-label")
+                 for name in ("default", "control-word", "defend")}
+    assert described["default"] == described["control-word"] == described["defend"]
