@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import asdict
 
 from typobench.commands import greedy_cmd, paint_cmd, projection_cmd
-from typobench.core.options import REQUIRED, add_arguments
-from typobench.harness.config import RUNTIME, RunConfig
-from typobench.commands.common import add_model_options, positive_int
+from typobench.commands.common import add_model_options
 from typobench.commands.defense_tools_common import add_data_options, check_out, load_model_data, suite_stage
-from typobench.defenses.prefix import PrefixResult, save_prefix, train_prefix_on_dataset
+from typobench.core.options import REQUIRED, add_arguments, check, declared, from_namespace
+from typobench.defenses.prefix import PrefixResult, PrefixTraining, save_prefix, train_prefix_on_dataset
+from typobench.harness.config import RUNTIME, RunConfig
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -34,13 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_model_options(train, heads=False)
     add_data_options(train, "train")
-    fit = train.add_argument_group("training")
-    fit.add_argument("--steps", type=positive_int, default=300, help="Adam steps (default: 300)")
-    fit.add_argument("--lr", type=float, default=0.01, help="Adam learning rate (default: 0.01)")
-    fit.add_argument("--tokens", type=positive_int, default=1,
-                     help="prefix length in tokens (default: 1, as in the paper)")
-    fit.add_argument("--keep-weight", type=float, default=1.0,
-                     help="weight of the term that keeps clean predictions (default: 1.0; 0 = typographic loss only)")
+    fit = add_arguments(train, PrefixTraining, [d.name for d in declared(PrefixTraining)])["training"]
     add_arguments(train, RunConfig, ("batch_size", "seed", "device"), groups={RUNTIME: fit},
                   defaults={"batch_size": 256}, helps={
                       "batch_size": "images per step (default: 256)",
@@ -58,8 +53,10 @@ def handle_train_prefix(args: argparse.Namespace) -> int:
     check_out(args.out, ".safetensors", "the prefix file's format")
     attack = suite_stage(args.suite, args.stage)
     loaded, dataset = load_model_data(args)
-    result = train_prefix_on_dataset(loaded, dataset, attack=attack, steps=args.steps, lr=args.lr, seed=args.seed,
-                                     tokens=args.tokens, batch_size=args.batch_size, keep_weight=args.keep_weight)
+    training = from_namespace(PrefixTraining, args)
+    check(training)
+    result = train_prefix_on_dataset(loaded, dataset, attack=attack, seed=args.seed, batch_size=args.batch_size,
+                                     **asdict(training))
     path = save_prefix(args.out, result)
     print_summary(result, str(path))
     return 0

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from typobench.core.atomic import write_json_atomic
-from typobench.core.options import option
+from typobench.core.options import NO_DEFAULT_SHOWN, option
 from typobench.core.errors import UsageError
 from typobench.data import ImageDataset, sample_hash
 from typobench.defenses.ablate import tower_layers, unit_edit  # the defense's own edit: selected = scored
@@ -60,8 +60,9 @@ class GreedyOptions:
     budget: float = option(1.0, "largest clean-accuracy drop allowed on the selection images, in points",
                            minimum=0, group=SELECTION)
     max_units: int = option(20, "most units to choose", minimum=1, group=SELECTION)
-    positions: str = option("all", "heads only: 'all' ablates every token's row, 'cls' the class token's path only, "
-                                   "as in the paper", choices=POSITIONS, group=SELECTION)
+    positions: str = option("all", "heads only: 'all' (the default) ablates every token's row, 'cls' the class "
+                                   "token's path only, as in the paper", choices=POSITIONS, shown=NO_DEFAULT_SHOWN,
+                            group=SELECTION)
     candidates: list[str] | None = option(None, "units to choose among, joined by '+' (default: every unit)",
                                           metavar="A+B", separator="+", group=SELECTION)
 

@@ -30,6 +30,7 @@ from torch import Tensor, nn
 from typobench.core.atomic import write_bytes_atomic
 from typobench.core.errors import UsageError
 from typobench.core.hashing import bytes_sha256
+from typobench.core.options import option
 from typobench.core.runtime import Runtime
 from typobench.data import ImageDataset, sample_hash, stack_images
 from typobench.heads.zeroshot import ZeroShotHead, average_class_embeddings, zeroshot_class_embeddings, zeroshot_logits
@@ -206,6 +207,21 @@ def _objective(loaded: LoadedModel, images: Tensor, labels: Tensor, sample_ids: 
     clean = features(images)
     return _Objective(loaded, classnames, templates, clean, features(written), labels,
                       F.log_softmax(head(clean), dim=-1), head, keep_weight)
+
+
+def _positive(value: float) -> str | None:
+    return None if value > 0 else f"must be > 0, got {value}"
+
+
+@dataclass
+class PrefixTraining:
+    """How a prefix is learned (``typobench defense train-prefix``'s training flags, declared once)."""
+
+    steps: int = option(300, "Adam steps", minimum=1, group="training")
+    lr: float = option(0.01, "Adam learning rate", check=_positive, group="training")
+    tokens: int = option(1, "prefix length in tokens (1: as in the paper)", minimum=1, group="training")
+    keep_weight: float = option(1.0, "weight of the term that keeps clean predictions (0: the typographic loss only)",
+                                minimum=0, group="training")
 
 
 def train_prefix(loaded: LoadedModel, images: Tensor, labels: Tensor, sample_ids: Sequence[str],
