@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 from tqdm.auto import tqdm
 
-from typobench.core.options import add_arguments
+from typobench.core.options import add_arguments, check, declared, from_namespace
 from typobench.harness.config import RunConfig
 from typobench.commands.common import add_model_data_options, config_from_args
-from typobench.core.errors import UsageError
 from typobench.experiments.defend.reading import lexicon
 from typobench.experiments.defend.rows import parse_rows
-from typobench.experiments.defend.runner import default_defend_dir, run_defend
+from typobench.experiments.defend.runner import DefendOptions, default_defend_dir, run_defend
 from typobench.experiments.defend.table import markdown
 from typobench.harness.session import Session
 from typobench.suites import Suite, parse_suite, read_suite
@@ -60,24 +59,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_arguments(parser, RunConfig, ("out", "overwrite"), helps={
         "out": "output folder (default: runs/defend-<model>-<dataset>-<suite>-<hash>)",
         "overwrite": "replace rows in --out computed with another configuration"})
-    parser.add_argument("--random-draws", type=int, default=0, metavar="N",
-                        help="for each ablate row, also ablate N random sets of as many units of the same layers "
-                             "(typographic stages only): the table says whether the chosen units beat every draw, "
-                             "p = 1/(N+1) (default: 0)")
-    parser.add_argument("--lexicon-words", type=int, default=None, metavar="N",
-                        help="the reading cost's word retrieval uses the first N words of the shipped lexicon "
-                             "(default: all)")
-    parser.add_argument("--no-reading", dest="reading", action="store_false",
-                        help="skip the reading cost (words alone on white, word retrieval over the lexicon)")
+    add_arguments(parser, DefendOptions, [d.name for d in declared(DefendOptions)])
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(handler=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
-    if args.random_draws < 0:  # before anything is loaded
-        raise UsageError(f"--random-draws {args.random_draws}: the number of random unit sets must be 0 or more")
-    if args.reading:
-        lexicon(args.lexicon_words)  # a bad --lexicon-words fails before anything is loaded
+    options = from_namespace(DefendOptions, args)
+    check(options)  # before anything is loaded
+    if options.reading:
+        lexicon(options.lexicon_words)  # a --lexicon-words beyond the lexicon fails before anything is loaded
     config = config_from_args(args)
     rows = parse_rows(config.defenses)  # the rows are checked before anything is loaded
     config = replace(config, defenses=[])  # the session is the undefended model; each row adds its own
@@ -85,9 +76,8 @@ def handle(args: argparse.Namespace) -> int:
     session = Session.open(config)
     out_dir = config.out or default_defend_dir(session, suite, rows)
     print(f"defend: suite {suite.name}, {len(rows)} rows (none + {len(rows) - 1} defenses) -> {out_dir}")
-    outcome = run_defend(session, suite, rows, out_dir, random_draws=args.random_draws, progress=not args.quiet,
-                         overwrite=config.overwrite, log=tqdm.write, reading=args.reading,
-                         lexicon_words=args.lexicon_words)
+    outcome = run_defend(session, suite, rows, out_dir, progress=not args.quiet, overwrite=config.overwrite,
+                         log=tqdm.write, **asdict(options))
     if session.world.leader:
         print(markdown(outcome.table, outcome.rows[0]["results"]["stages"]), end="")
         for path in outcome.files:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import asdict
 
-from typobench.core.options import REQUIRED, add_arguments
+from typobench.core.options import REQUIRED, add_arguments, check, declared, from_namespace
 from typobench.harness.config import MODEL, RunConfig
-from typobench.commands.common import add_model_options, positive_int
+from typobench.commands.common import add_model_options
 from typobench.commands.defense_tools_common import add_data_options, add_seed_device, check_out, load_model_data, suite_stage
-from typobench.core.errors import UsageError
-from typobench.defenses.projection import ProjectionResult, learn_projection, save_projection
+from typobench.defenses.projection import ProjectionOptions, ProjectionResult, learn_projection, save_projection
 
 SUITE, BLANK, TEXT = "words-alone", "white", "words-alone"
 
@@ -32,10 +32,7 @@ def register(actions: argparse._SubParsersAction) -> None:
                   helps={"suite": f"suite with the blank and text stages (default: {SUITE})"})
     data.add_argument("--blank-stage", default=BLANK, help=f"the blank stage (default: {BLANK})")
     data.add_argument("--text-stage", default=TEXT, help=f"the text stage writing on it (default: {TEXT})")
-    fit = parser.add_argument_group("projection")
-    fit.add_argument("--rank", type=positive_int, default=4, help="directions removed (default: 4; < classes)")
-    fit.add_argument("--ridge", type=float, default=0.1,
-                     help="added to the photos' scatter, times its mean eigenvalue (default: 0.1)")
+    fit = add_arguments(parser, ProjectionOptions, [d.name for d in declared(ProjectionOptions)])["projection"]
     add_seed_device(fit)
     add_arguments(parser, RunConfig, ("out",), defaults={"out": REQUIRED},
                   helps={"out": "the .safetensors file to write"})
@@ -45,10 +42,10 @@ def register(actions: argparse._SubParsersAction) -> None:
 def handle(args: argparse.Namespace) -> int:
     check_out(args.out, ".safetensors", "the projection file's format")
     blank, text = suite_stage(args.suite, args.blank_stage), suite_stage(args.suite, args.text_stage)
-    if args.ridge <= 0:
-        raise UsageError(f"--ridge {args.ridge}: must be > 0 (the photos' scatter is inverted)")
+    options = from_namespace(ProjectionOptions, args)
+    check(options)
     loaded, dataset = load_model_data(args)
-    result = learn_projection(loaded, dataset, blank=blank, text=text, rank=args.rank, seed=args.seed, ridge=args.ridge)
+    result = learn_projection(loaded, dataset, blank=blank, text=text, seed=args.seed, **asdict(options))
     path = save_projection(args.out, result)
     print_summary(result, str(path))
     return 0

@@ -31,9 +31,23 @@ from typobench.defenses.prefix import dataset_tensors
 from typobench.models import LoadedModel
 from typobench.stages.base import Batch, RunContext, Stage
 from typobench.core.runtime import Runtime
+from typobench.core.options import option
 
 FILE_FORMAT = "typobench-projection"
 _CHUNK = 128
+
+
+def _positive(value: float) -> str | None:
+    return None if value > 0 else f"must be > 0 (the photos' scatter is inverted), got {value}"
+
+
+@dataclass
+class ProjectionOptions:
+    """How the projection is learned (``typobench defense train-projection``'s flags, declared once)."""
+
+    rank: int = option(4, "directions removed (fewer than the classes)", minimum=1, group="projection")
+    ridge: float = option(0.1, "added to the photos' scatter, times its mean eigenvalue", check=_positive,
+                          group="projection")
 
 
 @dataclass

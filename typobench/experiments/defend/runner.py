@@ -22,6 +22,7 @@ import pandas as pd
 from typobench.core.atomic import write_json_atomic, write_text_atomic
 from typobench.core.cache import content_key
 from typobench.core.errors import UsageError
+from typobench.core.options import option
 from typobench.defenses.provenance import NO_DATA, provenance_text
 from typobench.experiments.defend.baselines import (ablation_of, like_for_like, paired_vs_draws, random_rows,
                                                     typographic_suite, verdict)
@@ -38,6 +39,18 @@ from typobench.suites import Suite
 DEFEND_FILE = "defend.json"
 ROWS_DIR = "rows"
 RANDOM_DIR = "random"
+
+
+@dataclass
+class DefendOptions:
+    """What ``typobench defend`` measures besides the suite (its own flags, declared once)."""
+
+    random_draws: int = option(0, "for each ablate row, also ablate N random sets of as many units of the same "
+                                  "layers (typographic stages only): the table says whether the chosen units beat "
+                                  "every draw, p = 1/(N+1)", minimum=0, metavar="N")
+    lexicon_words: int | None = option(None, "the reading cost's word retrieval uses the first N words of the "
+                                             "shipped lexicon", minimum=2, metavar="N", shown="all")
+    reading: bool = option(True, "skip the reading cost (words alone on white, word retrieval over the lexicon)")
 
 
 @dataclass
