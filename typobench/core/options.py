@@ -188,32 +188,26 @@ def _joined_list(choices: tuple[Any, ...] | None, separator: str) -> Callable[[s
 
 
 def from_namespace(cls: type, args: argparse.Namespace, **given: Any) -> Any:
-    """``cls`` built from the parsed flags (those the command has) and ``given`` values."""
-    values = {d.name: getattr(args, d.name) for d in declared(cls) if hasattr(args, d.name)}
-    values = {k: tuple(v) if isinstance(v, list) and isinstance(_default(cls, k), tuple) else v
-              for k, v in values.items()}
+    """``cls`` built from the parsed flags (those the command has) and ``given`` values; a list given for a field
+    whose default is a tuple becomes a tuple."""
+    values = {}
+    for item in declared(cls):
+        if hasattr(args, item.name):
+            value = getattr(args, item.name)
+            values[item.name] = tuple(value) if isinstance(value, list) and isinstance(item.default, tuple) else value
     return cls(**{**values, **given})
-
-
-def _default(cls: type, name: str) -> Any:
-    return next(d.default for d in declared(cls) if d.name == name)
 
 
 # -- validation ------------------------------------------------------------------------------------------
 
 
-def flag_name(item: Declared) -> str:
-    """An option as the command line spells it (``--top-k``), for messages."""
-    return item.flag
-
-
-def check(obj: Any, spell: Callable[[Declared], str] = flag_name) -> None:
+def check(obj: Any) -> None:
     """Every declared option of ``obj`` within its bounds and choices; else one :class:`UsageError` naming the
-    option as ``spell`` writes it."""
+    option as the command line spells it (``--top-k``; a suite's table is checked by :func:`read_table`)."""
     for item in declared(type(obj)):
         complaint = complaint_about(item, getattr(obj, item.name))
         if complaint:
-            raise UsageError(f"{spell(item)} {complaint}")
+            raise UsageError(f"{item.flag} {complaint}")
 
 
 def complaint_about(item: Declared, value: Any) -> str | None:
@@ -272,4 +266,4 @@ def _read_value(table: Any, item: Declared) -> Any:
 
 
 __all__ = ["Declared", "NO_DEFAULT_SHOWN", "REQUIRED", "Option", "add_arguments", "check", "complaint_about", "declared",
-           "flag_name", "from_namespace", "option", "read_table"]
+           "from_namespace", "option", "read_table"]
