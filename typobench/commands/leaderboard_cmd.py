@@ -1,4 +1,5 @@
-"""``typobench leaderboard build|validate``: check entries by re-scoring them; regenerate the tables."""
+"""``typobench leaderboard build|validate|compare``: check entries by re-scoring them; regenerate the tables;
+compare a board's entries paired by image."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 from typobench.leaderboard.boards import ENTRIES_DIR, ROOT_HELP, TABLES_DIR, load_boards
 from typobench.leaderboard.build import build
+from typobench.leaderboard.compare import run_comparison
 from typobench.leaderboard.validate import entry_files, validate_paths
 from typobench.core.options import add_arguments
 from typobench.harness.config import RunConfig
@@ -44,6 +46,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                       help="write nothing; exit 1 if the tables on disk differ from a fresh build")
     make.set_defaults(handler=handle_build)
 
+    side = actions.add_parser(
+        "compare", help="a board's entries side by side: each column minus a reference entry, paired by image",
+        description="Validate the entries of BOARD, then print each column's value per model with its 95% interval "
+                    "and its difference from the reference model, paired by image (bootstrap 95% interval, over the "
+                    "samples both count): the question 'does this model differ from that one on these images?'. "
+                    "Columns that are not a mean over images (mean targeted success, Stroop rates, clean cost) get "
+                    "no paired difference.",
+        epilog="example: typobench leaderboard compare cifar10-sample.robust-clip.zeroshot --against toyclip "
+               "--out runs/robust-compare")
+    side.add_argument("board", metavar="BOARD", help="board id (as in boards.toml and leaderboards.md)")
+    side.add_argument("--models", nargs="+", metavar="LABEL", default=None,
+                      help="entries to compare, by model label, in this order (default: every entry of the board)")
+    side.add_argument("--against", metavar="LABEL", default=None,
+                      help="the reference entry (default: the first of --models, or of the board's entries by label)")
+    side.add_argument("--root", default=None, help=ROOT_HELP)
+    add_arguments(side, RunConfig, ("out",), helps={"out": "also write compare.md, compare.csv and compare.png there"})
+    side.set_defaults(handler=handle_compare)
+
 
 def _report_invalid(invalid: list[tuple[Path, str]]) -> None:
     for path, message in invalid:
@@ -64,6 +84,14 @@ def handle_validate(args: argparse.Namespace) -> int:
     print(f"{len(valid)} valid, {len(invalid)} invalid" if invalid else f"{len(valid)} entries valid",
           file=sys.stderr if invalid else sys.stdout)
     return EXIT_INVALID if invalid else 0
+
+
+def handle_compare(args: argparse.Namespace) -> int:
+    _, text, files = run_comparison(args.board, args.models, args.against, root=args.root, out=args.out)
+    print(text, end="")
+    for path in files:
+        print(f"wrote {path}")
+    return 0
 
 
 def handle_build(args: argparse.Namespace) -> int:

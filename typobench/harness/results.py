@@ -27,6 +27,13 @@ RESULTS_FILE = "results.json"
 PREDICTIONS_FILE = "predictions.csv"
 
 
+def targeted_eligible(targets: np.ndarray, labels: np.ndarray, clean_pred: np.ndarray | None) -> np.ndarray:
+    """The samples a targeted success counts [n] (bool): a real target (>= 0) other than the label, that the
+    clean image was not already predicted as (``clean_pred`` None: no clean stage to compare with)."""
+    eligible = (targets >= 0) & (targets != labels)
+    return eligible if clean_pred is None else eligible & (clean_pred != targets)
+
+
 def stage_metrics(frame: pd.DataFrame, classnames: Sequence[str], *, clean: pd.DataFrame | None = None) -> dict[str, Any]:
     """Accuracy with its Wilson CI (and targeted success when the stage has targets) for one stage.
 
@@ -45,10 +52,8 @@ def stage_metrics(frame: pd.DataFrame, classnames: Sequence[str], *, clean: pd.D
     targets = pd.to_numeric(frame["target"], errors="coerce").fillna(-1).astype(int).to_numpy() \
         if "target" in frame.columns else np.full(len(frame), -1)
     if (targets >= 0).any():
-        eligible = (targets >= 0) & (targets != labels)
-        if clean is not None:
-            clean_pred = clean.set_index("sample_id").loc[frame["sample_id"], "pred"].to_numpy()
-            eligible &= clean_pred != targets
+        clean_pred = None if clean is None else clean.set_index("sample_id").loc[frame["sample_id"], "pred"].to_numpy()
+        eligible = targeted_eligible(targets, labels, clean_pred)
         metrics["targeted_success"] = rate(preds[eligible] == targets[eligible])
     fractions = pd.to_numeric(frame.get("pixel_fraction", pd.Series(dtype=float)), errors="coerce").dropna()
     if len(fractions):

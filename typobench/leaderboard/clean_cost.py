@@ -15,17 +15,14 @@ from typing import Any
 import numpy as np
 
 from typobench.core.metrics import paired_difference_interval
+from typobench.leaderboard.column_kinds import correct_by_sample
 from typobench.leaderboard.validate import ValidEntry
-
-def _correct(entry: ValidEntry, stage: str) -> dict[str, bool]:
-    table = entry.entry["predictions"]
-    preds = table["stages"][stage]["pred"]
-    return {sid: pred == label for sid, label, pred in zip(table["sample_ids"], table["label"], preds)}
 
 
 def cost_cell(reference: ValidEntry, entry: ValidEntry, stage: str) -> dict[str, Any]:
     """``{value, ci95, n, reference}``: accuracy of ``reference`` minus ``entry`` on ``stage``, paired by sample."""
-    before, after = _correct(reference, stage), _correct(entry, stage)
+    before = correct_by_sample(reference.entry["predictions"], stage)
+    after = correct_by_sample(entry.entry["predictions"], stage)
     ids = sorted(before)
     if set(ids) != set(after):
         return {"value": None}

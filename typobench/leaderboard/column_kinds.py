@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from typobench.core.registry import Registry
+from typobench.harness.results import targeted_eligible
 
 STROOP_STAGE = "stroop"  # the one "stage" of a Stroop entry
 STROOP_METRICS = ("congruent_accuracy", "incongruent_accuracy", "word_named", "neutral_accuracy")
@@ -51,6 +52,14 @@ def _stage(stages: Stages, name: str | None) -> Mapping[str, Any] | None:
     return next((s for s in stages if s.get("name") == name), None)
 
 
+def correct_by_sample(table: Mapping[str, Any], stage: str | None) -> dict[str, float]:
+    """1.0 where ``stage`` predicted the label, else 0.0, per sample id ({} when the entry lacks the stage)."""
+    columns = table["stages"].get(stage)
+    if columns is None:
+        return {}
+    return {sid: float(pred == label) for sid, label, pred in zip(table["sample_ids"], table["label"], columns["pred"])}
+
+
 class ColumnKind:
     """A kind of column. Subclasses declare what a column of theirs needs and compute its cell."""
 
@@ -69,6 +78,12 @@ class ColumnKind:
         """The cell from the column's stage (found among ``stages``)."""
         raise NotImplementedError
 
+    def per_sample(self, column: Column, table: Mapping[str, Any]) -> dict[str, float] | None:
+        """The column's value per sample id (its mean over the samples is the column), from an entry's compact
+        predictions table ``{sample_ids, label, stages: {name: {pred, target?}}}``; samples that do not count
+        (not eligible) are left out. None: the column is not a mean over samples (no paired comparison)."""
+        return None
+
 
 COLUMN_KINDS: Registry[type[ColumnKind]] = Registry("column kind")
 
@@ -86,6 +101,9 @@ class Accuracy(ColumnKind):
     def stage_value(self, stage: Mapping[str, Any], stages: Stages) -> Cell:
         return {"value": stage.get("accuracy"), "ci95": stage.get("ci95"), "n": stage.get("n")}
 
+    def per_sample(self, column: Column, table: Mapping[str, Any]) -> dict[str, float] | None:
+        return correct_by_sample(table, column.stage)
+
 
 @_register
 class TargetedSuccess(ColumnKind):
@@ -96,6 +114,14 @@ class TargetedSuccess(ColumnKind):
     def stage_value(self, stage: Mapping[str, Any], stages: Stages) -> Cell:
         rate = stage.get("targeted_success")
         return dict(rate) if isinstance(rate, Mapping) else {"value": None}
+
+    def per_sample(self, column: Column, table: Mapping[str, Any]) -> dict[str, float] | None:
+        stage, clean = table["stages"].get(column.stage), table["stages"].get(CLEAN_STAGE)
+        if stage is None or stage.get("target") is None:
+            return {}
+        targets, preds = np.asarray(stage["target"]), np.asarray(stage["pred"])
+        eligible = targeted_eligible(targets, np.asarray(table["label"]), None if clean is None else np.asarray(clean["pred"]))
+        return {sid: float(p == t) for sid, p, t, ok in zip(table["sample_ids"], preds, targets, eligible) if ok}
 
 
 @_register
@@ -110,6 +136,10 @@ class Lift(ColumnKind):
         if clean is None or stage.get("accuracy") is None or clean.get("accuracy") is None:
             return {"value": None}
         return {"value": stage["accuracy"] - clean["accuracy"], "n": stage.get("n")}
+
+    def per_sample(self, column: Column, table: Mapping[str, Any]) -> dict[str, float] | None:
+        after, before = correct_by_sample(table, column.stage), correct_by_sample(table, CLEAN_STAGE)
+        return {sid: after[sid] - before[sid] for sid in after if sid in before}
 
 
 @_register
@@ -151,4 +181,4 @@ class CleanCost(ColumnKind):
         return {"value": None}
 
 
-__all__ = ["COLUMN_KINDS", "STROOP_METRICS", "STROOP_STAGE", "Column", "ColumnKind"]
+__all__ = ["COLUMN_KINDS", "STROOP_METRICS", "STROOP_STAGE", "Column", "ColumnKind", "correct_by_sample"]
