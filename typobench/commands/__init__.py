@@ -1,6 +1,7 @@
 """Subcommands. Each module has ``register(subparsers)`` that adds its parser and sets ``handler``."""
 
 from typobench.commands import (
+    benchmark_cmd,
     defend_cmd,
     defense_tools_cmd,
     leaderboard_cmd,
@@ -13,4 +14,5 @@ from typobench.commands import (
     sweep_cmd,
 )
 
-COMMANDS = [run_cmd, list_cmd, search_text_cmd, stroop_cmd, neurons_cmd, submit_cmd, leaderboard_cmd, sweep_cmd, defend_cmd, defense_tools_cmd]
+COMMANDS = [run_cmd, list_cmd, search_text_cmd, stroop_cmd, neurons_cmd, submit_cmd, leaderboard_cmd, sweep_cmd,
+            defend_cmd, benchmark_cmd, defense_tools_cmd]

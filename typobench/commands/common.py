@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 
 from typobench.core.options import add_arguments, from_namespace
 from typobench.harness.config import DEFAULT_DATASET, DEFAULT_DEMO_LIMIT, DEFAULT_SUITE, RunConfig, defense_help
@@ -31,15 +32,18 @@ def add_model_options(parser: argparse.ArgumentParser, *, heads: bool = True, de
                   helps={"defenses": defense_help(defense_help_lead)} if defense_help_lead else None)
 
 
-def add_data_options(parser: argparse.ArgumentParser, *, limit: int | None = None, demo_limit: bool = False) -> None:
+def add_data_options(parser: argparse.ArgumentParser, *, limit: int | None = None, demo_limit: bool = False,
+                     without: Sequence[str] = (), helps: dict[str, str] | None = None) -> None:
     """The data options; ``limit`` is this command's default --limit, and ``demo_limit`` says that its handler
     evaluates DEFAULT_DEMO_LIMIT images of the bundled sample when no --limit is given (only ``run`` does):
-    the help states exactly that, nothing the command does not do."""
+    the help states exactly that, nothing the command does not do. ``without``: options this command replaces
+    by its own (``benchmark``'s --datasets for --dataset); ``helps``: what an option means to this command."""
     stated = "all" if limit is None else str(limit)
     if demo_limit:
         stated += f"; {DEFAULT_DEMO_LIMIT} for the bundled {DEFAULT_DATASET}, enough for a one-minute demo"
-    add_arguments(parser, RunConfig, DATA_OPTIONS, defaults={"limit": limit}, helps={
-        "limit": f"evaluate a deterministic class-stratified subset of N images (default: {stated})"})
+    add_arguments(parser, RunConfig, [name for name in DATA_OPTIONS if name not in without], defaults={"limit": limit},
+                  helps={"limit": f"evaluate a deterministic class-stratified subset of N images (default: {stated})",
+                         **(helps or {})})
 
 
 def add_runtime_options(parser: argparse.ArgumentParser, *, workers: bool = True) -> None:
@@ -47,10 +51,11 @@ def add_runtime_options(parser: argparse.ArgumentParser, *, workers: bool = True
 
 
 def add_model_data_options(parser: argparse.ArgumentParser, *, defense_help_lead: str | None = None,
-                           suite: str = DEFAULT_SUITE, limit: int | None = None, demo_limit: bool = False) -> None:
+                           suite: str = DEFAULT_SUITE, limit: int | None = None, demo_limit: bool = False,
+                           data_without: Sequence[str] = (), data_helps: dict[str, str] | None = None) -> None:
     """Every option of a run: model and head, data, runtime, with this command's defaults (see above)."""
     add_model_options(parser, defense_help_lead=defense_help_lead, suite=suite)
-    add_data_options(parser, limit=limit, demo_limit=demo_limit)
+    add_data_options(parser, limit=limit, demo_limit=demo_limit, without=data_without, helps=data_helps)
     add_runtime_options(parser)
 
 

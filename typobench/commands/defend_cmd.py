@@ -15,12 +15,9 @@ from typobench.experiments.defend.rows import parse_rows
 from typobench.experiments.defend.runner import DefendOptions, default_defend_dir, run_defend
 from typobench.experiments.defend.table import markdown
 from typobench.harness.session import Session
-from typobench.suites import Suite, parse_suite, read_suite
+from typobench.suites import read_suite_or_clean
 
 DEFAULT_DEFEND_SUITE = "defend"
-# `--suite none` means what it means for `typobench run`: clean images only (each defense's clean accuracy
-# and clean cost), never the default suite.
-CLEAN_ONLY = b'name = "none"\ndescription = "clean images only"\n\n[[stage]]\nname = "clean"\nkind = "clean"\n'
 
 EPILOG = """\
 examples:
@@ -72,7 +69,9 @@ def handle(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     rows = parse_rows(config.defenses)  # the rows are checked before anything is loaded
     config = replace(config, defenses=[])  # the session is the undefended model; each row adds its own
-    suite = defend_suite(config.suite)
+    # `--suite none` means what it means for `typobench run`: clean images only (each defense's clean accuracy
+    # and clean cost), never the default suite.
+    suite = read_suite_or_clean(config.suite)
     session = Session.open(config)
     out_dir = config.out or default_defend_dir(session, suite, rows)
     print(f"defend: suite {suite.name}, {len(rows)} rows (none + {len(rows) - 1} defenses) -> {out_dir}")
@@ -83,8 +82,3 @@ def handle(args: argparse.Namespace) -> int:
         for path in outcome.files:
             print(f"wrote {path}")
     return 0
-
-
-def defend_suite(name: str | None) -> Suite:
-    """The suite named by --suite; None (``--suite none``) is clean images only."""
-    return parse_suite(CLEAN_ONLY, where="suite none") if name is None else read_suite(name)

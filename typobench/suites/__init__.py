@@ -7,7 +7,7 @@
 
 from typobench.suites.files import SuiteFile, find_suites, list_suites, published_suite_path, resolve_suite_path
 from typobench.suites.kinds import STAGE_SCHEMAS
-from typobench.suites.suite import Suite, parse_suite, read_suite
+from typobench.suites.suite import Suite, parse_suite, read_suite, read_suite_or_clean
 
 __all__ = ["STAGE_SCHEMAS", "Suite", "SuiteFile", "find_suites", "list_suites", "parse_suite", "published_suite_path",
-           "read_suite", "resolve_suite_path"]
+           "read_suite", "read_suite_or_clean", "resolve_suite_path"]

@@ -69,6 +69,15 @@ def read_suite(name_or_path: str) -> Suite:
     return parse_suite(data, where=f"suite {path.name}", path=str(path))
 
 
+# `--suite none` means clean images only: for a command that always runs a Suite (defend, benchmark), this one.
+CLEAN_ONLY = b'name = "none"\ndescription = "clean images only"\n\n[[stage]]\nname = "clean"\nkind = "clean"\n'
+
+
+def read_suite_or_clean(name_or_path: str | None) -> Suite:
+    """The suite named by --suite; None (``--suite none``) is clean images only."""
+    return parse_suite(CLEAN_ONLY, where="suite none") if name_or_path is None else read_suite(name_or_path)
+
+
 def parse_suite(data: bytes, where: str = "suite", path: str | None = None) -> Suite:
     try:
         raw = tomllib.loads(data.decode("utf-8"))
