@@ -10,7 +10,7 @@ from typobench.commands.common import add_model_data_options, config_from_args
 from typobench.core.options import add_arguments, check, from_namespace
 from typobench.experiments.benchmark.runner import BenchmarkOptions, default_benchmark_dir, run_benchmark
 from typobench.experiments.benchmark.table import markdown
-from typobench.harness.config import DEFAULT_SUITE, RunConfig
+from typobench.harness.config import DEFAULT_SUITE, Quiet, RunConfig
 from typobench.suites import read_suite_or_clean
 
 EPILOG = """\
@@ -50,7 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_arguments(parser, RunConfig, ("out", "overwrite"), helps={
         "out": "output folder (default: runs/benchmark-<model>-<suite>-<hash>)",
         "overwrite": "replace data set runs in --out computed with another configuration"})
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_arguments(parser, Quiet, ["quiet"])
     parser.set_defaults(handler=handle)
 
 

@@ -8,7 +8,7 @@ from dataclasses import asdict, replace
 from tqdm.auto import tqdm
 
 from typobench.core.options import add_arguments, check, declared, from_namespace
-from typobench.harness.config import RunConfig
+from typobench.harness.config import Quiet, RunConfig
 from typobench.commands.common import add_model_data_options, config_from_args
 from typobench.experiments.defend.reading import lexicon
 from typobench.experiments.defend.rows import parse_rows
@@ -57,7 +57,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "out": "output folder (default: runs/defend-<model>-<dataset>-<suite>-<hash>)",
         "overwrite": "replace rows in --out computed with another configuration"})
     add_arguments(parser, DefendOptions, [d.name for d in declared(DefendOptions)])
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_arguments(parser, Quiet, ["quiet"])
     parser.set_defaults(handler=handle)
 
 

@@ -9,6 +9,7 @@ from typobench.neurons.cards.card import DEFAULT_WORDS
 from typobench.neurons.microscope.output import microscope_line
 from typobench.core.options import add_arguments, declared, from_namespace
 from typobench.suites.neurons_option import GROUPS, RUNTIME, NeuronsConfig
+from typobench.harness.config import Quiet
 from typobench.harness.world import World
 
 
@@ -28,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
              f"list of {len(DEFAULT_WORDS)} words, short and long)")
     groups = add_arguments(parser, NeuronsConfig, [d.name for d in declared(NeuronsConfig)], helps={"vocab": vocab},
                            described=GROUPS)
-    groups[RUNTIME].add_argument("--quiet", action="store_true", help="no progress lines")
+    add_arguments(parser, Quiet, ["quiet"], groups={None: groups[RUNTIME]}, helps={"quiet": "no progress lines"})
     parser.set_defaults(handler=handle)
 
 

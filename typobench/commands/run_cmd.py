@@ -9,7 +9,7 @@ from typobench.harness.config import DEFAULT_DATASET, DEFAULT_DEMO_LIMIT
 from typobench.harness.run import execute
 from typobench.neurons.after_run import explain_run
 from typobench.core.options import add_arguments
-from typobench.harness.config import RunConfig
+from typobench.harness.config import Quiet, RunConfig
 from typobench.commands.common import add_model_data_options, config_from_args
 
 
@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_model_data_options(parser, demo_limit=True)
     add_arguments(parser, RunConfig, ("out", "overwrite", "neurons"))
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_arguments(parser, Quiet, ["quiet"])
     parser.set_defaults(handler=handle)
 
 

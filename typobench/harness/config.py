@@ -190,11 +190,20 @@ def _named(dataset: ImageDataset) -> str:
     return f"{dataset.name} {dataset.split}" + (f" ({dataset.root})" if dataset.root else "")
 
 
+@dataclass
+class Quiet:
+    """``--quiet``, which every command that shows progress has: declared once, each command restating (``helps=``)
+    what it leaves out when that is not progress bars."""
+
+    quiet: bool = option(False, "no progress bars")
+
+
 def default_out_dir(prefix: str, parts: list[str], key: str) -> Path:
     """``runs/<prefix>-<parts joined>-<key[:10]>`` with only file-name-safe characters."""
     slug = re.sub(r"[^A-Za-z0-9._-]+", "_", "-".join([prefix, *parts] if prefix else parts))
     return Path("runs") / f"{slug}-{key[:10]}"
 
 
-__all__ = ["DEFAULT_DATASET", "DEFAULT_DEMO_LIMIT", "DEFAULT_MODEL", "DEFAULT_SUITE", "RunConfig", "default_out_dir",
+__all__ = ["DEFAULT_DATASET", "DEFAULT_DEMO_LIMIT", "DEFAULT_MODEL", "DEFAULT_SUITE", "Quiet", "RunConfig",
+           "default_out_dir",
            "limit_dataset", "load_data", "load_split"]
