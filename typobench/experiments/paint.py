@@ -11,6 +11,7 @@ images), ``paint.csv``, ``paint.md`` and ``paint.png`` (clean vs typographic acc
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,17 +22,68 @@ import torch
 from typobench.core.atomic import write_json_atomic, write_text_atomic
 from typobench.core.errors import UsageError
 from typobench.core.metrics import paired_difference_interval, rate
+from typobench.core.options import option
 from typobench.data import ImageDataset, sample_hash
 from typobench.defenses.greedy import zeroshot_classifier
 from typobench.defenses.interpolate import InterpolateDefense
 from typobench.defenses.prefix import dataset_tensors, typographic_images
 from typobench.defenses.spec import SpecFields
 from typobench.experiments.paint_plot import save_paint_picture
+from typobench.harness.config import DATA
 from typobench.models import LoadedModel
 from typobench.models.units import as_pixels
 from typobench.stages.base import Stage
 
 _CHUNK = 128
+CURVE = "curve"
+
+
+def parse_alphas(text: str) -> list[float] | None:
+    """The alphas of ``--alphas`` (comma-separated, distinct, in [0, 1]); None when ``text`` is not such a list."""
+    try:
+        alphas = [float(a) for a in text.split(",") if a.strip()]
+    except ValueError:
+        return None
+    if not alphas or any(not 0 <= a <= 1 for a in alphas) or len(set(alphas)) != len(alphas):
+        return None
+    return alphas
+
+
+def _alphas_complaint(text: str) -> str | None:
+    return None if parse_alphas(text) else f"expected distinct comma-separated numbers in [0, 1] (e.g. " \
+                                            f"0,0.25,0.5,0.75,1), got '{text}'"
+
+
+def _checkpoint_complaint(text: str) -> str | None:
+    path = Path(text).expanduser()
+    return None if path.suffix == ".safetensors" and path.is_file() else \
+        f"'{path}' is not an existing .safetensors file: pass one"
+
+
+def _budget_complaint(points: float) -> str | None:
+    return None if points >= 0 else f"{points}: the clean-accuracy drop allowed must be >= 0 points"
+
+
+@dataclass
+class PaintOptions:
+    """What ``typobench defense paint-curve`` takes besides the model and the selection data (its own flags,
+    declared once)."""
+
+    checkpoint: str = option(help="B: a .safetensors state dict of the same architecture", check=_checkpoint_complaint,
+                             group=CURVE)
+    score_split: str = option("test", "split the curve is reported on", group=DATA)
+    score_limit: int | None = option(None, "held-out images", minimum=1, shown="all", group=DATA)
+    alphas: str = option("0,0.25,0.5,0.75,1", "comma-separated alphas in [0, 1]", check=_alphas_complaint, group=CURVE)
+    budget: float = option(1.0, "clean-accuracy drop allowed when choosing alpha, in points", check=_budget_complaint,
+                           group=CURVE)
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return Path(self.checkpoint).expanduser()
+
+    @property
+    def alpha_values(self) -> list[float]:
+        return parse_alphas(self.alphas) or []
 
 
 def _hits(classifier: torch.nn.Module, pixels: torch.Tensor, labels: torch.Tensor, device: torch.device) -> np.ndarray:
