@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-from typobench.core.options import add_arguments
-from typobench.harness.config import RunConfig
+from typobench.core.options import add_arguments, check, declared, from_namespace
+from typobench.harness.config import Quiet, RunConfig
 from typobench.commands.common import add_model_data_options, config_from_args
 from typobench.core.errors import UsageError
-from typobench.experiments.text_search import read_words, run_text_search, template_stage
+from typobench.experiments.text_search import SearchOptions, read_words, run_text_search, template_stage
 from typobench.harness.session import Session
 from typobench.suites import read_suite
 
@@ -24,31 +24,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                "--target iPod --target pizza --limit 200",
     )
     add_model_data_options(parser, suite="goh2021-imagenet", limit=200)
-    parser.add_argument("--stage", default=None, help="text stage of --suite to copy the style from (default: first)")
-    parser.add_argument("--target", action="append", default=None,
-                        help="target class name (repeatable); default: every class")
-    parser.add_argument("--words", default=None, help="text file with extra candidate words, one per line")
-    parser.add_argument("--top-k", type=int, default=10, help="candidates kept per target in the printed table")
+    add_arguments(parser, SearchOptions, [d.name for d in declared(SearchOptions)])
     add_arguments(parser, RunConfig, ("out",), helps={"out": "output folder (default: runs/search-text-<hash>)"})
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_arguments(parser, Quiet, ["quiet"])
     parser.set_defaults(handler=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
+    options = from_namespace(SearchOptions, args)
+    check(options)
     config = config_from_args(args)
     config.validate()
     if config.suite is None:
         raise UsageError("search-text needs --suite with a text stage to copy the style from")
-    stage = template_stage(read_suite(config.suite), args.stage)
-    extra_words = read_words(args.words)
-    search = run_text_search(Session.open(config), stage, targets=args.target, extra_words=extra_words,
-                             top_k=args.top_k, out_dir=args.out, progress=not args.quiet)
+    stage = template_stage(read_suite(config.suite), options.stage)
+    extra_words = read_words(options.words)
+    search = run_text_search(Session.open(config), stage, targets=options.targets, extra_words=extra_words,
+                             top_k=options.top_k, out_dir=args.out, progress=not args.quiet)
     ranked = search.ranked
     with_ci = ranked.assign(success=lambda f: (100 * f["success"]).round(1),
                             ci=lambda f: [f"[{100 * lo:.1f}, {100 * hi:.1f}]" for lo, hi in zip(f["ci_low"], f["ci_high"])])
     print(with_ci[["target", "text", "success", "ci", "n", "pixel_fraction"]].to_string(index=False))
     print(f"\nresults {search.out_dir}/search_text.csv (all candidates), {search.out_dir}/search_text_top.csv "
-          f"(top {args.top_k})")
+          f"(top {options.top_k})")
     return 0
 
 

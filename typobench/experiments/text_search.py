@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from typobench.core.atomic import write_json_atomic, write_text_atomic
 from typobench.core.cache import content_key
 from typobench.core.errors import UsageError, unknown_name_error
+from typobench.core.options import option
 from typobench.harness.config import default_out_dir
 from typobench.harness.results import envelope
 from typobench.harness.session import Session
@@ -29,6 +30,17 @@ from typobench.core.metrics import wilson_interval
 from typobench.stages.base import Batch, RunContext, score
 from typobench.stages.text import TextStage, WordChoice
 from typobench.suites import Suite
+
+
+@dataclass
+class SearchOptions:
+    """What ``typobench search-text`` takes besides a run's options (its own flags, declared once)."""
+
+    stage: str | None = option(None, "text stage of --suite to copy the style from (default: first)")
+    targets: list[str] | None = option(None, "target class name (repeatable); default: every class", flag="--target",
+                                       metavar="TARGET", repeat=True)
+    words: str | None = option(None, "text file with extra candidate words, one per line")
+    top_k: int = option(10, "candidates kept per target in the printed table", minimum=1)
 
 
 def short_forms(classname: str) -> list[str]:
@@ -210,5 +222,5 @@ def _write(session: Session, stage: TextStage, table: pd.DataFrame, ranked: pd.D
     })
 
 
-__all__ = ["TextSearch", "candidate_texts", "check_targets", "load_sample", "rank_for_targets", "read_words",
+__all__ = ["SearchOptions", "TextSearch", "candidate_texts", "check_targets", "load_sample", "rank_for_targets", "read_words",
            "run_text_search", "search_texts", "short_forms", "template_stage"]
