@@ -7,10 +7,10 @@ import argparse
 import pandas as pd
 from tqdm.auto import tqdm
 
-from typobench.core.options import add_arguments
-from typobench.harness.config import RunConfig
+from typobench.core.options import add_arguments, check, from_namespace
+from typobench.harness.config import Quiet, RunConfig
 from typobench.commands.common import add_model_data_options, config_from_args
-from typobench.experiments.sweep import plan_sweep, run_sweep
+from typobench.experiments.sweep import SweepOptions, plan_sweep, run_sweep
 from typobench.harness.session import Session
 
 EPILOG = """\
@@ -43,24 +43,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--vary", action="append", default=[], metavar="PATH=V1,V2,...",
-                        help="a suite parameter and its values (repeat for a grid; see below)")
+    add_arguments(parser, SweepOptions, ["vary"])
     add_model_data_options(parser)
     add_arguments(parser, RunConfig, ("out", "overwrite"), helps={
         "out": "output folder (default: runs/sweep-<model>-<dataset>-<suite>-<hash>)",
         "overwrite": "replace grid points in --out that were computed with another configuration"})
-    parser.add_argument("--no-plots", action="store_true", help="write the table only")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_arguments(parser, SweepOptions, ["plots"])
+    add_arguments(parser, Quiet, ["quiet"], helps={"quiet": "no progress bar"})
     parser.set_defaults(handler=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
+    options = from_namespace(SweepOptions, args)
+    check(options)
     config = config_from_args(args)
-    plan = plan_sweep(config, args.vary)
+    plan = plan_sweep(config, options.vary)
     n = len(plan.points)
     print(f"sweep: suite {plan.spec.name}, {n} grid point{'s' * (n != 1)} -> {plan.out_dir}")
     outcome = run_sweep(Session.open(config), plan.spec, plan.points, plan.out_dir, progress=not args.quiet,
-                        overwrite=config.overwrite, plots=not args.no_plots, log=tqdm.write)
+                        overwrite=config.overwrite, plots=options.plots, log=tqdm.write)
     if outcome.skipped:
         print(f"{len(outcome.skipped)} of {n} points were finished earlier and not recomputed")
     _print_table(outcome.table)

@@ -13,6 +13,7 @@ from typobench.experiments.sweep.plots import plot_heatmap, plot_metric, plot_sw
 from typobench.experiments.sweep.runner import (
     SWEEP_FILE,
     SWEEP_LOG,
+    SweepOptions,
     SweepOutcome,
     SweepPlan,
     default_sweep_dir,
@@ -30,7 +31,8 @@ from typobench.experiments.sweep.table import (
 )
 
 __all__ = [
-    "SWEEP_FILE", "SWEEP_LOG", "SweepOutcome", "SweepPlan", "TABLE_CSV", "TABLE_PARQUET", "default_sweep_dir",
+    "SWEEP_FILE", "SWEEP_LOG", "SweepOptions", "SweepOutcome", "SweepPlan", "TABLE_CSV", "TABLE_PARQUET",
+    "default_sweep_dir",
     "expand_grid", "parse_value", "parse_vary", "plan_sweep", "plot_heatmap", "plot_metric", "plot_sweep",
     "point_slug", "run_sweep", "split_values", "stage_rows", "stages_frame", "sweep_table", "table_params",
     "write_table",

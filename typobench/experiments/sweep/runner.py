@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from typobench.core.atomic import write_json_atomic
 from typobench.core.cache import content_key
 from typobench.core.errors import UsageError
+from typobench.core.options import option
 from typobench.experiments.sweep.grid import expand_grid, parse_vary, point_slug
 from typobench.experiments.sweep.plots import plot_sweep
 from typobench.experiments.sweep.table import sweep_table, write_table
@@ -38,6 +39,16 @@ SWEEP_LOG = "sweep.log"
 POINTS_DIR = "points"
 
 Note = Callable[..., None]  # note(message, echo=True): append to sweep.log, and show it when echo
+
+
+@dataclass
+class SweepOptions:
+    """What ``typobench sweep`` takes besides a run's options (its own flags, declared once): the grid, read by
+    :func:`plan_sweep`, and whether :func:`run_sweep` draws the plots."""
+
+    vary: list[str] = option(factory=list, help="a suite parameter and its values (repeat for a grid; see below)",
+                             metavar="PATH=V1,V2,...", repeat=True)
+    plots: bool = option(True, "write the table only")
 
 
 @dataclass
@@ -208,5 +219,6 @@ def _title(session: Session, spec: SuiteSpec) -> str:
     return f"{label} on {session.data.name} (n={len(session.data)}), suite {spec.name}"
 
 
-__all__ = ["SWEEP_FILE", "SWEEP_LOG", "SweepOutcome", "SweepPlan", "default_sweep_dir", "plan_sweep", "run_sweep",
+__all__ = ["SWEEP_FILE", "SWEEP_LOG", "SweepOptions", "SweepOutcome", "SweepPlan", "default_sweep_dir", "plan_sweep",
+           "run_sweep",
            "sweep_record"]
