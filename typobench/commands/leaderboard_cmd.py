@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
-from typobench.leaderboard.boards import ENTRIES_DIR, ROOT_HELP, TABLES_DIR, load_boards
-from typobench.leaderboard.build import build
-from typobench.leaderboard.compare import run_comparison
+from typobench.leaderboard.boards import ENTRIES_DIR, TABLES_DIR, BoardsRoot, load_boards
+from typobench.leaderboard.build import BuildOptions, build
+from typobench.leaderboard.compare import CompareOptions, run_comparison
 from typobench.leaderboard.validate import entry_files, validate_paths
-from typobench.core.options import add_arguments
-from typobench.harness.config import RunConfig
+from typobench.core.options import add_arguments, from_namespace
+from typobench.harness.config import Quiet, RunConfig
 
 EXIT_INVALID = 1
 
@@ -31,19 +32,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     check = actions.add_parser("validate", help="validate entry files (default: every entry)",
                                description="Validate entries; prints one line per entry, exits 1 if any is invalid.")
     check.add_argument("files", nargs="*", metavar="FILE", help=f"entry files (default: <root>/{ENTRIES_DIR}/*/*.json)")
-    check.add_argument("--root", default=None, help=ROOT_HELP)
-    check.add_argument("--quiet", action="store_true", help="print only invalid entries")
+    add_arguments(check, BoardsRoot, ("root",))
+    add_arguments(check, Quiet, ("quiet",), helps={"quiet": "print only invalid entries"})
     check.set_defaults(handler=handle_validate)
 
     make = actions.add_parser("build", help="validate every entry and regenerate the tables",
                               description="Validate every entry, then write leaderboards.md, leaderboards.csv, "
                                           "headline.csv and index.html (sortable, works offline). Writes nothing "
                                           "when an entry is invalid.")
-    make.add_argument("--root", default=None, help=ROOT_HELP)
-    make.add_argument("--entries", default=None, help=f"entries folder (default: <root>/{ENTRIES_DIR}/)")
+    add_arguments(make, BuildOptions, ("root", "entries_dir"))
     add_arguments(make, RunConfig, ("out",), helps={"out": f"tables folder (default: <root>/{TABLES_DIR}/)"})
-    make.add_argument("--check", action="store_true",
-                      help="write nothing; exit 1 if the tables on disk differ from a fresh build")
+    add_arguments(make, BuildOptions, ("check",))
     make.set_defaults(handler=handle_build)
 
     side = actions.add_parser(
@@ -56,11 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog="example: typobench leaderboard compare cifar10-sample.robust-clip.zeroshot --against toyclip "
                "--out runs/robust-compare")
     side.add_argument("board", metavar="BOARD", help="board id (as in boards.toml and leaderboards.md)")
-    side.add_argument("--models", nargs="+", metavar="LABEL", default=None,
-                      help="entries to compare, by model label, in this order (default: every entry of the board)")
-    side.add_argument("--against", metavar="LABEL", default=None,
-                      help="the reference entry (default: the first of --models, or of the board's entries by label)")
-    side.add_argument("--root", default=None, help=ROOT_HELP)
+    add_arguments(side, CompareOptions, ("labels", "against", "root"))
     add_arguments(side, RunConfig, ("out",), helps={"out": "also write compare.md, compare.csv and compare.png there"})
     side.set_defaults(handler=handle_compare)
 
@@ -71,7 +66,7 @@ def _report_invalid(invalid: list[tuple[Path, str]]) -> None:
 
 
 def handle_validate(args: argparse.Namespace) -> int:
-    boards = load_boards(args.root)
+    boards = load_boards(from_namespace(BoardsRoot, args).root)
     files = [Path(f) for f in args.files] or entry_files((boards.root or Path(".")) / ENTRIES_DIR)
     if not files:
         print(f"no entries under {(boards.root or Path('.')) / ENTRIES_DIR}")
@@ -87,7 +82,7 @@ def handle_validate(args: argparse.Namespace) -> int:
 
 
 def handle_compare(args: argparse.Namespace) -> int:
-    _, text, files = run_comparison(args.board, args.models, args.against, root=args.root, out=args.out)
+    _, text, files = run_comparison(args.board, **asdict(from_namespace(CompareOptions, args)), out=args.out)
     print(text, end="")
     for path in files:
         print(f"wrote {path}")
@@ -95,13 +90,14 @@ def handle_compare(args: argparse.Namespace) -> int:
 
 
 def handle_build(args: argparse.Namespace) -> int:
-    outcome = build(args.root, entries_dir=args.entries, out_dir=args.out, check=args.check)
+    options = from_namespace(BuildOptions, args)
+    outcome = build(**asdict(options), out_dir=args.out)
     if outcome.invalid:
         _report_invalid(outcome.invalid)
         print(f"nothing written: {len(outcome.invalid)} invalid entr{'y' if len(outcome.invalid) == 1 else 'ies'}",
               file=sys.stderr)
         return EXIT_INVALID
-    if args.check:
+    if options.check:
         for path in outcome.stale:
             print(f"typobench: error: {path} is out of date: run `typobench leaderboard build`", file=sys.stderr)
         if not outcome.stale:

@@ -6,11 +6,12 @@ import argparse
 
 from typobench.core.errors import UsageError
 from typobench.leaderboard.attack_record import attack_note
-from typobench.leaderboard.boards import ENTRIES_DIR, ROOT_HELP, column_label, load_boards, writable_folder
-from typobench.leaderboard.entry import default_submitter, entry_from_run, entry_path, write_entry
+from typobench.leaderboard.boards import ENTRIES_DIR, column_label, load_boards, writable_folder
+from typobench.leaderboard.entry import entry_from_run, entry_path, write_entry
 from typobench.leaderboard.render import format_value, unit
+from typobench.leaderboard.submit import SubmitOptions
 from typobench.leaderboard.validate import Validator, read_entry
-from typobench.core.options import add_arguments
+from typobench.core.options import add_arguments, from_namespace
 from typobench.harness.config import RunConfig
 
 
@@ -27,11 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                "typobench submit runs/lb/rwl --submitter 'Ada Lovelace'",
     )
     parser.add_argument("results_dir", metavar="RESULTS_DIR", help="the --out folder of a finished run")
-    parser.add_argument("--submitter", default=None, help="who submits the entry (default: git config user.name)")
-    parser.add_argument("--model-name", default=None,
-                        help="model name on the board (default: NAME:TAG of the run; needed for local checkpoints "
-                             "whose file name is not a good name)")
-    parser.add_argument("--root", default=None, help=ROOT_HELP)
+    add_arguments(parser, SubmitOptions, ("submitter", "model_name", "root"))
     add_arguments(parser, RunConfig, ("out", "overwrite"), helps={
         "out": f"entries folder (default: <root>/{ENTRIES_DIR}/)",
         "overwrite": "replace an existing entry of this model on the board"})
@@ -39,10 +36,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    boards = load_boards(args.root)
+    options = from_namespace(SubmitOptions, args)
+    boards = load_boards(options.root)
     out_dir = writable_folder(boards, ENTRIES_DIR, args.out, "--out")
-    submitter = args.submitter if args.submitter is not None else default_submitter()
-    board, entry = entry_from_run(args.results_dir, boards, submitter=submitter, model_name=args.model_name)
+    board, entry = entry_from_run(args.results_dir, boards, **options.entry_options())
     path = entry_path(out_dir, board.id, entry["model"]["label"])
     try:
         valid = Validator(boards).validate(entry, path=path)

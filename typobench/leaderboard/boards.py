@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from typobench.core.errors import UsageError
+from typobench.core.options import option
 from typobench.leaderboard.board_kinds import BOARD_KINDS, DEFAULT_KIND, board_kind
 from typobench.leaderboard.column_kinds import COLUMN_KINDS, STROOP_METRICS, Column
 from typobench.leaderboard.protocol import (
@@ -46,6 +48,14 @@ else:  # pragma: no cover
 LEADERBOARDS_ENV = "TYPOBENCH_LEADERBOARDS_DIR"
 ROOT_HELP = (f"leaderboards folder with boards.toml (default: ${LEADERBOARDS_ENV}, else the leaderboards shipped "
              "with typobench)")
+
+
+@dataclass
+class BoardsRoot:
+    """``--root``: the leaderboards folder a leaderboard command reads, declared once (the options of ``submit``
+    and of ``leaderboard build`` and ``compare`` extend it)."""
+
+    root: str | None = option(None, ROOT_HELP)
 
 
 def leaderboards_dir() -> Path:
@@ -182,7 +192,7 @@ def load_boards(root: str | Path | None = None) -> Boards:
 
 __all__ = [
     "BOARDS_FILE", "ENTRIES_DIR", "LEADERBOARDS_ENV", "ROOT_HELP", "STROOP_DATASET", "STROOP_METRICS", "STROOP_SUITE",
-    "TABLES_DIR", "Board", "Boards", "Column", "DatasetProtocol", "HeadlineColumn", "column_label", "eps_text",
-    "is_safe_id", "label_hash", "leaderboards_dir", "load_boards", "published_suite", "published_suite_file",
-    "published_suite_sha256", "stroop_protocol_sha256", "writable_folder",
+    "TABLES_DIR", "Board", "Boards", "BoardsRoot", "Column", "DatasetProtocol", "HeadlineColumn", "column_label",
+    "eps_text", "is_safe_id", "label_hash", "leaderboards_dir", "load_boards", "published_suite",
+    "published_suite_file", "published_suite_sha256", "stroop_protocol_sha256", "writable_folder",
 ]

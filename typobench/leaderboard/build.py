@@ -6,10 +6,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from typobench.core.atomic import write_text_atomic
-from typobench.leaderboard.boards import ENTRIES_DIR, TABLES_DIR, Boards, load_boards, writable_folder
+from typobench.core.options import option
+from typobench.leaderboard.boards import ENTRIES_DIR, TABLES_DIR, Boards, BoardsRoot, load_boards, writable_folder
 from typobench.leaderboard.clean_cost import fill_clean_costs
 from typobench.leaderboard.render import render_all
 from typobench.leaderboard.validate import ValidEntry, Validator, entry_files, validate_paths
+
+
+@dataclass
+class BuildOptions(BoardsRoot):
+    """``typobench leaderboard build``'s flags besides --out, declared once: :func:`build`'s keyword arguments."""
+
+    entries_dir: str | None = option(None, f"entries folder (default: <root>/{ENTRIES_DIR}/)", flag="--entries",
+                                     metavar="ENTRIES")
+    check: bool = option(False, "write nothing; exit 1 if the tables on disk differ from a fresh build")
 
 
 @dataclass

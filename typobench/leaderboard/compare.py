@@ -12,6 +12,7 @@ validated (re-scored) entries only.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,9 @@ import pandas as pd
 from typobench.core.atomic import write_text_atomic
 from typobench.core.errors import UsageError, close_matches
 from typobench.core.metrics import paired_difference_interval
+from typobench.core.options import option
 from typobench.leaderboard.column_kinds import Column
-from typobench.leaderboard.boards import ENTRIES_DIR, load_boards
+from typobench.leaderboard.boards import ENTRIES_DIR, BoardsRoot, load_boards
 from typobench.leaderboard.protocol import Board, Boards, column_label
 from typobench.leaderboard.validate import ValidEntry, validate_paths
 
@@ -51,6 +53,17 @@ def board_named(boards: Boards, board_id: str) -> Board:
         raise UsageError(f"unknown board '{board_id}'{': did you mean ' + ', '.join(hint) + '?' if hint else ''} "
                          "(`typobench leaderboard build` lists them in leaderboards.md)")
     return boards.board(board_id)
+
+
+@dataclass
+class CompareOptions(BoardsRoot):
+    """``typobench leaderboard compare``'s flags besides BOARD and --out, declared once: :func:`run_comparison`'s
+    keyword arguments."""
+
+    labels: list[str] | None = option(None, "entries to compare, by model label, in this order (default: every entry "
+                                            "of the board)", flag="--models", metavar="LABEL", spaced=True)
+    against: str | None = option(None, "the reference entry (default: the first of --models, or of the board's "
+                                       "entries by label)", metavar="LABEL")
 
 
 def run_comparison(board_id: str, labels: Sequence[str] | None = None, against: str | None = None, *,
@@ -168,4 +181,5 @@ def save_picture(path: str | Path, frame: pd.DataFrame, board: Board) -> None:
     plt.close(fig)
 
 
-__all__ = ["board_named", "compare", "markdown", "paired_difference", "pick_entries", "run_comparison", "save_picture"]
+__all__ = ["CompareOptions", "board_named", "compare", "markdown", "paired_difference", "pick_entries", "run_comparison",
+           "save_picture"]
