@@ -10,7 +10,13 @@ from dataclasses import asdict
 
 from typobench.commands import greedy_cmd, paint_cmd, projection_cmd
 from typobench.commands.common import add_model_options
-from typobench.commands.defense_tools_common import add_data_options, check_out, load_model_data, suite_stage
+from typobench.commands.defense_tools_common import (
+    add_data_options,
+    check_out,
+    load_model_data,
+    print_learned,
+    suite_stage,
+)
 from typobench.core.options import REQUIRED, add_arguments, check, declared, from_namespace
 from typobench.defenses.prefix import PrefixResult, PrefixTraining, save_prefix, train_prefix_on_dataset
 from typobench.harness.config import RUNTIME, RunConfig
@@ -64,10 +70,6 @@ def handle_train_prefix(args: argparse.Namespace) -> int:
 
 def print_summary(result: PrefixResult, path: str) -> None:
     meta = result.metadata
-    print(f"model    {meta['model_label']}  (weights {meta['model_fingerprint'][:12]})")
-    stage = json.loads(meta["attack"]).get("name", "?")
-    print(f"data     {meta['dataset']} {meta['split']}: {meta['train_count']} images, written on by stage '{stage}', "
-          f"seed {meta['seed']}")
-    print(f"prefix   {result.tokens} token(s); loss {float(meta['initial_loss']):.4f} -> {float(meta['final_loss']):.4f} "
-          f"on all training images after {meta['steps']} steps")
-    print(f"wrote    {path}  (use: --defense prompt:prefix={path})")
+    print_learned(meta, path, f"prefix   {result.tokens} token(s); loss {float(meta['initial_loss']):.4f} -> "
+                              f"{float(meta['final_loss']):.4f} on all training images after {meta['steps']} steps",
+                  "prompt:prefix", stage=json.loads(meta["attack"]).get("name", "?"))

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from typing import Any
 
 from typobench.core.errors import UsageError
-from typobench.core.options import REQUIRED, add_arguments
+from typobench.core.options import REQUIRED, add_arguments, option
 from typobench.core.runtime import Runtime
 from typobench.commands.common import config_from_args
 from typobench.data import ImageDataset
@@ -16,6 +17,13 @@ from typobench.stages.base import Stage
 from typobench.suites import read_suite
 
 DEFAULT_SUITE, DEFAULT_STAGE = "random-wrong-label", "random-wrong-label"
+
+
+@dataclass
+class WrittenStage:
+    """The stage of --suite that writes on the tools' images (read by :func:`suite_stage`), declared once."""
+
+    stage: str = option(DEFAULT_STAGE, "that stage's name")
 
 
 def add_data_options(parser: argparse.ArgumentParser, what: str, stage: bool = True) -> argparse._ArgumentGroup:
@@ -31,7 +39,7 @@ def add_data_options(parser: argparse.ArgumentParser, what: str, stage: bool = T
     if stage:
         add_arguments(parser, RunConfig, ("suite",), groups={MODEL: data}, defaults={"suite": DEFAULT_SUITE},
                       helps={"suite": f"suite holding the stage that writes on the images (default: {DEFAULT_SUITE})"})
-        data.add_argument("--stage", default=DEFAULT_STAGE, help=f"that stage's name (default: {DEFAULT_STAGE})")
+        add_arguments(parser, WrittenStage, ("stage",), groups={None: data})
     return data
 
 
@@ -54,6 +62,16 @@ def check_out(path: str, suffix: str, what: str) -> None:
         raise UsageError(f"--out '{path}' must end in {suffix} ({what})")
 
 
+def print_learned(meta: dict[str, str], path: str, learned: str, use: str, stage: str | None = None) -> None:
+    """What a tool that learns a file on train images prints: the model, the images (written on by ``stage``), the
+    ``learned`` line, and the file with the ``--defense`` spec (``use``, e.g. ``prompt:prefix``) that loads it."""
+    print(f"model    {meta['model_label']}  (weights {meta['model_fingerprint'][:12]})")
+    written = f", written on by stage '{stage}'" if stage else ""
+    print(f"data     {meta['dataset']} {meta['split']}: {meta['train_count']} images{written}, seed {meta['seed']}")
+    print(learned)
+    print(f"wrote    {path}  (use: --defense {use}={path})")
+
+
 def load_model_data(args: argparse.Namespace, split: str | None = None,
                     limit: Any = "args") -> tuple[LoadedModel, ImageDataset]:
     """The model of --model/--pretrained/--vision-tower and --dataset's ``split`` (default --split) limited to
@@ -63,5 +81,5 @@ def load_model_data(args: argparse.Namespace, split: str | None = None,
     return loaded, load_split(config_from_args(args), loaded, split, limit=args.limit if limit == "args" else limit)
 
 
-__all__ = ["DEFAULT_STAGE", "DEFAULT_SUITE", "add_data_options", "add_seed_device", "check_out", "load_model_data",
-           "suite_stage"]
+__all__ = ["DEFAULT_STAGE", "DEFAULT_SUITE", "WrittenStage", "add_data_options", "add_seed_device", "check_out",
+           "load_model_data", "print_learned", "suite_stage"]

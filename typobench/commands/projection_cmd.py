@@ -8,10 +8,22 @@ from dataclasses import asdict
 from typobench.core.options import REQUIRED, add_arguments, check, declared, from_namespace
 from typobench.harness.config import MODEL, RunConfig
 from typobench.commands.common import add_model_options
-from typobench.commands.defense_tools_common import add_data_options, add_seed_device, check_out, load_model_data, suite_stage
-from typobench.defenses.projection import ProjectionOptions, ProjectionResult, learn_projection, save_projection
-
-SUITE, BLANK, TEXT = "words-alone", "white", "words-alone"
+from typobench.commands.defense_tools_common import (
+    add_data_options,
+    add_seed_device,
+    check_out,
+    load_model_data,
+    print_learned,
+    suite_stage,
+)
+from typobench.defenses.projection import (
+    SUITE,
+    ProjectionOptions,
+    ProjectionResult,
+    ProjectionStages,
+    learn_projection,
+    save_projection,
+)
 
 
 def register(actions: argparse._SubParsersAction) -> None:
@@ -30,8 +42,7 @@ def register(actions: argparse._SubParsersAction) -> None:
     data = add_data_options(parser, "learn", stage=False)
     add_arguments(parser, RunConfig, ("suite",), groups={MODEL: data}, defaults={"suite": SUITE},
                   helps={"suite": f"suite with the blank and text stages (default: {SUITE})"})
-    data.add_argument("--blank-stage", default=BLANK, help=f"the blank stage (default: {BLANK})")
-    data.add_argument("--text-stage", default=TEXT, help=f"the text stage writing on it (default: {TEXT})")
+    add_arguments(parser, ProjectionStages, ("blank_stage", "text_stage"), groups={None: data})
     fit = add_arguments(parser, ProjectionOptions, [d.name for d in declared(ProjectionOptions)])["projection"]
     add_seed_device(fit)
     add_arguments(parser, RunConfig, ("out",), defaults={"out": REQUIRED},
@@ -41,7 +52,8 @@ def register(actions: argparse._SubParsersAction) -> None:
 
 def handle(args: argparse.Namespace) -> int:
     check_out(args.out, ".safetensors", "the projection file's format")
-    blank, text = suite_stage(args.suite, args.blank_stage), suite_stage(args.suite, args.text_stage)
+    stages = from_namespace(ProjectionStages, args)
+    blank, text = suite_stage(args.suite, stages.blank_stage), suite_stage(args.suite, stages.text_stage)
     options = from_namespace(ProjectionOptions, args)
     check(options)
     loaded, dataset = load_model_data(args)
@@ -53,8 +65,6 @@ def handle(args: argparse.Namespace) -> int:
 
 def print_summary(result: ProjectionResult, path: str) -> None:
     meta = result.metadata
-    print(f"model    {meta['model_label']}  (weights {meta['model_fingerprint'][:12]})")
-    print(f"data     {meta['dataset']} {meta['split']}: {meta['train_count']} images, seed {meta['seed']}")
-    print(f"removed  {meta['rank']} directions: written words keep {float(meta['words_scatter_kept']):.1%} of their "
-          f"class scatter, photos {float(meta['photos_scatter_kept']):.1%} (on these train images)")
-    print(f"wrote    {path}  (use: --defense project:file={path})")
+    print_learned(meta, path, f"removed  {meta['rank']} directions: written words keep "
+                              f"{float(meta['words_scatter_kept']):.1%} of their class scatter, photos "
+                              f"{float(meta['photos_scatter_kept']):.1%} (on these train images)", "project:file")

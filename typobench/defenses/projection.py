@@ -50,6 +50,18 @@ class ProjectionOptions:
                           group="projection")
 
 
+SUITE, BLANK, TEXT = "words-alone", "white", "words-alone"
+
+
+@dataclass
+class ProjectionStages:
+    """The stages of --suite (default: words-alone) whose images the projection is learned from (the command's
+    flags, declared once; read with the suite before anything is loaded)."""
+
+    blank_stage: str = option(BLANK, "the blank stage")
+    text_stage: str = option(TEXT, "the text stage writing on it")
+
+
 @dataclass
 class ProjectionResult:
     """``projection`` [D, D] (symmetric, idempotent), the removed ``directions`` [D, k] (orthonormal), metadata."""
@@ -155,5 +167,6 @@ def load_projection(path: Path, where: str) -> ProjectionResult:
     return ProjectionResult(tensors["projection"].float(), tensors.get("directions", torch.zeros(0)), metadata)
 
 
-__all__ = ["FILE_FORMAT", "ProjectionResult", "between_class_scatter", "learn_projection", "load_projection",
-           "save_projection", "spelling_directions", "words_alone_images"]
+__all__ = ["BLANK", "FILE_FORMAT", "SUITE", "TEXT", "ProjectionOptions", "ProjectionResult", "ProjectionStages",
+           "between_class_scatter", "learn_projection", "load_projection", "save_projection", "spelling_directions",
+           "words_alone_images"]
