@@ -203,18 +203,31 @@ def _calls(path: Path, function: str) -> list[ast.Call]:
             and (getattr(node.func, "attr", None) == function or getattr(node.func, "id", None) == function)]
 
 
-def test_no_command_writes_a_flag_of_a_declared_option_by_hand():
-    """A flag of RunConfig or NeuronsConfig comes from its declaration (``add_arguments``), never from a second
-    ``add_argument`` that could drift from it (another default, another help)."""
-    seen, again = 0, []
+# The flags a command still writes by hand (``add_argument``), each with why. Every other flag comes from a
+# declared option (``typobench.core.options``): positional arguments (FILE, BOARD, RESULTS_DIR, TOPIC) and the
+# subcommand wiring are argparse's own.
+HAND_FLAGS = {
+    # read by list_cmd's own printer (print_models): no library keyword, default or check to declare it beside
+    "typobench.commands.list_cmd": {"--name"},
+}
+
+
+def test_no_command_writes_a_flag_by_hand_beyond_the_listed_ones():
+    """A command's flag comes from its declaration (``add_arguments``), never from a second ``add_argument`` that
+    could drift from it (another default, another help, no check). A new hand-written flag fails here: declare it
+    (``option(...)`` in a dataclass beside the code that reads it), or list it in HAND_FLAGS with the reason; a
+    flag of RunConfig or NeuronsConfig is never written by hand."""
+    hand: dict[str, set[str]] = {}
+    again = []
     for name, path in COMMANDS.items():
         declared = _declared_flags(name)
         for call in _calls(path, "add_argument"):
             flags = [a.value for a in call.args if isinstance(a, ast.Constant) and str(a.value).startswith("--")]
-            seen += len(flags)
+            if flags:
+                hand.setdefault(name, set()).update(flags)
             again += [f"{name}: {flag} (declared as {declared[flag]})" for flag in flags if flag in declared]
-    assert seen > 20  # the scan finds the hand-written flags there are
     assert again == []
+    assert hand == HAND_FLAGS  # (both ways: a flag since declared leaves the list too, so it stays true)
 
 
 def test_commands_build_declared_configs_from_the_parsed_flags_not_by_hand():

@@ -13,7 +13,16 @@ from typobench.cli import build_parser, main
 from typobench.commands import neurons_cmd
 from typobench.core.errors import UsageError
 from typobench.core.options import add_arguments, check, declared, from_namespace, option, read_table
-from typobench.harness.config import RunConfig
+from typobench.commands.defense_tools_common import WrittenStage
+from typobench.defenses.projection import ProjectionStages
+from typobench.experiments.paint import PaintOptions
+from typobench.experiments.sweep import SweepOptions
+from typobench.experiments.text_search import SearchOptions
+from typobench.harness.config import Quiet, RunConfig
+from typobench.leaderboard.boards import BoardsRoot
+from typobench.leaderboard.build import BuildOptions
+from typobench.leaderboard.compare import CompareOptions
+from typobench.leaderboard.submit import SubmitOptions
 from typobench.suites import neurons_option, parse_suite
 from typobench.suites.fields import Table
 from typobench.suites.neurons_option import NeuronsConfig
@@ -72,9 +81,20 @@ def test_a_field_declared_once_is_a_flag_a_suite_key_a_keyword_and_a_check(monke
         WithKnob(run_dir="r", new_knob=-1).validate()
 
 
-@pytest.mark.parametrize("config, command", [(RunConfig, "run"), (NeuronsConfig, "neurons")])
+def _parser(command: str) -> argparse.ArgumentParser:
+    parser = build_parser()
+    for word in command.split():
+        parser = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[word]
+    return parser
+
+
+@pytest.mark.parametrize("config, command", [
+    (RunConfig, "run"), (NeuronsConfig, "neurons"), (SearchOptions, "search-text"), (SweepOptions, "sweep"),
+    (SubmitOptions, "submit"), (BoardsRoot, "leaderboard validate"), (BuildOptions, "leaderboard build"),
+    (CompareOptions, "leaderboard compare"), (PaintOptions, "defense paint-curve"),
+    (WrittenStage, "defense train-prefix"), (ProjectionStages, "defense train-projection"), (Quiet, "run"), (Quiet, "sweep"), (Quiet, "leaderboard validate")])
 def test_every_declared_option_is_a_flag_of_its_command_with_its_declared_default(config, command):
-    parser = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices[command]
+    parser = _parser(command)
     flags = {flag: action for action in parser._actions for flag in action.option_strings}
     for item in declared(config):
         action = flags[item.flag]
@@ -106,3 +126,27 @@ def test_a_comma_list_and_a_repeated_flag_parse_to_the_declared_kinds():
     check(config)
     with pytest.raises(SystemExit):
         parser.parse_args(["--from", "r", "--modes", "half"])
+
+
+@pytest.mark.parametrize("line, said", [
+    (["search-text", "--top-k", "0"], "argument --top-k: must be a positive integer, got 0"),
+    (["defense", "paint-curve", "--checkpoint", "no-such.safetensors", "--dataset", "cifar10-sample", "--out", "o"],
+     "argument --checkpoint: 'no-such.safetensors' is not an existing .safetensors file"),
+    (["defense", "paint-curve", "--budget", "-1", "--checkpoint", "x", "--dataset", "d", "--out", "o"],
+     "argument --budget: -1.0: the clean-accuracy drop allowed must be >= 0 points"),
+    (["defense", "paint-curve", "--alphas", "0,0", "--checkpoint", "x", "--dataset", "d", "--out", "o"],
+     "argument --alphas: expected distinct comma-separated numbers in [0, 1]"),
+])
+def test_a_command_s_own_declared_options_are_checked_as_the_flag_is_parsed(line, said, capsys):
+    assert main(line) == 2
+    err = capsys.readouterr().err
+    assert said in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_the_python_keyword_is_the_declared_field_and_checked_the_same(tmp_path):
+    checkpoint = tmp_path / "b.safetensors"
+    checkpoint.write_bytes(b"")
+    assert PaintOptions(checkpoint=str(checkpoint), alphas="0,0.5").alpha_values == [0.0, 0.5]
+    check(PaintOptions(checkpoint=str(checkpoint)))
+    with pytest.raises(UsageError, match=r"^--budget -2\.0: the clean-accuracy drop allowed must be >= 0 points$"):
+        check(PaintOptions(checkpoint=str(checkpoint), budget=-2.0))
