@@ -28,9 +28,12 @@ def _folder(root: Path, per_class: int = 2) -> Path:
 
 
 def _one_line_error(capsys) -> str:
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("typobench: error:") and "\n" not in err
-    return err
+    """The one error line, last on stderr; only the library's one-line notices (e.g. --limit above a folder's
+    size) may come before it."""
+    lines = capsys.readouterr().err.strip().splitlines()
+    errors = [line for line in lines if line.startswith("typobench: error:")]
+    assert len(errors) == 1 and lines[-1] == errors[0] and all(line.startswith("typobench: ") for line in lines), lines
+    return errors[0]
 
 
 def _cache(tmp_path: Path) -> list[str]:

@@ -88,3 +88,23 @@ def test_the_limit_and_suite_help_states_are_the_ones_a_command_runs_with(comman
         assert config.limit == _limit_stated(command, dataset), (command, dataset)
         suite = next(a for a in COMMANDS[command]._actions if "--suite" in a.option_strings)
         assert config.suite == _stated(suite)
+
+
+def test_notices_go_to_stderr_as_it_is_now_not_as_it_was_when_logging_was_set_up(monkeypatch) -> None:
+    """`main` sets logging up once per process; a later call (the API, the next test) may have another stderr,
+    and a notice must reach that one, not the closed stream of the first call."""
+    import io
+    import logging
+    import sys
+
+    from typobench.cli import CurrentStderrHandler
+
+    handler = CurrentStderrHandler()
+    record = logging.LogRecord("typobench", logging.WARNING, __file__, 1, "a notice", None, None)
+    first, second = io.StringIO(), io.StringIO()
+    monkeypatch.setattr(sys, "stderr", first)
+    handler.emit(record)
+    first.close()
+    monkeypatch.setattr(sys, "stderr", second)
+    handler.emit(record)
+    assert second.getvalue() == "a notice\n"

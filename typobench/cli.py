@@ -47,13 +47,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class CurrentStderrHandler(logging.StreamHandler):
+    """A handler that writes to ``sys.stderr`` as it is when a record is written, not as it was when logging was
+    set up: ``main`` called twice in one process (the Python API, tests) after stderr was replaced must not write
+    to a stream that is gone."""
+
+    @property
+    def stream(self):  # type: ignore[override]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:  # StreamHandler.__init__ assigns it; the current stderr is always used
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     # Under torchrun every rank runs this; rank 0 alone prints, every rank exits with the same status.
     world = World.from_env()
     if not world.leader:
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 -- for the life of the process
     # Notices of the library (a damaged cache entry rebuilt, a damaged batch recomputed): one line each.
-    logging.basicConfig(format="typobench: %(message)s", level=logging.WARNING if world.leader else logging.ERROR)
+    logging.basicConfig(format="typobench: %(message)s", level=logging.WARNING if world.leader else logging.ERROR,
+                        handlers=[CurrentStderrHandler()])
     try:
         args = build_parser().parse_args(argv)
         return int(args.handler(args) or 0)
