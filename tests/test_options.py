@@ -24,21 +24,12 @@ from typobench.leaderboard.build import BuildOptions
 from typobench.leaderboard.compare import CompareOptions
 from typobench.leaderboard.submit import SubmitOptions
 from typobench.suites import neurons_option, parse_suite
+
+from test_suites import MINIMAL
 from typobench.suites.fields import Table
 from typobench.suites.neurons_option import NeuronsConfig
 
-SUITE = b'''
-name = "mini"
-[[stage]]
-name = "clean"
-kind = "clean"
-[[stage]]
-name = "word"
-kind = "text"
-text = "cat"
-target = "cat"
-[neurons]
-'''
+SUITE = MINIMAL + b"[neurons]\n"  # test_suites' minimal suite with an empty [neurons] table
 
 
 @dataclass
