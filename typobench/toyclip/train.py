@@ -35,6 +35,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,8 @@ import open_clip
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
+from typobench.core.errors import UsageError
+from typobench.core.options import add_arguments, check, declared, from_namespace, option
 from typobench.toyclip.loss import dedupe_captions, multi_positive_contrastive_loss
 from typobench.toyclip.mixture import Mixture
 from typobench.toyclip.model import (
@@ -75,39 +78,54 @@ def _parse_overrides(items: Sequence[str]) -> dict[str, Any]:
     return out
 
 
+@dataclass
+class TrainOptions:
+    """Every setting of a training run, each declared once: the flags of ``python -m typobench.toyclip.train``,
+    their defaults (those of the shipped ``toyclip``) and their checks."""
+
+    out: str = option(help="output folder")
+    data_root: str | None = option(None, "CIFAR-10 root: the cifar10-jpeg folder (with train/), or torchvision's "
+                                         "root with --dataset cifar10")
+    dataset: str = option("cifar10-jpeg", "the training photos", choices=("cifar10-jpeg", "cifar10"))
+    download: bool = option(False, "let torchvision download CIFAR-10 (--dataset cifar10)")
+    model: str = option("toyclip", "the organism: toyclip (ResNet image tower) or toyclip-vit (ViT, patch 8)",
+                        choices=tuple(sorted(ORGANISMS)))
+    seed: int = option(0, "seed of the initial weights and of every batch")
+    steps: int = option(2800, "optimiser steps", minimum=1)
+    batch_size: int = option(256, "samples per step", minimum=1)
+    lr: float = option(2e-3, "peak learning rate of the one-cycle schedule")
+    pct_start: float = option(0.1, "fraction of the steps spent warming up")
+    weight_decay: float = option(0.1, "AdamW weight decay (not on gains, biases, norms, the logit scale)")
+    grad_clip: float = option(1.0, "clip the gradient norm to this (0: no clipping)")
+    threads: int = option(2, "torch threads for the training step", minimum=1)
+    precision: str = option("bf16", "image tower forward under bf16 autocast (weights and optimiser stay fp32); "
+                                    "2.2x faster on CPUs with AMX/AVX-512 bf16, as measured here",
+                            choices=("bf16", "fp32"))
+    workers: int = option(1, "processes that render batches ahead (0: in the main process)", minimum=0)
+    photo_limit: int | None = option(None, "use only the first N training photos (quick tests)", minimum=1)
+    mixture: str = option("r7", "named training mixture (recipes.PRESETS)", choices=tuple(sorted(PRESETS)))
+    overrides: tuple[str, ...] = option((), "override a MixtureConfig field, e.g. --set word_caption_p=0.6",
+                                        flag="--set", metavar="KEY=JSON", repeat=True)
+    log_every: int = option(20, "log the mean loss every N steps", minimum=1)
+    eval_every: int = option(1400, "clean zero-shot accuracy on the bundled sample (0: only at the end)")
+    checkpoint_every: int = option(100, "write checkpoint.pt every N steps", minimum=1)
+    fp32: bool = option(False, "save fp32 weights (default fp16, half the size)")
+    no_resume: bool = option(False, "ignore an existing checkpoint.pt in --out")
+    stop_after: int | None = option(None, "stop at this step with a checkpoint (training over several sittings; run "
+                                          "again to go on)", metavar="STEP")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m typobench.toyclip.train", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--data-root", help="CIFAR-10 root: the cifar10-jpeg folder (with train/), or torchvision's root with --dataset cifar10")
-    p.add_argument("--dataset", default="cifar10-jpeg", choices=("cifar10-jpeg", "cifar10"))
-    p.add_argument("--download", action="store_true", help="let torchvision download CIFAR-10 (--dataset cifar10)")
-    p.add_argument("--model", default="toyclip", choices=sorted(ORGANISMS),
-                   help="the organism: toyclip (ResNet image tower) or toyclip-vit (ViT, patch 8)")
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--steps", type=int, default=2800)
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--lr", type=float, default=2e-3, help="peak learning rate of the one-cycle schedule")
-    p.add_argument("--pct-start", type=float, default=0.1, help="fraction of the steps spent warming up")
-    p.add_argument("--weight-decay", type=float, default=0.1)
-    p.add_argument("--grad-clip", type=float, default=1.0)
-    p.add_argument("--threads", type=int, default=2, help="torch threads for the training step")
-    p.add_argument("--precision", default="bf16", choices=("bf16", "fp32"),
-                   help="image tower forward under bf16 autocast (weights and optimiser stay fp32); "
-                        "2.2x faster on CPUs with AMX/AVX-512 bf16, as measured here")
-    p.add_argument("--workers", type=int, default=1, help="processes that render batches ahead (0: in the main process)")
-    p.add_argument("--photo-limit", type=int, default=None, help="use only the first N training photos (quick tests)")
-    p.add_argument("--mixture", default="r7", choices=sorted(PRESETS), help="named training mixture (recipes.PRESETS)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=JSON",
-                   help="override a MixtureConfig field, e.g. --set word_caption_p=0.6")
-    p.add_argument("--log-every", type=int, default=20)
-    p.add_argument("--eval-every", type=int, default=1400, help="clean zero-shot accuracy on the bundled sample (0: only at the end)")
-    p.add_argument("--checkpoint-every", type=int, default=100)
-    p.add_argument("--fp32", action="store_true", help="save fp32 weights (default fp16, half the size)")
-    p.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint.pt in --out")
-    p.add_argument("--stop-after", type=int, default=None, metavar="STEP",
-                   help="stop at this step with a checkpoint (training over several sittings; run again to go on)")
+    p = argparse.ArgumentParser(prog="python -m typobench.toyclip.train", description=__doc__.split("\n\n")[0])
+    add_arguments(p, TrainOptions, [item.name for item in declared(TrainOptions)])
     return p
+
+
+def read_options(args: argparse.Namespace | TrainOptions) -> TrainOptions:
+    """The parsed flags as :class:`TrainOptions`, checked (a ``UsageError`` names the flag)."""
+    options = args if isinstance(args, TrainOptions) else from_namespace(TrainOptions, args)
+    check(options)
+    return options
 
 
 class _Batches(torch.utils.data.Dataset):
@@ -165,7 +183,7 @@ class _TrainLog:
         self._file.close()
 
 
-def _recipe(args: argparse.Namespace, mixture_config: MixtureConfig, photos: int) -> dict[str, Any]:
+def _recipe(args: TrainOptions, mixture_config: MixtureConfig, photos: int) -> dict[str, Any]:
     """Every setting of the run, written to recipe.json and the weights' metadata (``photos``: how many)."""
     return {
         "recipe_version": RECIPE_VERSION,
@@ -203,7 +221,7 @@ class _Training:
     optimiser, schedule, step and the time spent so far.
     """
 
-    def __init__(self, args: argparse.Namespace, recipe: dict[str, Any], log: _TrainLog, out: Path) -> None:
+    def __init__(self, args: TrainOptions, recipe: dict[str, Any], log: _TrainLog, out: Path) -> None:
         self.args, self.recipe, self.log, self.out = args, recipe, log, out
         self.checkpoint_path = out / "checkpoint.pt"
         self.model = create_model(args.seed, ORGANISMS[args.model])
@@ -343,8 +361,9 @@ class _Training:
         return recipe
 
 
-def train(args: argparse.Namespace) -> dict[str, Any]:
+def train(args: argparse.Namespace | TrainOptions) -> dict[str, Any]:
     """One sitting of training (see the module's docstring); the recipe, as written to recipe.json."""
+    args = read_options(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(args.threads)
@@ -363,10 +382,14 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.dataset == "cifar10-jpeg" and not args.data_root:
+    parser = build_parser()
+    try:
+        options = read_options(parser.parse_args(argv))
+    except UsageError as exc:
+        parser.error(str(exc))
+    if options.dataset == "cifar10-jpeg" and not options.data_root:
         raise SystemExit("--data-root is required: the cifar10-jpeg folder that holds train/")
-    train(args)
+    train(options)
     return 0
 
 
