@@ -101,7 +101,8 @@ def test_training_changes_only_the_image_tower_and_resumes_bit_identically(cifar
 @pytest.mark.parametrize("argv, message", [
     (["--loss", "pgd", "--out", "x"], "invalid choice"),
     (["--loss", "fare", "--out", "x", "--eps", "two"], "not a number"),
-    (["--loss", "fare", "--out", "x", "--steps", "0"], "must be >= 1"),
+    (["--loss", "fare", "--out", "x", "--steps", "0"], "--steps: must be a positive integer, got 0"),
+    (["--loss", "fare", "--out", "x", "--eps", "2"], "must lie in (0, 1)"),
     (["--loss", "fare", "--out", "x", "--data-root", "/nonexistent"], "cifar10-jpeg folder"),
 ])
 def test_bad_arguments_are_one_line_and_exit_2(capsys, argv, message):

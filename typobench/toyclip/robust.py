@@ -22,10 +22,12 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see typobench.toyclip.tra
 
 import argparse
 import copy
+import dataclasses
 import math
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,7 @@ import torch
 from safetensors.torch import save_file
 
 from typobench.core.errors import UsageError
+from typobench.core.options import add_arguments, check, declared, from_namespace, option
 from typobench.data.classnames import CIFAR10_CLASSNAMES
 from typobench.models import load_model
 from typobench.models.loading import convolutions_channels_last
@@ -64,47 +67,59 @@ def _eps(text: str) -> float:
     return value
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be >= 1")
-    return value
+@dataclass
+class RobustOptions:
+    """Every setting of a robust fine-tuning run, each declared once: the flags of ``python -m
+    typobench.toyclip.robust``, their defaults and their checks. ``eps`` and ``attack_step_size`` are written as
+    fractions (``2/255``), which a declared float flag does not parse: their flags stay in ``build_parser``."""
+
+    loss: str = option(help="FARE (embedding) or TeCoA (zero-shot CE)", choices=LOSSES)
+    out: str = option(help="output folder")
+    base: str = option("toyclip", "the built-in model to start from", choices=BASES)
+    name: str | None = option(None, "name of the weights file (default: BASE-LOSS)")
+    data_root: str | None = option(None, "the cifar10-jpeg folder (with train/)")
+    seed: int = option(0, "seed of the batches and the attack starts")
+    steps: int = option(600, "optimiser steps", minimum=1)
+    batch_size: int = option(128, "photos per step", minimum=1)
+    lr: float = option(1e-4, "AdamW peak learning rate (linear warm-up, cosine decay)")
+    warmup: float = option(0.05, "fraction of the steps spent warming up")
+    weight_decay: float = option(1e-4, "AdamW weight decay (not on gains, biases, norms)")
+    grad_clip: float = option(1.0, "clip the gradient norm to this (0: no clipping)")
+    eps: float = 2 / 255
+    attack_steps: int = option(3, "PGD steps of the inner maximisation", minimum=1)
+    attack_step_size: float = 1 / 255
+    validation: int = option(2000, "training photos held out to choose the recipe", minimum=1)
+    eval_images: int = option(500, "validation photos scored at each evaluation", minimum=1)
+    eval_every: int = option(0, "evaluate every N steps (0: only at the end)")
+    photo_limit: int | None = option(None, "use only the first N training photos (tests)", minimum=1)
+    threads: int = option(2, "torch threads", minimum=1)
+    precision: str = option("bf16", "image tower under bf16 autocast", choices=("bf16", "fp32"))
+    log_every: int = option(10, "log the mean loss every N steps", minimum=1)
+    checkpoint_every: int = option(25, "write checkpoint.pt every N steps", minimum=1)
+    fp32: bool = option(False, "save fp32 weights (default fp16)")
+    no_resume: bool = option(False, "ignore an existing checkpoint.pt in --out")
+    stop_after: int | None = option(None, "stop at this step with a checkpoint (run the same command again to "
+                                          "continue)", minimum=1, metavar="STEP")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m typobench.toyclip.robust", description=__doc__.split("\n\n")[0],
-                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--loss", required=True, choices=LOSSES, help="FARE (embedding) or TeCoA (zero-shot CE)")
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--base", default="toyclip", choices=BASES, help="the built-in model to start from")
-    p.add_argument("--name", default=None, help="name of the weights file (default: BASE-LOSS)")
-    p.add_argument("--data-root", help="the cifar10-jpeg folder (with train/)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--steps", type=_positive, default=600)
-    p.add_argument("--batch-size", type=_positive, default=128)
-    p.add_argument("--lr", type=float, default=1e-4, help="AdamW peak learning rate (linear warm-up, cosine decay)")
-    p.add_argument("--warmup", type=float, default=0.05, help="fraction of the steps spent warming up")
-    p.add_argument("--weight-decay", type=float, default=1e-4)
-    p.add_argument("--grad-clip", type=float, default=1.0)
-    p.add_argument("--eps", type=_eps, default="2/255", help="L-inf radius of the training attack")
-    p.add_argument("--attack-steps", type=_positive, default=3, help="PGD steps of the inner maximisation")
-    p.add_argument("--attack-step-size", type=_eps, default="1/255", help="PGD sign-step size")
-    p.add_argument("--validation", type=_positive, default=2000, help="training photos held out to choose the recipe")
-    p.add_argument("--eval-images", type=_positive, default=500, help="validation photos scored at each evaluation")
-    p.add_argument("--eval-every", type=int, default=0, help="evaluate every N steps (0: only at the end)")
-    p.add_argument("--photo-limit", type=_positive, default=None, help="use only the first N training photos (tests)")
-    p.add_argument("--threads", type=_positive, default=2)
-    p.add_argument("--precision", default="bf16", choices=("bf16", "fp32"), help="image tower under bf16 autocast")
-    p.add_argument("--log-every", type=_positive, default=10)
-    p.add_argument("--checkpoint-every", type=_positive, default=25)
-    p.add_argument("--fp32", action="store_true", help="save fp32 weights (default fp16)")
-    p.add_argument("--no-resume", action="store_true", help="ignore an existing checkpoint.pt in --out")
-    p.add_argument("--stop-after", type=_positive, default=None, metavar="STEP",
-                   help="stop at this step with a checkpoint (run the same command again to continue)")
+    p = _Parser(prog="python -m typobench.toyclip.robust", description=__doc__.split("\n\n")[0])
+    names = [item.name for item in declared(RobustOptions)]
+    add_arguments(p, RobustOptions, names[:names.index("attack_steps")])
+    # A fraction such as 2/255: no declared kind parses one (a float flag reads 2/255 as an error).
+    p.add_argument("--eps", type=_eps, default="2/255", help="L-inf radius of the training attack (default: 2/255)")
+    add_arguments(p, RobustOptions, ["attack_steps"])
+    p.add_argument("--attack-step-size", type=_eps, default="1/255", help="PGD sign-step size (default: 1/255)")
+    add_arguments(p, RobustOptions, names[names.index("attack_steps") + 1:])
     return p
+
+
+def read_options(args: argparse.Namespace | RobustOptions) -> RobustOptions:
+    """The parsed flags as :class:`RobustOptions` (``--name`` defaulting to BASE-LOSS), checked."""
+    if not isinstance(args, RobustOptions):
+        args = from_namespace(RobustOptions, args, eps=args.eps, attack_step_size=args.attack_step_size)
+    check(args)
+    return dataclasses.replace(args, name=args.name or f"{args.base}-{args.loss}")
 
 
 # Settings that must match for a checkpoint to be resumed.
@@ -112,7 +127,7 @@ _RECIPE_KEYS = ("loss", "base", "seed", "steps", "batch_size", "lr", "warmup", "
                 "attack_steps", "attack_step_size", "validation", "photo_limit", "precision")
 
 
-def recipe_of(args: argparse.Namespace, photos: int) -> dict[str, Any]:
+def recipe_of(args: RobustOptions, photos: int) -> dict[str, Any]:
     settings = {k: getattr(args, k) for k in _RECIPE_KEYS}
     return {"recipe_version": RECIPE_VERSION, "name": args.name, **settings, "training_photos": photos,
             "loss_formula": {"fare": "max_{|d|inf<=eps} ||f(x+d) - f_orig(x)||^2 (unnormalised embeddings)",
@@ -123,7 +138,7 @@ def recipe_of(args: argparse.Namespace, photos: int) -> dict[str, Any]:
             "command": " ".join(["python -m typobench.toyclip.robust", *sys.argv[1:]])}
 
 
-def _schedule(args: argparse.Namespace):
+def _schedule(args: RobustOptions):
     warm = max(1, round(args.warmup * args.steps))
 
     def factor(step: int) -> float:
@@ -136,7 +151,7 @@ def _schedule(args: argparse.Namespace):
 class RobustTraining:
     """The model, its frozen original tower and class texts, the optimiser, and the step loop."""
 
-    def __init__(self, args: argparse.Namespace, recipe: dict[str, Any], log: _TrainLog, out: Path) -> None:
+    def __init__(self, args: RobustOptions, recipe: dict[str, Any], log: _TrainLog, out: Path) -> None:
         self.args, self.recipe, self.log, self.out = args, recipe, log, out
         self.checkpoint_path = out / "checkpoint.pt"
         loaded = load_model(args.base)
@@ -252,7 +267,7 @@ def save_vision_tower(model: torch.nn.Module, path: Path) -> None:
     save_file(state, str(path))
 
 
-def load_photos(args: argparse.Namespace, size: int) -> tuple[TrainPhotos, TrainPhotos]:
+def load_photos(args: RobustOptions, size: int) -> tuple[TrainPhotos, TrainPhotos]:
     """The training and validation photos of CIFAR-10 train (``--validation`` of them held out), at ``size`` px."""
     bank = PhotoBank.load("cifar10-jpeg", args.data_root, "train", limit=args.photo_limit)
     if args.validation >= len(bank):
@@ -263,11 +278,11 @@ def load_photos(args: argparse.Namespace, size: int) -> tuple[TrainPhotos, Train
             TrainPhotos(images[val_idx], bank.labels[val_idx], args.seed))
 
 
-def train(args: argparse.Namespace) -> dict[str, Any]:
+def train(args: argparse.Namespace | RobustOptions) -> dict[str, Any]:
     """One sitting of robust fine-tuning (see the module's docstring); the recipe, as written to recipe.json."""
+    args = read_options(args)
     if not args.data_root or not (Path(args.data_root) / "train").is_dir():
         raise UsageError(f"--data-root {args.data_root!r} must be the cifar10-jpeg folder that holds train/")
-    args.name = args.name or f"{args.base}-{args.loss}"
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(args.threads)
