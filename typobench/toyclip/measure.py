@@ -32,9 +32,11 @@ import numpy as np
 import pandas as pd
 
 from typobench.core.atomic import write_json_atomic, write_text_atomic
+from typobench.core.errors import UsageError
 from typobench.core.metrics import bootstrap_interval, paired_difference_interval
+from typobench.core.options import REQUIRED, add_arguments, check, from_namespace, option
 from typobench.experiments.stroop import run_stroop
-from typobench.harness.config import RunConfig
+from typobench.harness.config import DATA, MODEL, RUNTIME, Quiet, RunConfig
 from typobench.harness.results import read_predictions
 from typobench.harness.run import execute
 from typobench.harness.session import Session
@@ -345,27 +347,31 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     return report
 
 
+@dataclass
+class MeasureOptions:
+    """The options of ``python -m typobench.toyclip.measure`` that are not a run's (the others are RunConfig's)."""
+
+    checks: str | None = option(None, "whose thresholds to judge by (default: --model's, or the organism --model's "
+                                      "config makes)", choices=tuple(sorted(CHECKS_BY_ORGANISM)))
+    probe_eval_limit: int | None = option(None, "test images on which the linear probe and zero-shot are compared "
+                                                "(default: all)", minimum=1)
+
+
+# RunConfig's options this script passes on to its runs, with its own defaults and helps.
+RUN_OPTIONS = ("model", "pretrained", "data_root", "limit", "holdout", "probe_train_limit", "seed", "batch_size",
+               "cache_dir", "out")
+RUN_DEFAULTS = {"model": "toyclip", "data_root": REQUIRED, "limit": 2000, "batch_size": 128, "out": REQUIRED}
+RUN_HELPS = {"data_root": "the cifar10-jpeg folder (with test/)",
+             "limit": f"class-stratified test images (after --holdout) (default: {RUN_DEFAULTS['limit']})",
+             "probe_train_limit": "training images of the linear probe (default: all 50,000)",
+             "out": "the folder of the runs, measure.json and measure.md"}
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m typobench.toyclip.measure", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--model", default="toyclip")
-    p.add_argument("--pretrained", default=None, help="a checkpoint for --model (e.g. a freshly trained toyclip)")
-    p.add_argument("--data-root", required=True, help="the cifar10-jpeg folder (with test/)")
-    p.add_argument("--checks", choices=sorted(CHECKS_BY_ORGANISM), default=None,
-                   help="whose thresholds to judge by (default: --model's, or the organism --model's config makes)")
-    p.add_argument("--limit", type=int, default=2000, help="class-stratified test images (after --holdout)")
-    p.add_argument("--holdout", type=int, default=None, metavar="N",
-                   help="leave out the N test images --limit N would draw (the validation images recipes were "
-                        "chosen on) and measure on the rest")
-    p.add_argument("--probe-train-limit", type=int, default=None,
-                   help="training images of the linear probe (default: all 50,000)")
-    p.add_argument("--probe-eval-limit", type=int, default=None,
-                   help="test images on which the linear probe and zero-shot are compared (default: all)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--cache-dir", default=None)
-    p.add_argument("--out", required=True)
-    p.add_argument("--quiet", action="store_true")
+    p = argparse.ArgumentParser(prog="python -m typobench.toyclip.measure", description=__doc__.split("\n\n")[0])
+    add_arguments(p, RunConfig, RUN_OPTIONS, defaults=RUN_DEFAULTS, helps=RUN_HELPS, groups={MODEL: p, DATA: p, RUNTIME: p})
+    add_arguments(p, MeasureOptions, ("checks", "probe_eval_limit"))
+    add_arguments(p, Quiet, ("quiet",))
     return p
 
 
@@ -379,7 +385,12 @@ def organism_checks(args: argparse.Namespace) -> tuple[Check, ...]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        check(from_namespace(MeasureOptions, args))
+    except UsageError as exc:
+        parser.error(str(exc))
     report = measure(args)
     print(markdown(report))
     return 0 if report["all_met"] else 1

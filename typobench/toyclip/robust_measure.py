@@ -16,13 +16,15 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from typobench.core.atomic import write_json_atomic, write_text_atomic
 from typobench.core.errors import UsageError
 from typobench.core.metrics import paired_difference_interval
-from typobench.harness.config import RunConfig
+from typobench.core.options import REQUIRED, add_arguments, check, declared, from_namespace, option
+from typobench.harness.config import DATA, MODEL, RUNTIME, RunConfig
 from typobench.harness.results import read_predictions
 from typobench.harness.run import execute
 from typobench.toyclip.measure import _correct_by_stage
@@ -41,21 +43,43 @@ ROWS = (("default", "clean", "clean zero-shot accuracy"),
         ("apgd-linf", "apgd-linf-4", "APGD-CE + APGD-T L-inf 4/255: robust accuracy"))
 
 
+@dataclass
+class RobustMeasureOptions:
+    """The options of ``python -m typobench.toyclip.robust_measure`` that are not a run's (those are RunConfig's)."""
+
+    models: tuple[str, ...] = option(("toyclip", "toyclip-fare"), "built-in names; the first is the reference of "
+                                     "the paired differences", spaced=True)
+    apgd_limit: int = option(250, "test images of the apgd-linf suite", minimum=1)
+    suites: tuple[str, ...] = option(SUITES, f"suites to run, of {', '.join(SUITES)}", choices=SUITES, spaced=True)
+
+
+# RunConfig's options this script passes on to its runs, with its own defaults and helps.
+RUN_OPTIONS = ("data_root", "limit", "batch_size", "seed", "attack_checks", "out")
+RUN_DEFAULTS = {"data_root": REQUIRED, "limit": 500, "batch_size": 125, "attack_checks": 16, "out": REQUIRED}
+RUN_HELPS = {"data_root": "the cifar10-jpeg folder",
+             "limit": f"test images of the default and words-alone suites (default: {RUN_DEFAULTS['limit']})",
+             "attack_checks": "samples the attack-failure checks re-attack with twice the budget (predictions "
+                              "unchanged)",
+             "out": "the folder of the runs, measure.json and measure.md"}
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="python -m typobench.toyclip.robust_measure", description=__doc__.split("\n\n")[0])
-    p.add_argument("--models", nargs="+", default=["toyclip", "toyclip-fare"],
-                   help="built-in names; the first is the reference of the paired differences")
-    p.add_argument("--data-root", required=True, help="the cifar10-jpeg folder")
-    p.add_argument("--limit", type=int, default=500)
-    p.add_argument("--apgd-limit", type=int, default=250)
-    p.add_argument("--suites", nargs="+", default=list(SUITES), choices=SUITES)
-    p.add_argument("--batch-size", type=int, default=125)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--precision", default="bf16", choices=("fp32", "bf16"), help="autocast precision of the runs")
-    p.add_argument("--attack-checks", type=int, default=16,
-                   help="samples the attack-failure checks re-attack with twice the budget (predictions unchanged)")
-    p.add_argument("--out", required=True)
+    flat = {MODEL: p, DATA: p, RUNTIME: p}
+    add_arguments(p, RobustMeasureOptions, [item.name for item in declared(RobustMeasureOptions)])
+    add_arguments(p, RunConfig, RUN_OPTIONS, defaults=RUN_DEFAULTS, helps=RUN_HELPS, groups=flat)
+    # RunConfig's --precision also offers fp16, which this script never did: no per-command narrowing of a
+    # declared option's choices, so the flag stays written here.
+    p.add_argument("--precision", default="bf16", choices=("fp32", "bf16"),
+                   help="autocast precision of the runs (default: bf16)")
     return p
+
+
+def read_options(args: argparse.Namespace) -> RobustMeasureOptions:
+    """The script's own options from the parsed flags, checked (a ``UsageError`` names the flag)."""
+    options = from_namespace(RobustMeasureOptions, args)
+    check(options)
+    return options
 
 
 def _config(args: argparse.Namespace, model: str, suite: str) -> RunConfig:
@@ -115,6 +139,7 @@ def markdown(rows: list[dict[str, Any]], reference: str) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
+        read_options(args)
         results = {(model, suite): execute(_config(args, model, suite), progress=False).results
                    for suite in args.suites for model in args.models}
     except UsageError as exc:
