@@ -75,3 +75,15 @@ def test_bad_input_is_one_line_and_exit_2(argv, named, capsys) -> None:
     assert main(["leaderboard", "compare", *argv, "--root", str(PROJECT_ROOT / "leaderboards")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and named in err
+
+
+def test_the_published_robust_finding_is_what_the_entries_give_today(tmp_path) -> None:
+    """README's finding (toyclip vs its FARE and TeCoA fine-tunes) is `leaderboard compare` on the shipped entries:
+    re-derived here, it must equal the committed table number for number."""
+    published = PROJECT_ROOT / "leaderboards" / "findings" / "robust-clip"
+    frame, text, _ = run_comparison("cifar10-sample.robust-clip.zeroshot", ["toyclip", "toyclip-fare", "toyclip-tecoa"],
+                                    "toyclip", root=PROJECT_ROOT / "leaderboards", out=tmp_path)
+    assert (published / "compare.md").read_text(encoding="utf-8") == text
+    assert (tmp_path / "compare.csv").read_text(encoding="utf-8") == (published / "compare.csv").read_text(encoding="utf-8")
+    fare = frame[(frame.model == "toyclip-fare") & (frame.column == "robust_linf_2")].iloc[0]
+    assert fare.minus_lo > 0  # the fine-tune is more robust than toyclip on these images, paired

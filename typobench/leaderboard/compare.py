@@ -28,7 +28,7 @@ from typobench.leaderboard.boards import ENTRIES_DIR, BoardsRoot, load_boards
 from typobench.leaderboard.protocol import Board, Boards, column_label
 from typobench.leaderboard.validate import ValidEntry, validate_paths
 
-FRAME_COLUMNS = ("model", "column", "label", "value", "ci95_lo", "ci95_hi", "n", "minus_reference", "minus_lo",
+FRAME_COLUMNS = ("model", "column", "label", "points", "value", "ci95_lo", "ci95_hi", "n", "minus_reference", "minus_lo",
                  "minus_hi", "paired_n")
 
 
@@ -125,7 +125,8 @@ def compare(board: Board, entries: Sequence[ValidEntry], reference: ValidEntry) 
             ci = cell.get("ci95") or [None, None]
             diff = {"value": None} if entry is reference else paired_difference(column, entry, reference)
             diff_ci = diff.get("ci95") or [None, None]
-            rows.append((entry.model["label"], column.key, column_label(board, column), cell.get("value"), ci[0], ci[1], cell.get("n"),
+            rows.append((entry.model["label"], column.key, column_label(board, column), column.points, cell.get("value"),
+                         ci[0], ci[1], cell.get("n"),
                          diff["value"], diff_ci[0], diff_ci[1], diff.get("n")))
     return pd.DataFrame(rows, columns=list(FRAME_COLUMNS))
 
@@ -148,7 +149,8 @@ def markdown(frame: pd.DataFrame, board: Board, reference: str) -> str:
         paired = f"[{_points(row.minus_lo)}, {_points(row.minus_hi)}]" if row.minus_lo is not None and not pd.isna(row.minus_lo) else ""
         n = "" if row.n is None or pd.isna(row.n) else int(row.n)
         paired_n = "" if row.paired_n is None or pd.isna(row.paired_n) else int(row.paired_n)
-        lines.append(f"| {row.label} | {row.model} | {_pct(row.value)}% | {interval} | {n} | {_points(row.minus_reference)} "
+        value = f"{_points(row.value)} pts" if row.points else f"{_pct(row.value)}%"
+        lines.append(f"| {row.label} | {row.model} | {value} | {interval} | {n} | {_points(row.minus_reference)} "
                      f"| {paired} | {paired_n} |")
     return "\n".join(lines) + "\n"
 
