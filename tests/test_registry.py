@@ -203,3 +203,36 @@ def test_every_defense_kind_carries_its_own_summary():
     listed = list_defenses()
     assert [d["kind"] for d in listed] == DEFENSES.names() == ["ablate", "prompt", "interpolate", "input", "project"]
     assert all(d["summary"] == DEFENSES.get(d["kind"]).summary and d["summary"] for d in listed)
+
+
+def test_a_new_stage_kind_is_one_module_found_by_its_name(tmp_path, monkeypatch) -> None:
+    """A ``<kind>_schema.py`` module in typobench.suites (here: in a folder added to the package's path) holding a
+    stage class and its SCHEMA is a kind a suite can name, with no line added anywhere else."""
+    import importlib.util
+    import sys
+
+    import typobench.suites as suites_package
+    from typobench.suites import kinds
+
+    (tmp_path / "echo_schema.py").write_text(
+        "from typobench.stages.base import Stage\n"
+        "from typobench.suites.schema import StageSchema\n\n"
+        "class EchoStage(Stage):\n    kind = 'echo'\n\n"
+        "def build(table, name, source):\n    SCHEMA.finish(table)\n    return EchoStage(name)\n\n"
+        "SCHEMA = StageSchema(kind='echo', build=build)\n")
+    monkeypatch.setattr(suites_package, "__path__", [*suites_package.__path__, str(tmp_path)])
+    monkeypatch.delitem(sys.modules, "typobench.suites.echo_schema", raising=False)
+    spec = importlib.util.spec_from_file_location("typobench.suites.kinds", kinds.__file__)
+    fresh = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fresh)  # a fresh copy of the registry module: the package's own stays as it was
+    sys.modules.pop("typobench.suites.echo_schema", None)
+    assert "echo" in fresh.STAGE_SCHEMAS.names() and "echo" not in kinds.STAGE_SCHEMAS.names()
+
+
+def test_every_schema_module_is_a_registered_stage_kind() -> None:
+    import importlib
+
+    from typobench.suites import kinds
+
+    found = {importlib.import_module(f"typobench.suites.{m}").SCHEMA.kind for m in kinds.schema_modules()}
+    assert len(found) >= 7 and set(kinds.STAGE_SCHEMAS.names()) == {"clean", "blank"} | found
