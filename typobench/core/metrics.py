@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -44,6 +44,14 @@ def paired_difference_interval(first: np.ndarray, second: np.ndarray, draws: int
     two models on the same images): pairing removes the shared per-item difficulty."""
     diff = np.asarray(first, dtype=float) - np.asarray(second, dtype=float)
     return bootstrap_interval(len(diff), lambda idx: diff[idx].mean(1), draws, seed)
+
+
+def paired_difference_by_id(first: Mapping[str, float], second: Mapping[str, float], ids: Sequence[str]) -> dict:
+    """``{value, ci95, n}``: mean(first) - mean(second) over the items ``ids`` (keys of both), with
+    :func:`paired_difference_interval`."""
+    a = np.array([first[i] for i in ids], dtype=float)
+    b = np.array([second[i] for i in ids], dtype=float)
+    return {"value": float(a.mean() - b.mean()), "ci95": paired_difference_interval(a, b), "n": len(ids)}
 
 
 def per_class_accuracy(labels: np.ndarray, predictions: np.ndarray, classnames: Sequence[str]) -> dict[str, dict]:

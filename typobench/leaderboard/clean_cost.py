@@ -12,9 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
-
-from typobench.core.metrics import paired_difference_interval
+from typobench.core.metrics import paired_difference_by_id
 from typobench.leaderboard.column_kinds import correct_by_sample
 from typobench.leaderboard.validate import ValidEntry
 
@@ -23,13 +21,9 @@ def cost_cell(reference: ValidEntry, entry: ValidEntry, stage: str) -> dict[str,
     """``{value, ci95, n, reference}``: accuracy of ``reference`` minus ``entry`` on ``stage``, paired by sample."""
     before = correct_by_sample(reference.entry["predictions"], stage)
     after = correct_by_sample(entry.entry["predictions"], stage)
-    ids = sorted(before)
-    if set(ids) != set(after):
+    if set(before) != set(after):
         return {"value": None}
-    first = np.array([before[i] for i in ids], dtype=float)
-    second = np.array([after[i] for i in ids], dtype=float)
-    return {"value": float(first.mean() - second.mean()), "ci95": paired_difference_interval(first, second),
-            "n": len(ids), "reference": reference.model["label"]}
+    return {**paired_difference_by_id(before, after, sorted(before)), "reference": reference.model["label"]}
 
 
 def fill_clean_costs(entries: Sequence[ValidEntry]) -> None:

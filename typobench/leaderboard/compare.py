@@ -21,7 +21,7 @@ import pandas as pd
 
 from typobench.core.atomic import write_text_atomic
 from typobench.core.errors import UsageError, close_matches
-from typobench.core.metrics import paired_difference_interval
+from typobench.core.metrics import paired_difference_by_id
 from typobench.core.options import option
 from typobench.leaderboard.column_kinds import Column
 from typobench.leaderboard.boards import ENTRIES_DIR, BoardsRoot, load_boards
@@ -106,12 +106,7 @@ def paired_difference(column: Column, entry: ValidEntry, reference: ValidEntry) 
     if mine is None or theirs is None:
         return {"value": None}
     ids = sorted(set(mine) & set(theirs))
-    if not ids:
-        return {"value": None}
-    first = np.array([mine[i] for i in ids])
-    second = np.array([theirs[i] for i in ids])
-    return {"value": float(first.mean() - second.mean()), "ci95": paired_difference_interval(first, second),
-            "n": len(ids)}
+    return paired_difference_by_id(mine, theirs, ids) if ids else {"value": None}
 
 
 def compare(board: Board, entries: Sequence[ValidEntry], reference: ValidEntry) -> pd.DataFrame:
