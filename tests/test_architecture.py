@@ -74,7 +74,7 @@ NEURONS_LAYERS = [
     ("heads", "microscope"),
     ("report",),
     ("atlas",),
-    ("analysis", "after_run", "microscope_run"),
+    ("analysis", "after_run", "microscope_run", "heads_run"),
 ]
 
 

@@ -28,6 +28,7 @@ from typobench.suites import neurons_option, parse_suite
 from test_suites import MINIMAL
 from typobench.suites.fields import Table
 from typobench.suites.neurons_option import NeuronsConfig
+from typobench.neurons.heads.survey import HeadSurveyOptions
 
 SUITE = MINIMAL + b"[neurons]\n"  # test_suites' minimal suite with an empty [neurons] table
 
@@ -83,7 +84,8 @@ def _parser(command: str) -> argparse.ArgumentParser:
     (RunConfig, "run"), (NeuronsConfig, "neurons"), (SearchOptions, "search-text"), (SweepOptions, "sweep"),
     (SubmitOptions, "submit"), (BoardsRoot, "leaderboard validate"), (BuildOptions, "leaderboard build"),
     (CompareOptions, "leaderboard compare"), (PaintOptions, "defense paint-curve"),
-    (WrittenStage, "defense train-prefix"), (ProjectionStages, "defense train-projection"), (Quiet, "run"), (Quiet, "sweep"), (Quiet, "leaderboard validate")])
+    (WrittenStage, "defense train-prefix"), (ProjectionStages, "defense train-projection"), (Quiet, "run"), (Quiet, "sweep"), (Quiet, "leaderboard validate"),
+    (HeadSurveyOptions, "heads")])
 def test_every_declared_option_is_a_flag_of_its_command_with_its_declared_default(config, command):
     parser = _parser(command)
     flags = {flag: action for action in parser._actions for flag in action.option_strings}

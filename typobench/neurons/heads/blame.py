@@ -25,8 +25,8 @@ import torch
 from torch import Tensor, nn
 
 from typobench.core.errors import UsageError
-from typobench.models.attention_heads import direct_contributions, head_means, head_space, headwise_attention, \
-    residual_terms
+from typobench.models.attention_heads import DirectContributions, direct_contributions, head_means, head_space, \
+    headwise_attention, residual_terms
 from typobench.models.units import NeuronSpace, as_pixels, mean_over_positions
 from typobench.neurons.proof.ablation import Events
 from typobench.neurons.blame.attribution import Attribution, linearised_head
@@ -47,7 +47,9 @@ HEADS_METHOD = ("attention heads of the last {blocks} block(s) (units 'resblocks
                 "head's output averaged over tokens (the matched baseline matches its mean)")
 
 
-def _embeddings_and_terms(model: nn.Module, space: NeuronSpace, x: Tensor):
+def embeddings_and_terms(model: nn.Module, space: NeuronSpace, x: Tensor) -> DirectContributions:
+    """One forward pass of ``model.features`` on pixels ``x`` [N, 3, H, W], split into its direct terms (heads
+    computed one by one for the pass)."""
     with torch.no_grad(), residual_terms(model, space) as store:
         model.features(x)
     return direct_contributions(model, space, store)
@@ -64,7 +66,7 @@ def head_attribution(model: nn.Module, space: NeuronSpace, images: Tensor, from_
     device = next(model.parameters()).device
     attrs, acts, margins, logits_all = [], [], [], []
     for start in range(0, len(images), batch_size):
-        terms = _embeddings_and_terms(model, space, as_pixels(images[start:start + batch_size]).to(device))
+        terms = embeddings_and_terms(model, space, as_pixels(images[start:start + batch_size]).to(device))
         rows = torch.arange(len(terms.embedding))
         with torch.enable_grad():
             f = terms.embedding.detach().float().requires_grad_(True)
@@ -85,7 +87,7 @@ def head_attribution(model: nn.Module, space: NeuronSpace, images: Tensor, from_
 def reference_contributions(model: nn.Module, space: NeuronSpace, images: Tensor, batch_size: int = 64) -> Tensor:
     """[n, U, D]: every head's direct contribution to the (raw) image embedding of each image."""
     device = next(model.parameters()).device
-    parts = [_embeddings_and_terms(model, space, as_pixels(images[s:s + batch_size]).to(device)).heads.cpu()
+    parts = [embeddings_and_terms(model, space, as_pixels(images[s:s + batch_size]).to(device)).heads.cpu()
              for s in range(0, len(images), batch_size)]
     return torch.cat(parts) if parts else torch.zeros(0, space.total, 0)
 
@@ -152,4 +154,4 @@ class HeadStudy:
                 "analyses": self.analyses, "cards": cards}
 
 
-__all__ = ["HEADS_METHOD", "HeadStudy", "head_attribution", "reference_contributions"]
+__all__ = ["HEADS_METHOD", "HeadStudy", "embeddings_and_terms", "head_attribution", "reference_contributions"]
