@@ -36,7 +36,8 @@ from typobench.leaderboard.protocol import (
     published_suite_file,
     stroop_protocol_sha256,
 )
-from typobench.leaderboard.scoring import rescore_stroop, rescore_suite
+from typobench.leaderboard.scoring import NESTED_STAGE_RATES, rescore_stroop, rescore_suite
+from typobench.leaderboard.stage_columns import STAGE_COLUMNS
 from typobench.suites.fields import Table
 
 BOARD_KINDS: Registry[type[BoardKind]] = Registry("board kind")
@@ -58,7 +59,7 @@ class SuiteBoard(BoardKind):
 
     name = "suite"
     run_file = RESULTS_FILE
-    stage_columns = ("target",)
+    stage_columns = tuple(STAGE_COLUMNS)
     pins_seed = True
 
     def read_fields(self, table: Table) -> dict[str, Any]:
@@ -80,12 +81,14 @@ class SuiteBoard(BoardKind):
         return rescore_suite(table, board.dataset.num_classes)
 
     def check_stated_stage(self, stage: dict[str, Any], field: str) -> None:
-        check_object(stage, field, ("name", "accuracy", "ci95", "n"), ("targeted_success",))
+        rates = ("targeted_success", *NESTED_STAGE_RATES)
+        check_object(stage, field, ("name", "accuracy", "ci95", "n"), rates)
         check_number(stage["accuracy"], f"{field}.accuracy", null=True)
         check_ci(stage["ci95"], f"{field}.ci95")
         check_int(stage["n"], f"{field}.n", minimum=0)
-        if "targeted_success" in stage:
-            check_rate(stage["targeted_success"], f"{field}.targeted_success")
+        for key in rates:
+            if key in stage:
+                check_rate(stage[key], f"{field}.{key}")
 
     def check_head(self, stated: dict[str, Any], board: Board) -> None:
         if "prompt" in stated:

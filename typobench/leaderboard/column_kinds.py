@@ -68,6 +68,7 @@ class ColumnKind:
     metrics: ClassVar[tuple[str, ...]] = ()  # the values its ``metric`` may take (empty: it has none)
     points: ClassVar[bool] = False  # its value is a difference of rates (percentage points), not a rate
     compares_entries: ClassVar[bool] = False  # its value needs a second entry (see ``leaderboard.clean_cost``)
+    stage_column: ClassVar[str | None] = None  # the optional stage column it reads (``leaderboard.stage_columns``)
 
     def value(self, column: Column, stages: Stages) -> Cell:
         """``{value, ci95?, n?}`` of ``column`` from the stage metrics; value None when there is nothing to measure."""
@@ -169,11 +170,54 @@ class StroopRate(ColumnKind):
 
 
 @_register
-class CleanCost(ColumnKind):
-    """Clean accuracy a defense costs: that of the entry of the same weights without defenses minus the entry's.
-    An entry alone has no value; ``leaderboard.clean_cost`` fills it once every entry is validated."""
+class TwoWay(ColumnKind):
+    """SCAM's two-way rate (``harness.twoway``): how often the label's logit beats the written class's, among
+    the samples whose written word is another class."""
 
-    name = "clean_cost"
+    name = "two_way"
+    stage_column = "label_wins"
+
+    def stage_value(self, stage: Mapping[str, Any], stages: Stages) -> Cell:
+        rate = stage.get("label_over_word")
+        return dict(rate) if isinstance(rate, Mapping) else {"value": None}
+
+    def per_sample(self, column: Column, table: Mapping[str, Any]) -> dict[str, float] | None:
+        wins = (table["stages"].get(column.stage) or {}).get(self.stage_column)
+        if wins is None:
+            return {}
+        return {sid: float(w == 1) for sid, w in zip(table["sample_ids"], wins) if w >= 0}
+
+
+@_register
+class Legibility(ColumnKind):
+    """The OCR's reading of the stage's written text (``harness.legibility``): ``legible`` (the share it read
+    back) or ``accuracy_legible`` (the accuracy on the samples it read back)."""
+
+    name = "legibility"
+    metrics = ("legible", "accuracy_legible")
+    stage_column = "legible"
+
+    def value(self, column: Column, stages: Stages) -> Cell:
+        rate = (_stage(stages, column.stage) or {}).get(column.metric or "")
+        return dict(rate) if isinstance(rate, Mapping) else {"value": None}
+
+    def per_sample(self, column: Column, table: Mapping[str, Any]) -> dict[str, float] | None:
+        legible = (table["stages"].get(column.stage) or {}).get(self.stage_column)
+        if legible is None:
+            return {}
+        if column.metric == "accuracy_legible":
+            correct = correct_by_sample(table, column.stage)
+            return {sid: correct[sid] for sid, read in zip(table["sample_ids"], legible) if read == 1}
+        return {sid: float(read == 1) for sid, read in zip(table["sample_ids"], legible) if read >= 0}
+
+
+@_register
+class Cost(ColumnKind):
+    """Accuracy on the column's stage that a defense costs: that of the entry of the same weights without defenses
+    minus the entry's (on ``clean``: the clean cost; on ``words-alone``: the reading cost). An entry alone has no
+    value; ``leaderboard.clean_cost`` fills it once every entry is validated."""
+
+    name = "cost"
     points = True
     compares_entries = True
 

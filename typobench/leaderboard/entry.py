@@ -32,7 +32,8 @@ from typobench.leaderboard.protocol import (
     is_safe_id,
     stroop_protocol_sha256,
 )
-from typobench.leaderboard.scoring import STAGE_METRIC_FIELDS, headline_values
+from typobench.leaderboard.scoring import entry_stage_metrics, headline_values
+from typobench.leaderboard.stage_columns import entry_stage_columns
 
 ENTRY_SCHEMA = 1
 # Model labels: open_clip names and tags, hf-hub:org/repo. No '..', no leading '/', no control characters.
@@ -142,7 +143,8 @@ def _int_column(frame: pd.DataFrame, column: str) -> np.ndarray:
 
 
 def suite_predictions_table(predictions: pd.DataFrame, stage_names: list[str]) -> dict[str, Any]:
-    """The compact table of a run: sample ids and labels once, then pred (and target) per stage."""
+    """The compact table of a run: sample ids and labels once, then pred (and the optional columns of
+    ``leaderboard.stage_columns`` that the stage has) per stage."""
     if not stage_names:
         raise UsageError("the run has no stages")
     first = predictions[predictions["stage"] == stage_names[0]]
@@ -160,16 +162,12 @@ def suite_predictions_table(predictions: pd.DataFrame, stage_names: list[str]) -
         frame = frame.loc[sample_ids]
         if not np.array_equal(_int_column(frame, "label"), labels):
             raise UsageError(f"{PREDICTIONS_FILE}: stage '{name}' gives other labels than stage '{stage_names[0]}'")
-        columns = {"pred": _int_column(frame, "pred").tolist()}
-        target = _int_column(frame, "target")
-        if (target >= 0).any():
-            columns["target"] = target.tolist()
-        stages[name] = columns
+        stages[name] = {"pred": _int_column(frame, "pred").tolist(), **entry_stage_columns(frame)}
     return {"sample_ids": sample_ids, "label": labels.tolist(), "stages": stages}
 
 
 def _stated_stage(stage: dict[str, Any]) -> dict[str, Any]:
-    return {"name": stage["name"], **{key: stage[key] for key in STAGE_METRIC_FIELDS if key in stage}}
+    return {"name": stage["name"], **entry_stage_metrics(stage)}
 
 
 def _finish(board: Board, boards: Boards, *, model: dict, dataset: dict, suite: dict, head: dict, stages: list,

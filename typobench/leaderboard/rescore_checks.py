@@ -12,6 +12,7 @@ from typing import Any
 
 from typobench.data import sample_hash
 from typobench.leaderboard.protocol import Board, label_hash
+from typobench.leaderboard.stage_columns import STAGE_COLUMNS
 from typobench.leaderboard.entry_fields import (
     EntryError,
     check_ci,
@@ -51,6 +52,7 @@ def check_predictions(table: Any, dataset: dict[str, Any], board: Board, names: 
         raise EntryError("predictions.label", f"the true labels{''.join(f' and {c}s' for c in extra)} hash to "
                          f"{labels[:12]}..., not to board {board.id}'s protocol ({board.dataset.label_hash[:12]}...)")
     _check_stage_columns(table["stages"], names, n, classes, board.kind.stage_columns)
+    _check_needed_columns(table["stages"], board)
     return table
 
 
@@ -64,9 +66,20 @@ def _check_stage_columns(stages: Any, names: list[str], n: int, classes: int, op
         field = f"predictions.stages[{name}]"
         check_object(columns, field, ("pred",), optional)
         check_int_list(columns["pred"], f"{field}.pred", n, 0, classes)
-        for column in optional:  # targets: -1 where a stage has none for the sample
-            if column in columns:
-                check_int_list(columns[column], f"{field}.{column}", n, -1, classes)
+        for name in optional:  # -1 where a stage has no value for the sample
+            if name in columns:
+                maximum = STAGE_COLUMNS[name].maximum
+                check_int_list(columns[name], f"{field}.{name}", n, -1, classes if maximum is None else maximum + 1)
+
+
+def _check_needed_columns(stages: dict[str, Any], board: Board) -> None:
+    """Every optional column that one of the board's columns reads is in its stage."""
+    for column in board.columns:
+        needed = column.measure.stage_column
+        if needed and column.stage in stages and needed not in stages[column.stage]:
+            raise EntryError(f"predictions.stages[{column.stage}].{needed}",
+                             f"is missing: board {board.id}'s column '{column.label}' needs it; it comes from "
+                             f"{STAGE_COLUMNS[needed].needed_by}")
 
 
 def check_stated_metrics(metrics: Any, board: Board, names: list[str]) -> list[dict[str, Any]]:

@@ -18,24 +18,37 @@ from typobench.harness.results import summarise_stages
 from typobench.typographic.stroop import stroop_metrics
 from typobench.leaderboard.column_kinds import Column
 from typobench.leaderboard.protocol import Board
+from typobench.leaderboard.stage_columns import run_stage_columns
 
 STAGE_METRIC_FIELDS = ("accuracy", "ci95", "n", "targeted_success")
+# Rates an entry states from a stage's nested metrics: SCAM's two-way rate, and the OCR's legibility.
+NESTED_STAGE_RATES = {"label_over_word": ("two_way", "label_over_word"), "legible": ("legibility", "legible"),
+                      "accuracy_legible": ("legibility", "accuracy_legible")}
+
+
+def entry_stage_metrics(stage: Mapping[str, Any]) -> dict[str, Any]:
+    """The numbers of a stage's metrics (a run's, or re-scored) that an entry states."""
+    out = {key: stage[key] for key in STAGE_METRIC_FIELDS if key in stage}
+    for key, (group, rate) in NESTED_STAGE_RATES.items():
+        if isinstance(stage.get(group), Mapping) and rate in stage[group]:
+            out[key] = stage[group][rate]
+    return out
 
 
 def predictions_frame(table: Mapping[str, Any]) -> pd.DataFrame:
-    """The long frame (one row per sample and stage: stage, sample_id, label, pred, target) of a
-    compact predictions table ``{sample_ids, label, stages: {name: {pred, target?}}}``."""
+    """The long frame (one row per sample and stage: stage, sample_id, label, pred, and the run columns of the
+    stage's optional columns, :mod:`.stage_columns`) of a compact predictions table
+    ``{sample_ids, label, stages: {name: {pred, target?, label_wins?, legible?}}}``."""
     sample_ids = list(table["sample_ids"])
     labels = np.asarray(table["label"], dtype=np.int64)
     frames = []
     for name, columns in table["stages"].items():
-        target = columns.get("target")
         frames.append(pd.DataFrame({
             "stage": name,
             "sample_id": sample_ids,
             "label": labels,
             "pred": np.asarray(columns["pred"], dtype=np.int64),
-            "target": np.asarray(target, dtype=np.int64) if target is not None else np.full(len(sample_ids), -1),
+            **run_stage_columns(columns, len(sample_ids)),
         }))
     return pd.concat(frames, ignore_index=True)
 
@@ -45,17 +58,12 @@ def placeholder_classnames(num_classes: int) -> list[str]:
     return [str(i) for i in range(num_classes)]
 
 
-def _entry_stage(stage: Mapping[str, Any]) -> dict[str, Any]:
-    """The fields of a stage's metrics that an entry states."""
-    return {key: stage[key] for key in STAGE_METRIC_FIELDS if key in stage}
-
-
 def rescore_suite(table: Mapping[str, Any], num_classes: int) -> list[dict[str, Any]]:
     """Stage metrics of a suite entry, re-derived with ``summarise_stages``."""
     frame = predictions_frame(table)
     stage_info = [{"name": name} for name in table["stages"]]
     summary = summarise_stages(frame, stage_info, placeholder_classnames(num_classes))
-    return [{"name": s["name"], **_entry_stage(s)} for s in summary]
+    return [{"name": s["name"], **entry_stage_metrics(s)} for s in summary]
 
 
 def stroop_kinds(labels: np.ndarray, words: np.ndarray) -> np.ndarray:
