@@ -272,14 +272,15 @@ def _stage(name: str, accuracy: float, written: float | None = None) -> dict:
 
 
 def test_measure_derives_every_property_from_the_runs_and_judges_it():
-    from typobench.toyclip import measure
+    from typobench.toyclip import checks, measure
+    from typobench.toyclip import figures as toy_figures
 
     default = {"suite": {"name": "default"}, "stages": [
         _stage("clean", 0.70), _stage("true-label-sticker", 0.85), _stage("random-wrong-label", 0.30, 0.40),
         _stage("control-word", 0.50), _stage("pgd-linf-2", 0.02)]}
     held_out = {"suite": {"name": "held-out-font"}, "stages": [_stage("clean", 0.70), _stage("held-out-font", 0.4, 0.15)]}
-    figures = measure.suite_figures(default, held_out)
-    figures.update(measure.probe_figures({"suite": None, "stages": [_stage("clean", 0.72)]},
+    figures = toy_figures.suite_figures(default, held_out)
+    figures.update(toy_figures.probe_figures({"suite": None, "stages": [_stage("clean", 0.72)]},
                                          {"suite": None, "stages": [_stage("clean", 0.71)]}))
     assert figures["sticker_lift"]["value"] == pytest.approx(0.15)
     assert figures["control_ratio"]["value"] == pytest.approx(0.20 / 0.40)  # control drop / wrong-label drop
@@ -292,23 +293,23 @@ def test_measure_derives_every_property_from_the_runs_and_judges_it():
                 {"word_named": word_named, "congruent_accuracy": congruent, "incongruent_accuracy": incongruent,
                  "neutral_accuracy": 0.9}.items()}
 
-    figures.update(measure.stroop_figures([
-        {"prompt": measure.WORD_PROMPT, "metrics": metrics(0.6, 0.8, 0.3)},
-        {"prompt": measure.COLOUR_PROMPT, "metrics": metrics(0.1, 0.95, 0.84)},
+    figures.update(toy_figures.stroop_figures([
+        {"prompt": checks.WORD_PROMPT, "metrics": metrics(0.6, 0.8, 0.3)},
+        {"prompt": checks.COLOUR_PROMPT, "metrics": metrics(0.1, 0.95, 0.84)},
     ]))
-    checks = {c["key"]: c["met"] for c in measure.verdicts(figures)}
-    assert set(checks) == {c.key for c in measure.CHECKS}
-    assert checks["held_out_font_written"] is False and checks["stroop_colour_ink"] is False  # 15% < 20%, 84% < 85%
-    assert all(met for key, met in checks.items() if key not in ("held_out_font_written", "stroop_colour_ink"))
+    met = {c["key"]: c["met"] for c in checks.verdicts(figures)}
+    assert set(met) == {c.key for c in checks.CHECKS}
+    assert met["held_out_font_written"] is False and met["stroop_colour_ink"] is False  # 15% < 20%, 84% < 85%
+    assert all(ok for key, ok in met.items() if key not in ("held_out_font_written", "stroop_colour_ink"))
     control = {"suite": {"name": "control-word"}, "stages": [
         _stage("clean", 0.70), _stage("random-wrong-label", 0.30, 0.40),
         {**_stage("control-word", 0.50), "pixel_fraction_mean": 0.05},
         {**_stage("blank-bar", 0.65), "pixel_fraction_mean": 0.08}]}
-    figures.update(measure.covering_figures(control))
+    figures.update(toy_figures.covering_figures(control))
     assert figures["blank_bar_ratio"]["value"] == pytest.approx(0.05 / 0.40)
-    figures.update(measure.words_alone_figure({"suite": {"name": "words-alone"}, "stages": [
+    figures.update(toy_figures.words_alone_figure({"suite": {"name": "words-alone"}, "stages": [
         _stage("clean", 0.70), _stage("white", 0.10), _stage("words-alone", 0.34)]}))
-    report = {"model": "toyclip", "n": 2000, "seed": 0, "stroop_stimuli": 576, "checks": measure.verdicts(figures),
+    report = {"model": "toyclip", "n": 2000, "seed": 0, "stroop_stimuli": 576, "checks": checks.verdicts(figures),
               "figures": figures, "commands": ["typobench run --suite default"]}
     table = measure.markdown(report)
     assert "covering 8.0% of the pixels on average (the outlined word: 5.0%), leaves 65.0% accuracy: 0.12 of" in table
@@ -320,7 +321,8 @@ def test_measure_derives_every_property_from_the_runs_and_judges_it():
 def test_each_organism_is_judged_by_its_own_thresholds():
     import argparse
 
-    from typobench.toyclip import measure
+    from typobench.toyclip import checks, measure
+    from typobench.toyclip import figures as toy_figures
 
     def checks(model: str, chosen: str | None = None) -> dict[str, float]:
         args = argparse.Namespace(model=model, checks=chosen)
@@ -336,12 +338,13 @@ def test_each_organism_is_judged_by_its_own_thresholds():
 
 
 def test_a_control_word_that_hurts_when_the_wrong_label_does_not_fails_the_ratio():
-    from typobench.toyclip import measure
+    from typobench.toyclip import checks, measure
+    from typobench.toyclip import figures as toy_figures
 
     default = {"suite": {"name": "default"}, "stages": [
         _stage("clean", 0.70), _stage("true-label-sticker", 0.70), _stage("random-wrong-label", 0.70, 0.0),
         _stage("control-word", 0.60), _stage("pgd-linf-2", 0.0)]}
-    figures = measure.suite_figures(default, {"suite": {"name": "h"}, "stages": [_stage("held-out-font", 0.7, 0.0)]})
+    figures = toy_figures.suite_figures(default, {"suite": {"name": "h"}, "stages": [_stage("held-out-font", 0.7, 0.0)]})
     assert figures["control_ratio"]["value"] == math.inf
 
 
@@ -351,7 +354,8 @@ def _clean_predictions(correct: list[bool]) -> pd.DataFrame:
 
 
 def test_probe_vs_zeroshot_interval_is_paired_over_the_same_images():
-    from typobench.toyclip import measure
+    from typobench.toyclip import checks, measure
+    from typobench.toyclip import figures as toy_figures
 
     # The probe fixes 30 of 1,000 images and breaks 10: +2 points, and pairing makes the interval narrow
     # (unpaired, two accuracies near 50% on 1,000 images each would give about +-4 points).
@@ -359,12 +363,12 @@ def test_probe_vs_zeroshot_interval_is_paired_over_the_same_images():
     probe = [(not ok) if (i < 60 and i % 2 == 1) or (i < 20 and i % 2 == 0) else ok
              for i, ok in enumerate(zeroshot)]
     assert sum(probe) - sum(zeroshot) == 20
-    lo, hi = measure.paired_difference_ci(_clean_predictions(probe), _clean_predictions(zeroshot))
+    lo, hi = toy_figures.paired_difference_ci(_clean_predictions(probe), _clean_predictions(zeroshot))
     assert 0.0 < lo < 0.02 < hi < 0.04
     with pytest.raises(ValueError, match="different images"):
-        measure.paired_difference_ci(_clean_predictions(probe[:-1]), _clean_predictions(zeroshot))
+        toy_figures.paired_difference_ci(_clean_predictions(probe[:-1]), _clean_predictions(zeroshot))
     with pytest.raises(ValueError, match="same images"):
-        measure.probe_figures({"stages": [_stage("clean", 0.7)]}, {"stages": [{**_stage("clean", 0.7), "n": 10}]})
+        toy_figures.probe_figures({"stages": [_stage("clean", 0.7)]}, {"stages": [{**_stage("clean", 0.7), "n": 10}]})
 
 
 # -- the training script ------------------------------------------------------------------------

@@ -21,196 +21,35 @@ holds none of the images a choice was made on.
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
-
 from typobench.core.atomic import write_json_atomic, write_text_atomic
 from typobench.core.errors import UsageError
-from typobench.core.metrics import bootstrap_interval, paired_difference_interval
 from typobench.core.options import REQUIRED, add_arguments, check, from_namespace, option
 from typobench.experiments.stroop import run_stroop
 from typobench.harness.config import DATA, MODEL, RUNTIME, Quiet, RunConfig
 from typobench.harness.results import read_predictions
 from typobench.harness.run import execute
 from typobench.harness.session import Session
+from typobench.toyclip.checks import CHECKS_BY_ORGANISM, COLOUR_PROMPT, WORD_PROMPT, Check, verdicts
+from typobench.toyclip.figures import (
+    control_ratio_ci,
+    covering_figures,
+    paired_difference_ci,
+    probe_figures,
+    stroop_figures,
+    suite_figures,
+    words_alone_figure,
+)
 from typobench.toyclip.model import ORGANISMS
 from typobench.typographic.stroop import GOH_PROMPT
 
-WORD_PROMPT = "a photo of a {}."
-COLOUR_PROMPT = "a photo of the color {}."
 # Stroop stimuli: three training fonts x three sizes (8 inks x 8 words each: 576 stimuli per prompt).
 STROOP_FONTS = ("sans", "sans-bold", "mono")
 STROOP_SIZES = (0.15, 0.18, 0.2)
-
-
-@dataclass(frozen=True)
-class Check:
-    """One property: ``figures[key]`` compared with ``threshold`` by ``op`` (``>=`` or ``<=`` or ``<``)."""
-
-    key: str
-    label: str
-    op: str
-    threshold: float
-    source: str  # which run or Stroop prompt the figure comes from
-    unit: str = "percent"  # how the figure is written: "percent", "points" (a difference) or "ratio"
-
-
-OPS: dict[str, Callable[[float, float], bool]] = {">=": operator.ge, "<=": operator.le, "<": operator.lt}
-
-CHECKS: tuple[Check, ...] = (
-    Check("clean", "zero-shot clean accuracy", ">=", 0.65, "default"),
-    Check("probe_minus_zeroshot", "linear probe minus zero-shot accuracy", ">=", 0.0, "linear-probe", "points"),
-    Check("sticker_lift", "true-label sticker lift (accuracy - clean)", ">=", 0.10, "default", "points"),
-    Check("written_class", "random wrong label: classified as the written class", ">=", 0.30, "default"),
-    Check("control_ratio", "control-word drop / random-wrong-label drop", "<=", 0.60, "default", "ratio"),
-    Check("held_out_font_written", "held-out font: classified as the written class", ">=", 0.20, "held-out-font"),
-    Check("stroop_word_named", f"Stroop '{WORD_PROMPT}': incongruent named by the word", ">=", 0.50, "stroop"),
-    Check("stroop_word_congruent", f"Stroop '{WORD_PROMPT}': congruent accuracy", ">=", 0.70, "stroop"),
-    Check("stroop_colour_ink", f"Stroop '{COLOUR_PROMPT}': incongruent named by the ink", ">=", 0.85, "stroop"),
-    Check("pgd", "L-inf PGD 2/255, 10 steps: accuracy", "<", 0.10, "default"),
-)
-# The ViT organism's thresholds (its issue): lower where a ViT of its size reads less; no probe or
-# congruent-Stroop threshold (both are still measured and reported).
-_VIT_THRESHOLDS = {"clean": 0.55, "written_class": 0.25, "held_out_font_written": 0.15, "stroop_colour_ink": 0.80}
-VIT_CHECKS: tuple[Check, ...] = tuple(
-    dataclasses.replace(c, threshold=_VIT_THRESHOLDS.get(c.key, c.threshold)) for c in CHECKS
-    if c.key not in ("probe_minus_zeroshot", "stroop_word_congruent"))
-# Each organism's checks, by its built-in name.
-CHECKS_BY_ORGANISM: dict[str, tuple[Check, ...]] = {"toyclip": CHECKS, "toyclip-vit": VIT_CHECKS}
-
-
-def _stage(results: dict[str, Any], name: str) -> dict[str, Any]:
-    for stage in results["stages"]:
-        if stage["name"] == name:
-            return stage
-    raise KeyError(f"stage {name!r} not in the run of suite {results['suite']['name']}")
-
-
-def _figure(value: float, ci: Sequence[float] | None = None, n: int | None = None) -> dict[str, Any]:
-    return {"value": float(value), "ci95": [float(c) for c in ci] if ci is not None else None, "n": n}
-
-
-def _drop_ratio(clean: float, attacked: float, wrong_label: float) -> float:
-    """How much accuracy ``attacked`` loses, as a fraction of what the random wrong label loses."""
-    wrong_drop = clean - wrong_label
-    return (clean - attacked) / wrong_drop if wrong_drop > 0 else float("inf")
-
-
-def suite_figures(default: dict[str, Any], held_out: dict[str, Any]) -> dict[str, dict]:
-    """The attack figures from the results.json of the ``default`` and ``held-out-font`` runs."""
-    clean, sticker = _stage(default, "clean"), _stage(default, "true-label-sticker")
-    wrong, control = _stage(default, "random-wrong-label"), _stage(default, "control-word")
-    pgd, font = _stage(default, "pgd-linf-2"), _stage(held_out, "held-out-font")
-    return {
-        "clean": _figure(clean["accuracy"], clean["ci95"], clean["n"]),
-        "sticker": _figure(sticker["accuracy"], sticker["ci95"], sticker["n"]),
-        "sticker_lift": _figure(sticker["accuracy"] - clean["accuracy"]),
-        "wrong_label_accuracy": _figure(wrong["accuracy"], wrong["ci95"], wrong["n"]),
-        "written_class": _figure(wrong["targeted_success"]["value"], wrong["targeted_success"]["ci95"],
-                                 wrong["targeted_success"]["n"]),
-        "control_accuracy": _figure(control["accuracy"], control["ci95"], control["n"]),
-        "control_ratio": _figure(_drop_ratio(clean["accuracy"], control["accuracy"], wrong["accuracy"])),
-        "held_out_font_written": _figure(font["targeted_success"]["value"], font["targeted_success"]["ci95"],
-                                         font["targeted_success"]["n"]),
-        "pgd": _figure(pgd["accuracy"], pgd["ci95"], pgd["n"]),
-    }
-
-
-def covering_figures(control: dict[str, Any]) -> dict[str, dict]:
-    """From the ``control-word`` run: what a blank bar the size of each control word costs (covering
-    pixels without letters), next to the word itself, as fractions of the wrong-label drop."""
-    clean, wrong = _stage(control, "clean")["accuracy"], _stage(control, "random-wrong-label")["accuracy"]
-    word, bar = _stage(control, "control-word"), _stage(control, "blank-bar")
-    return {
-        "blank_bar": _figure(bar["accuracy"], bar["ci95"], bar["n"]),
-        "blank_bar_ratio": _figure(_drop_ratio(clean, bar["accuracy"], wrong)),
-        "blank_bar_pixels": _figure(bar.get("pixel_fraction_mean", float("nan"))),
-        "control_word_pixels": _figure(word.get("pixel_fraction_mean", float("nan"))),
-    }
-
-
-def words_alone_figure(words: dict[str, Any]) -> dict[str, dict]:
-    """From the ``words-alone`` run: how often the true class name, written alone on white, is named."""
-    stage = _stage(words, "words-alone")
-    return {"words_alone": _figure(stage["accuracy"], stage["ci95"], stage["n"])}
-
-
-def probe_figures(probe: dict[str, Any], zeroshot: dict[str, Any]) -> dict[str, dict]:
-    """Linear probe vs zero-shot, from the clean runs of both heads on the same images."""
-    probe_clean, zeroshot_clean = _stage(probe, "clean"), _stage(zeroshot, "clean")
-    if probe_clean["n"] != zeroshot_clean["n"]:
-        raise ValueError(f"the probe ({probe_clean['n']} images) and zero-shot ({zeroshot_clean['n']}) runs must "
-                         "score the same images")
-    return {
-        "linear_probe": _figure(probe_clean["accuracy"], probe_clean["ci95"], probe_clean["n"]),
-        "zeroshot_probe_images": _figure(zeroshot_clean["accuracy"], zeroshot_clean["ci95"], zeroshot_clean["n"]),
-        "probe_minus_zeroshot": _figure(probe_clean["accuracy"] - zeroshot_clean["accuracy"], n=probe_clean["n"]),
-    }
-
-
-def _correct_by_stage(predictions: pd.DataFrame) -> pd.DataFrame:
-    """Bool [image, stage]: whether each image was classified correctly after each stage."""
-    return (predictions.assign(ok=predictions["pred"] == predictions["label"])
-            .pivot(index="sample_id", columns="stage", values="ok"))
-
-
-def paired_difference_ci(first: pd.DataFrame, second: pd.DataFrame, draws: int = 2000, seed: int = 0) -> list[float]:
-    """Percentile 95% interval of accuracy(first) - accuracy(second) on the same images (clean-stage
-    predictions of two heads), resampling images: pairing removes the shared per-image difficulty."""
-    a, b = _correct_by_stage(first)["clean"], _correct_by_stage(second)["clean"]
-    if set(a.index) != set(b.index):
-        raise ValueError("the two runs scored different images: a paired interval needs the same ones")
-    return paired_difference_interval(a.to_numpy(float), b.loc[a.index].to_numpy(float), draws, seed)
-
-
-def control_ratio_ci(predictions: pd.DataFrame, draws: int = 2000, seed: int = 0) -> list[float]:
-    """Percentile 95% interval of the control-word / random-wrong-label drop ratio, resampling images
-    (each image keeps its three stages: clean, random-wrong-label, control-word)."""
-    correct = _correct_by_stage(predictions)
-    clean = correct["clean"].to_numpy(float)
-    wrong = correct["random-wrong-label"].to_numpy(float)
-    control = correct["control-word"].to_numpy(float)
-
-    def ratios(idx: np.ndarray) -> np.ndarray:
-        wrong_drop = clean[idx].mean(1) - wrong[idx].mean(1)
-        return (clean[idx].mean(1) - control[idx].mean(1)) / np.where(wrong_drop > 0, wrong_drop, np.nan)
-
-    return bootstrap_interval(len(clean), ratios, draws, seed)
-
-
-def stroop_figures(results: Sequence[dict[str, Any]]) -> dict[str, dict]:
-    """Figures from StroopResult.to_dict()["results"] (one entry per prompt)."""
-    by_prompt = {r["prompt"]: r["metrics"] for r in results}
-
-    def fig(prompt: str, metric: str) -> dict[str, Any]:
-        m = by_prompt[prompt][metric]
-        return _figure(m["value"], m["ci95"], m["n"])
-
-    return {
-        "stroop_word_named": fig(WORD_PROMPT, "word_named"),
-        "stroop_word_congruent": fig(WORD_PROMPT, "congruent_accuracy"),
-        "stroop_colour_ink": fig(COLOUR_PROMPT, "incongruent_accuracy"),
-        "stroop_colour_congruent": fig(COLOUR_PROMPT, "congruent_accuracy"),
-        **{f"stroop[{p}]": {k: by_prompt[p][k]["value"] for k in by_prompt[p]} for p in by_prompt},
-    }
-
-
-def verdicts(figures: dict[str, dict], checks: Sequence[Check] = CHECKS) -> list[dict[str, Any]]:
-    """Each check with its measured value and whether it holds."""
-    out = []
-    for check in checks:
-        value = figures[check.key]["value"]
-        out.append({"key": check.key, "label": check.label, "value": value, "ci95": figures[check.key]["ci95"],
-                    "op": check.op, "threshold": check.threshold, "met": bool(OPS[check.op](value, check.threshold)),
-                    "source": check.source, "unit": check.unit})
-    return out
 
 
 def _pct(value: float) -> str:

@@ -27,7 +27,7 @@ from typobench.core.options import REQUIRED, add_arguments, check, declared, fro
 from typobench.harness.config import DATA, MODEL, RUNTIME, RunConfig
 from typobench.harness.results import read_predictions
 from typobench.harness.run import execute
-from typobench.toyclip.measure import _correct_by_stage
+from typobench.toyclip.figures import correct_by_stage
 from typobench.toyclip.robust import _Parser
 
 SUITES = ("default", "words-alone", "apgd-linf")
@@ -100,7 +100,7 @@ def figures(args: argparse.Namespace, results: dict[tuple[str, str], dict[str, A
     for suite, stage, label in ROWS:
         if suite not in args.suites:
             continue
-        ref_ok = _correct_by_stage(read_predictions(Path(args.out) / reference / suite))[stage]
+        ref_ok = correct_by_stage(read_predictions(Path(args.out) / reference / suite))[stage]
         for model in args.models:
             s = _stage(results[(model, suite)], stage)
             row = {"model": model, "suite": suite, "stage": stage, "label": label, "accuracy": s["accuracy"],
@@ -108,7 +108,7 @@ def figures(args: argparse.Namespace, results: dict[tuple[str, str], dict[str, A
             if "targeted_success" in s:
                 row["written_class"] = {k: s["targeted_success"][k] for k in ("value", "ci95", "n")}
             if model != reference:
-                ok = _correct_by_stage(read_predictions(Path(args.out) / model / suite))[stage]
+                ok = correct_by_stage(read_predictions(Path(args.out) / model / suite))[stage]
                 ok = ok.loc[ref_ok.index]
                 row["minus_reference"] = {"value": float(ok.mean() - ref_ok.mean()),
                                           "ci95": paired_difference_interval(ok.to_numpy(float), ref_ok.to_numpy(float))}
