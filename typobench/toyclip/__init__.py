@@ -13,7 +13,8 @@ organism ``toyclip-vit`` (``--model toyclip-vit``; ``typobench/models/TOYCLIP_VI
 * ``typobench.toyclip.loss``: the multi-positive contrastive loss,
 * ``typobench.toyclip.model``: the organisms' open_clip models (created, quickly measured, saved),
 * ``typobench.toyclip.train``: the training script (``python -m typobench.toyclip.train``),
-* ``typobench.toyclip.measure``: the model card's measurements (``python -m typobench.toyclip.measure``).
+* ``typobench.toyclip.measure``: the model card's measurements (``python -m typobench.toyclip.measure``), judged by
+  ``toyclip.checks`` (each organism's thresholds) on the figures of ``toyclip.figures``,
 * ``typobench.toyclip.robust``: robust fine-tuning of the image tower, FARE or TeCoA (``python -m typobench.toyclip.robust``;
   objectives and data in ``robust_loss``, validation in ``robust_eval``), the organisms ``toyclip-fare`` and ``toyclip-tecoa``,
 * ``typobench.toyclip.robust_measure``: their cards' measurements, paired against toyclip.
