@@ -410,3 +410,33 @@ def test_the_vit_organism_trains_with_the_same_code_as_deterministically(cifar10
     _train(cifar10_jpeg_root, tmp_path / "c", "--model", "toyclip-vit", "--mixture", "v1", "--stop-after", "2")
     with pytest.raises(SystemExit, match="another recipe"):  # a ResNet run does not resume a ViT's checkpoint
         _train(cifar10_jpeg_root, tmp_path / "c", "--mixture", "v1")
+
+
+def test_a_distilled_vit_takes_the_teachers_text_tower_and_moves_toward_its_image_embeddings(cifar10_jpeg_root, tmp_path):
+    from safetensors.torch import load_file
+
+    from typobench.toyclip.distill import Teacher, is_text_tower
+
+    recipe = _train(cifar10_jpeg_root, tmp_path / "d", "--model", "toyclip-vit", "--distill-from", "toyclip",
+                    "--distill-weight", "10", "--fp32")
+    assert recipe["distill"]["from"] == "toyclip" and recipe["distill"]["weight"] == 10.0
+    student = load_file(str(tmp_path / "d" / "toyclip-vit.safetensors"))
+    teacher = Teacher("toyclip", 10.0, bf16=False)
+    theirs = dict(teacher.model.named_parameters())
+    text = [n for n in student if is_text_tower(n)]
+    assert "token_embedding.weight" in text and "logit_scale" in text
+    for name in text:  # copied and frozen: still the teacher's after four steps
+        assert torch.equal(student[name], theirs[name].detach().float()), name
+    undistilled = _train(cifar10_jpeg_root, tmp_path / "u", "--model", "toyclip-vit", "--fp32")
+    assert undistilled["distill"] is None and undistilled["tensors_sha256"] != recipe["tensors_sha256"]
+    # The loss is weight x (1 - cos): zero on the teacher's own embeddings, the weight on orthogonal ones.
+    images = torch.rand(4, 3, 64, 64)
+    target = teacher.embed(images)
+    assert teacher.loss(target, images).item() == pytest.approx(0.0, abs=1e-5)
+    orthogonal = torch.linalg.qr(torch.randn(target.shape[1], target.shape[1]))[0][:, :4].t()
+    orthogonal = orthogonal - (orthogonal * target).sum(1, keepdim=True) * target
+    assert teacher.loss(F.normalize(orthogonal, dim=1), images).item() == pytest.approx(10.0, abs=1e-4)
+    with pytest.raises(SystemExit, match="another recipe"):  # a distilled checkpoint is not resumed without it
+        _train(cifar10_jpeg_root, tmp_path / "d2", "--model", "toyclip-vit", "--distill-from", "toyclip",
+               "--stop-after", "2")
+        _train(cifar10_jpeg_root, tmp_path / "d2", "--model", "toyclip-vit", "--stop-after", "3")

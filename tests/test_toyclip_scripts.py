@@ -33,6 +33,7 @@ DEFAULTS = {
     "train": {"data_root": None, "dataset": "cifar10-jpeg", "download": False, "model": "toyclip", "out": "OUT",
               "seed": 0, "steps": 2800, "batch_size": 256, "lr": 0.002, "pct_start": 0.1, "weight_decay": 0.1,
               "grad_clip": 1.0, "threads": 2, "precision": "bf16", "workers": 1, "photo_limit": None, "mixture": "r7",
+              "distill_from": None, "distill_weight": 10.0,
               "overrides": [], "log_every": 20, "eval_every": 1400, "checkpoint_every": 100, "fp32": False,
               "no_resume": False, "stop_after": None},
     "measure": {"model": "toyclip", "pretrained": None, "data_root": "DATA", "checks": None, "limit": 2000,

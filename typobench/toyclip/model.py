@@ -96,3 +96,16 @@ def save_weights(model: torch.nn.Module, path: Path, recipe: dict[str, Any], fp3
     save_file(state, str(tmp), metadata={"typobench_recipe": json.dumps(recipe, sort_keys=True)})
     os.replace(tmp, path)
     return file_sha256(path), tensors_sha256(state)
+
+
+def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """AdamW parameter groups of the trainable parameters: open_clip's rule, no decay on gains, biases, norms and
+    the logit scale (frozen parameters are left out)."""
+    def exclude(n: str, p: torch.Tensor) -> bool:
+        return p.ndim < 2 or "bn" in n or "ln" in n or "bias" in n or "logit_scale" in n
+
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    return [
+        {"params": [p for n, p in named if exclude(n, p)], "weight_decay": 0.0},
+        {"params": [p for n, p in named if not exclude(n, p)], "weight_decay": weight_decay},
+    ]

@@ -41,12 +41,12 @@ from typobench.core.options import add_arguments, check, declared, from_namespac
 from typobench.data.classnames import CIFAR10_CLASSNAMES
 from typobench.models import load_model
 from typobench.models.loading import convolutions_channels_last
-from typobench.toyclip.model import class_text_embeddings, normalise, save_weights
+from typobench.toyclip.model import class_text_embeddings, normalise, param_groups, save_weights
 from typobench.toyclip.photos import PhotoBank
+from typobench.toyclip.run_files import TrainLog, write_json
 from typobench.toyclip.robust_loss import (LOSSES, TrainPhotos, fare_attack, fare_loss,
                                            split_indices, tecoa_attack, tecoa_loss, upsample, zero_shot_logits)
 from typobench.toyclip.robust_eval import validation_accuracy
-from typobench.toyclip.train import _param_groups, _TrainLog, _write_json
 
 RECIPE_VERSION = 1
 BASES = ("toyclip", "toyclip-vit", "tiny-rn")
@@ -151,7 +151,7 @@ def _schedule(args: RobustOptions):
 class RobustTraining:
     """The model, its frozen original tower and class texts, the optimiser, and the step loop."""
 
-    def __init__(self, args: RobustOptions, recipe: dict[str, Any], log: _TrainLog, out: Path) -> None:
+    def __init__(self, args: RobustOptions, recipe: dict[str, Any], log: TrainLog, out: Path) -> None:
         self.args, self.recipe, self.log, self.out = args, recipe, log, out
         self.checkpoint_path = out / "checkpoint.pt"
         loaded = load_model(args.base)
@@ -164,7 +164,7 @@ class RobustTraining:
             p.requires_grad_(True)
         self.class_text = class_text_embeddings(self.model, loaded.tokenizer, list(CIFAR10_CLASSNAMES))
         self.scale = float(self.model.logit_scale.exp())
-        self.optimizer = torch.optim.AdamW(_param_groups(self.model.visual, args.weight_decay), lr=args.lr)
+        self.optimizer = torch.optim.AdamW(param_groups(self.model.visual, args.weight_decay), lr=args.lr)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, _schedule(args))
         self.start_step, self.elapsed_before, self.evals, self.losses = 0, 0.0, [], []
 
@@ -255,7 +255,7 @@ class RobustTraining:
         recipe["weights_sha256"], recipe["tensors_sha256"] = save_weights(
             self.model, weights, {k: v for k, v in recipe.items() if k != "validation_evals"}, self.args.fp32)
         save_vision_tower(self.model, self.out / f"{self.args.name}-visual.safetensors")
-        _write_json(self.out / "recipe.json", recipe)
+        write_json(self.out / "recipe.json", recipe)
         self.log(f"finished in {wall:.0f}s; wrote {weights}")
         return recipe
 
@@ -286,7 +286,7 @@ def train(args: argparse.Namespace | RobustOptions) -> dict[str, Any]:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(args.threads)
-    log = _TrainLog(out / "train.log")
+    log = TrainLog(out / "train.log")
     try:
         t = time.time()
         photos, validation = load_photos(args, 64)

@@ -46,6 +46,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from typobench.core.errors import UsageError
 from typobench.core.options import add_arguments, check, declared, from_namespace, option
+from typobench.toyclip.distill import Teacher
 from typobench.toyclip.loss import dedupe_captions, multi_positive_contrastive_loss
 from typobench.toyclip.mixture import Mixture
 from typobench.toyclip.model import (
@@ -54,10 +55,12 @@ from typobench.toyclip.model import (
     create_model,
     is_vision_transformer,
     normalise,
+    param_groups,
     quick_zeroshot_accuracy,
     save_weights,
 )
 from typobench.toyclip.photos import PhotoBank
+from typobench.toyclip.run_files import TrainLog, write_json
 from typobench.toyclip.recipes import PRESETS, MixtureConfig, preset
 from typobench.toyclip.vocabulary import COLOUR_TEMPLATES, HELD_OUT_FONT_FAMILY, training_fonts
 
@@ -106,6 +109,10 @@ class TrainOptions:
     mixture: str = option("r7", "named training mixture (recipes.PRESETS)", choices=tuple(sorted(PRESETS)))
     overrides: tuple[str, ...] = option((), "override a MixtureConfig field, e.g. --set word_caption_p=0.6",
                                         flag="--set", metavar="KEY=JSON", repeat=True)
+    distill_from: str | None = option(None, "a built-in organism whose image embeddings the image tower learns to "
+                                            "match (1 - cosine); its text tower and logit scale are copied and frozen",
+                                      choices=("toyclip",), metavar="ORGANISM")
+    distill_weight: float = option(10.0, "weight of the distillation loss beside the contrastive loss", minimum=0.0)
     log_every: int = option(20, "log the mean loss every N steps", minimum=1)
     eval_every: int = option(1400, "clean zero-shot accuracy on the bundled sample (0: only at the end)")
     checkpoint_every: int = option(100, "write checkpoint.pt every N steps", minimum=1)
@@ -146,44 +153,11 @@ def _worker_init(_: int) -> None:
     torch.set_num_threads(1)
 
 
-def _param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    # open_clip's rule: no decay on gains, biases, norms and the logit scale.
-    def exclude(n: str, p: torch.Tensor) -> bool:
-        return p.ndim < 2 or "bn" in n or "ln" in n or "bias" in n or "logit_scale" in n
-
-    named = list(model.named_parameters())
-    return [
-        {"params": [p for n, p in named if exclude(n, p)], "weight_decay": 0.0},
-        {"params": [p for n, p in named if not exclude(n, p)], "weight_decay": weight_decay},
-    ]
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
-
-
 # CLIP's cap on the learned temperature: logits at most 100 x cosine similarity.
 _MAX_LOGIT_SCALE = math.log(100.0)
 
 
-class _TrainLog:
-    """``train.log``: each message with the time of day, appended to the file and printed."""
-
-    def __init__(self, path: Path) -> None:
-        self._file = open(path, "a", buffering=1)
-
-    def __call__(self, message: str) -> None:
-        line = f"[{time.strftime('%H:%M:%S')}] {message}"
-        print(line, flush=True)
-        self._file.write(line + "\n")
-
-    def close(self) -> None:
-        self._file.close()
-
-
-def _recipe(args: TrainOptions, mixture_config: MixtureConfig, photos: int) -> dict[str, Any]:
+def _recipe(args: TrainOptions, mixture_config: MixtureConfig, photos: int, teacher: Teacher | None) -> dict[str, Any]:
     """Every setting of the run, written to recipe.json and the weights' metadata (``photos``: how many)."""
     return {
         "recipe_version": RECIPE_VERSION,
@@ -197,6 +171,7 @@ def _recipe(args: TrainOptions, mixture_config: MixtureConfig, photos: int) -> d
                       "schedule": "OneCycleLR (cosine)", "pct_start": args.pct_start},
         "loss": "multi-positive symmetric InfoNCE over deduplicated captions, positives = same caption key",
         "data": {"dataset": args.dataset, "split": "train", "photos": photos, "photo_limit": args.photo_limit},
+        "distill": teacher.record() if teacher else None,
         "mixture_preset": args.mixture,
         "mixture": mixture_config.to_dict(),
         "vocabulary": list(mixture_config.words),
@@ -221,10 +196,13 @@ class _Training:
     optimiser, schedule, step and the time spent so far.
     """
 
-    def __init__(self, args: TrainOptions, recipe: dict[str, Any], log: _TrainLog, out: Path) -> None:
-        self.args, self.recipe, self.log, self.out = args, recipe, log, out
+    def __init__(self, args: TrainOptions, recipe: dict[str, Any], log: TrainLog, out: Path,
+                 teacher: Teacher | None) -> None:
+        self.args, self.recipe, self.log, self.out, self.teacher = args, recipe, log, out, teacher
         self.checkpoint_path = out / "checkpoint.pt"
         self.model = create_model(args.seed, ORGANISMS[args.model])
+        if teacher:  # before the optimiser: the frozen text tower is left out of it
+            teacher.adopt_text_tower(self.model)
         # channels_last convolutions: 28% faster on CPU here, same maths (save_weights stores contiguous tensors).
         # A ViT has one convolution (the patch embedding): nothing to gain.
         vit = is_vision_transformer(self.model)
@@ -236,7 +214,7 @@ class _Training:
         self.model.visual.to(memory_format=self.memory_format)
         self.model.train()
         self.tokenizer = open_clip.get_tokenizer(OPEN_CLIP_NAME)
-        self.optimizer = torch.optim.AdamW(_param_groups(self.model, args.weight_decay), lr=args.lr,
+        self.optimizer = torch.optim.AdamW(param_groups(self.model, args.weight_decay), lr=args.lr,
                                            betas=(0.9, 0.98), eps=1e-6)
         self.scheduler = torch.optim.lr_scheduler.OneCycleLR(self.optimizer, max_lr=args.lr, total_steps=args.steps,
                                                              pct_start=args.pct_start)
@@ -255,7 +233,7 @@ class _Training:
         if not path.exists() or args.no_resume:
             return
         state = torch.load(path, weights_only=True)
-        if any(state["recipe"].get(key) != self.recipe.get(key) for key in ("mixture", "seed", "steps", "open_clip_name")):
+        if any(state["recipe"].get(key) != self.recipe.get(key) for key in ("mixture", "seed", "steps", "open_clip_name", "distill")):
             raise SystemExit(f"{path} belongs to another recipe: use another --out or --no-resume")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -307,6 +285,8 @@ class _Training:
             image_features = image_features.float()
             text_features = model.encode_text(self.tokenizer(unique), normalize=True)
             loss = multi_positive_contrastive_loss(image_features, text_features, positives, model.logit_scale.exp())
+            if self.teacher:
+                loss = loss + self.teacher.loss(image_features, batch["images"])
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
         if args.grad_clip:
@@ -356,7 +336,7 @@ class _Training:
         weights = out / f"{args.model}.safetensors"
         recipe["weights_sha256"], recipe["tensors_sha256"] = save_weights(
             self.model, weights, {k: v for k, v in recipe.items() if k != "quick_evals"}, args.fp32)
-        _write_json(out / "recipe.json", recipe)
+        write_json(out / "recipe.json", recipe)
         self.log(f"wrote {weights} ({weights.stat().st_size / 1e6:.1f} MB) and {out / 'recipe.json'}")
         return recipe
 
@@ -367,14 +347,15 @@ def train(args: argparse.Namespace | TrainOptions) -> dict[str, Any]:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(args.threads)
-    log = _TrainLog(out / "train.log")
+    log = TrainLog(out / "train.log")
     try:
         mixture_config = preset(args.mixture, **_parse_overrides(args.overrides))
         t_load = time.time()
         photos = PhotoBank.load(args.dataset, args.data_root, "train", download=args.download, limit=args.photo_limit)
         log(f"loaded {len(photos)} training photos from {photos.source} in {time.time() - t_load:.1f}s")
         mixture = Mixture(photos, mixture_config, seed=args.seed)
-        training = _Training(args, _recipe(args, mixture_config, len(photos)), log, out)
+        teacher = Teacher(args.distill_from, args.distill_weight, args.precision == "bf16") if args.distill_from else None
+        training = _Training(args, _recipe(args, mixture_config, len(photos), teacher), log, out, teacher)
         training.resume()
         return training.run(mixture)
     finally:
