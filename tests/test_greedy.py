@@ -82,6 +82,7 @@ def test_cli_records_provenance_and_the_ablate_defense_loads_it(tmp_path, tiny_r
     chosen = record["selection"]
     assert chosen["model_fingerprint"] == tiny_rn.fingerprint() and chosen["n"] == 12 == len(chosen["sample_ids"])
     assert record["config"]["budget"] == 100 and record["units"] and len(record["units"]) <= 2
+    assert record["pool_layers"] == ["layer4"]  # what it chose among: where its random baselines draw from
     defense = create_defense(f"ablate:file={out}")
     assert defense.units == record["units"] and not defense.provenance_unknown()
     data = load_dataset("cifar10-sample", split="test", transform=tiny_rn.pixel_transform())
@@ -148,3 +149,30 @@ def test_paired_difference_against_the_draws_mean_is_on_the_same_images():
     assert paired["difference"] == pytest.approx(0.5 - 0.1875)
     assert paired["ci95"][0] > 0  # the chosen set is right on every image a draw is right on, and more
     assert paired_vs_draws(chosen, [predictions([1, 0])], ["s"]) == {}  # other images: no pairing
+
+
+def test_random_heads_come_from_every_block_the_selection_chose_among_and_are_each_drawn_once(tmp_path):
+    """One head of a selection over every block is compared with the other heads of every block, each once: with
+    fewer sets than draws, all of them (a set drawn twice would count twice in the p = 1/(sets+1) test)."""
+    from typobench.experiments.defend.baselines import like_for_like, random_rows, unit_sets
+    from typobench.experiments.defend.rows import parse_rows
+
+    model = load_model("tiny-vit", device="cpu").model
+    path = tmp_path / "heads.json"
+    path.write_text(json.dumps({"format": "typobench-greedy-units", "units": ["resblocks.1.attn:0"], "positions": "cls",
+                                "pool_layers": ["resblocks.0.attn", "resblocks.1.attn"],
+                                "selection": {"dataset": "x", "split": "train", "n": 1, "sample_ids": ["train/a"]}}))
+    row = parse_rows([f"ablate:file={path}"])[1]
+    heads = [d.defenses[0].units for d in random_rows(row, model, 20, seed=0)]
+    per_block = sum(1 for h in heads if h[0].startswith("resblocks.1.attn"))  # the chosen block minus the chosen head
+    assert len(heads) == 2 * (per_block + 1) - 1 and len({tuple(h) for h in heads}) == len(heads)
+    assert {h[0].rsplit(".attn", 1)[0] for h in heads} == {"resblocks.0", "resblocks.1"}
+    assert ["resblocks.1.attn:0"] not in heads
+    assert like_for_like(row.defenses[0], len(heads), model)["exhaustive"]
+    assert not like_for_like(row.defenses[0], len(heads) - 1, model)["exhaustive"]
+    # More sets than draws: that many distinct sets, the same from the same seed, others from another.
+    pool = [f"layer4:{i}" for i in range(6)]
+    drawn = unit_sets(pool, 2, 12, seed=0, label="x")
+    assert len({frozenset(d) for d in drawn}) == 12 and drawn == unit_sets(pool, 2, 12, seed=0, label="x")
+    assert drawn != unit_sets(pool, 2, 12, seed=1, label="x")
+    assert unit_sets(pool, 2, 15, seed=0, label="x") == [list(c) for c in __import__("itertools").combinations(pool, 2)]

@@ -214,6 +214,8 @@ class AblateDefense(Defense):
         positions = fields.text("positions", greedy.get("positions", "all") if greedy else "all", choices=POSITIONS)
         if greedy is not None:
             source.update(units_from="greedy", positions_chosen=greedy.get("positions", "all"))
+            if greedy.get("pool_layers"):  # what the selection chose among: where random baselines draw from
+                source["pool_layers"] = list(greedy["pool_layers"])
         fields.finish(cls.fields)
         return cls(spec, units, mode, source, request, fields.where, positions)
 

@@ -34,7 +34,7 @@ from typobench.heads.zeroshot import ZeroShotHead, zeroshot_class_embeddings
 from typobench.models import LoadedModel
 from typobench.models.attention_heads import HEAD_KIND
 from typobench.models.classifier import ImageClassifier
-from typobench.models.units import NeuronSpace, as_pixels, edits
+from typobench.models.units import NeuronSpace, as_pixels, edits, parse_neuron
 from typobench.stages.base import Stage
 
 
@@ -47,6 +47,7 @@ class GreedyResult:
     base: dict[str, float]
     stopped: str
     positions: str
+    pool_layers: list[str] = field(default_factory=list)  # the layers chosen among: random baselines draw from them
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
@@ -119,7 +120,8 @@ def greedy_select(classifier: nn.Module, space: NeuronSpace, clean: Tensor, writ
                       "gain": best[0] - current[0], "clean_accuracy": clean_acc,
                       "runner_up": max((s for s in scored if s[1] != unit), default=(None, None))[0]})
         current = best
-    return GreedyResult([names[i] for i in chosen], steps, base, stopped, positions)
+    pool_layers = list(dict.fromkeys(parse_neuron(names[i])[0] for i in pool))
+    return GreedyResult([names[i] for i in chosen], steps, base, stopped, positions, pool_layers)
 
 
 def save_greedy(path: str | Path, result: GreedyResult, selection: dict[str, Any], config: dict[str, Any]) -> Path:
@@ -127,7 +129,8 @@ def save_greedy(path: str | Path, result: GreedyResult, selection: dict[str, Any
     ``split``, ``n``, ``sample_hash``, ``sample_ids``, ``model_label``, ``model_fingerprint``)."""
     path = Path(path)
     write_json_atomic(path, {"format": GREEDY_FORMAT, "version": 1, "units": result.units, "positions": result.positions,
-                             "steps": result.steps, "base": result.base, "stopped": result.stopped,
+                             "pool_layers": result.pool_layers, "steps": result.steps, "base": result.base,
+                             "stopped": result.stopped,
                              "selection": selection, "config": config})
     return path
 

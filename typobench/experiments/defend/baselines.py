@@ -1,16 +1,20 @@
 """Random-unit baselines of an ``ablate`` row: is ablating the *blamed* units a defense, or would any k units do?
 
 For an ablate row, ``draws`` rows ablate k units drawn at random (seeded, without the row's own units) from
-the same layers, in the same mode, with the same mean values' images as the row (like for like: the neurons
-run's reference images when the chosen units average over those, the same split otherwise), so only the
-choice of units differs. They are scored on the suite's stages without PGD (the typographic question; PGD
-would cost ``draws`` times more). The blamed set *beats* the draws when its accuracy under every
-written-target stage is above every draw's and its written-class rate below every draw's: a one-sided test
-with p = 1 / (draws + 1).
+the layers the units were chosen among (a greedy selection's file records them: every block's heads; else
+the chosen units' own layers), in the same mode, with the same mean values' images as the row (like for like:
+the neurons run's reference images when the chosen units average over those, the same split otherwise), so
+only the choice of units differs. The sets are distinct, and where there are no more than ``draws`` of them
+(one head of sixteen) every one is scored instead: a repeated set would count twice in the test below. They
+are scored on the suite's stages without PGD (the typographic question; PGD would cost ``draws`` times more).
+The blamed set *beats* the draws when its accuracy under every written-target stage is above every draw's
+and its written-class rate below every draw's: a one-sided test with p = 1 / (sets + 1).
 """
 
 from __future__ import annotations
 
+import itertools
+import math
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
@@ -37,22 +41,16 @@ def ablation_of(row: DefenseRow) -> AblateDefense | None:
 
 
 def random_rows(row: DefenseRow, model: nn.Module, draws: int, seed: int) -> list[DefenseRow]:
-    """``draws`` rows, each ablating as many random units of the same layers as ``row`` does, in its mode and
-    with its mean images (``like_for_like``)."""
+    """``draws`` rows (or one per set, when there are no more), each ablating as many units of ``draw_pool``
+    as ``row`` does, in its mode and with its mean images (``like_for_like``)."""
     ablation = ablation_of(row)
     if ablation is None or draws < 1:
         return []
-    sizes = {layer.name: layer.units for layer in tower_layers(model)}
-    own = set(ablation.units)
-    pool = [neuron_name(layer, i) for layer in drawn_layers(ablation) for i in range(sizes[layer])
-            if neuron_name(layer, i) not in own]
     request = ablation.mean_request
     mean = "" if request is None else f",mean_images={'neurons' if request.source == 'neurons' else request.split}"
+    where = "" if ablation.positions == "all" else f",positions={ablation.positions}"
     rows = []
-    for draw in range(draws):
-        generator = torch.Generator().manual_seed(derive_seed(seed, row.label, f"random-units:{draw}"))
-        chosen = [pool[i] for i in torch.randperm(len(pool), generator=generator)[:len(own)].tolist()]
-        where = "" if ablation.positions == "all" else f",positions={ablation.positions}"
+    for draw, chosen in enumerate(unit_sets(draw_pool(ablation, model), len(ablation.units), draws, seed, row.label)):
         spec = f"ablate:units={'+'.join(chosen)},mode={ablation.mode}{mean}{where}"
         # Built directly, not parsed: the chosen row's mean request (a neurons run's images need from=) is shared
         # as it is, so a draw's means come from exactly the chosen units' images.
@@ -62,17 +60,48 @@ def random_rows(row: DefenseRow, model: nn.Module, draws: int, seed: int) -> lis
     return rows
 
 
+def draw_pool(ablation: AblateDefense, model: nn.Module) -> list[str]:
+    """Every unit of ``drawn_layers`` but the chosen ones."""
+    sizes = {layer.name: layer.units for layer in tower_layers(model)}
+    own = set(ablation.units)
+    return [neuron_name(layer, i) for layer in drawn_layers(ablation) for i in range(sizes[layer])
+            if neuron_name(layer, i) not in own]
+
+
+def unit_sets(pool: Sequence[str], k: int, draws: int, seed: int, label: str) -> list[list[str]]:
+    """``draws`` distinct sets of ``k`` units of ``pool``, each a pure function of (seed, label, draw); every set
+    (in order) when there are no more than ``draws``."""
+    if math.comb(len(pool), k) <= draws:
+        return [list(c) for c in itertools.combinations(pool, k)]
+    sets: list[list[str]] = []
+    seen: set[frozenset[str]] = set()
+    for draw in range(draws):
+        for attempt in itertools.count():  # a set drawn before is drawn again (the first try keeps older draws)
+            key = f"random-units:{draw}" + (f":{attempt}" if attempt else "")
+            generator = torch.Generator().manual_seed(derive_seed(seed, label, key))
+            chosen = [pool[i] for i in torch.randperm(len(pool), generator=generator)[:k].tolist()]
+            if frozenset(chosen) not in seen:
+                break
+        seen.add(frozenset(chosen))
+        sets.append(chosen)
+    return sets
+
+
 def drawn_layers(ablation: AblateDefense) -> list[str]:
-    return sorted({parse_neuron(name)[0] for name in ablation.units})
+    """The layers the units were chosen among: a greedy selection's pool, else the chosen units' own layers."""
+    return list(ablation.source.get("pool_layers") or sorted({parse_neuron(name)[0] for name in ablation.units}))
 
 
-def like_for_like(ablation: AblateDefense) -> dict[str, Any]:
-    """What the draws share with the chosen units (defend.json, and the table's note)."""
+def like_for_like(ablation: AblateDefense, draws_made: int | None = None, model: nn.Module | None = None) -> dict[str, Any]:
+    """What the draws share with the chosen units (defend.json, and the table's note); ``exhaustive`` when the
+    ``draws_made`` were every set of ``model``'s pool."""
     request = ablation.mean_request
     means = None if request is None else (f"neurons reference of {request.neurons_json}" if request.source == "neurons"
                                           else f"{request.n} images of the {request.split} split")
+    exhaustive = (model is not None and draws_made is not None
+                  and math.comb(len(draw_pool(ablation, model)), len(ablation.units)) == draws_made)
     return {"k": len(ablation.units), "layers": drawn_layers(ablation), "mode": ablation.mode, "mean_images": means,
-            "positions": ablation.positions}
+            "positions": ablation.positions, "exhaustive": exhaustive}
 
 
 def typographic_suite(suite: Suite) -> Suite:
@@ -126,4 +155,5 @@ def paired_vs_draws(chosen: pd.DataFrame, draws: Sequence[pd.DataFrame], stages:
     return out
 
 
-__all__ = ["ablation_of", "paired_vs_draws", "drawn_layers", "like_for_like", "random_rows", "typographic_suite", "verdict"]
+__all__ = ["ablation_of", "draw_pool", "drawn_layers", "like_for_like", "paired_vs_draws", "random_rows", "typographic_suite",
+           "unit_sets", "verdict"]

@@ -45,9 +45,10 @@ RANDOM_DIR = "random"
 class DefendOptions:
     """What ``typobench defend`` measures besides the suite (its own flags, declared once)."""
 
-    random_draws: int = option(0, "for each ablate row, also ablate N random sets of as many units of the same "
-                                  "layers (typographic stages only): the table says whether the chosen units beat "
-                                  "every draw, p = 1/(N+1)", minimum=0, metavar="N")
+    random_draws: int = option(0, "for each ablate row, also ablate N distinct random sets of as many units of "
+                                  "the layers they were chosen among (every set, when there are no more than N; "
+                                  "typographic stages only): the table says whether the chosen units beat every "
+                                  "set, p = 1/(sets+1)", minimum=0, metavar="N")
     lexicon_words: int | None = option(None, "the reading cost's word retrieval uses the first N words of the "
                                              "shipped lexicon", minimum=2, metavar="N", shown="all")
     reading: bool = option(True, "skip the reading cost (words alone on white, word retrieval over the lexicon)")
@@ -131,7 +132,8 @@ def _run_plan(plan: Plan, suite: Suite, out_dir: Path, run: Callable[..., RunOut
         record["random_baseline"] = {**verdict(outcome.results, draw_results),
                                      "paired_vs_draws_mean": paired_vs_draws(outcome.predictions,
                                                                              [d.predictions for d in draw_runs], stages),
-                                     "like_for_like": like_for_like(ablation_of(row)),
+                                     "like_for_like": like_for_like(ablation_of(row), len(plan.draws),
+                                                                    plan.session.model.model),
                                      "units": [d["defenses"][0]["units"] for d in draw_results]}
     return record
 

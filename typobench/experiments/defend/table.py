@@ -113,6 +113,7 @@ def defense_table(rows: Sequence[dict[str, Any]], seed: int) -> pd.DataFrame:
             same = baseline.get("like_for_like") or {}
             # the draws differ from the chosen units in the units only: the table says what they share
             line["random_draws_means"] = same.get("mean_images") or f"none (mode={same.get('mode', 'zero')})"
+            line["random_draws_exhaustive"] = bool(same.get("exhaustive"))
             for name, figures in baseline["stages"].items():
                 line[f"{name}:draws_accuracy_max"] = figures["draws_accuracy_max"]
                 line[f"{name}:draws_written_min"] = figures["draws_written_min"]
@@ -153,12 +154,15 @@ def _baseline(row: pd.Series) -> str:
     if draws is None or pd.isna(draws):
         return "-"
     means = row.get("random_draws_means")
-    same = f" (same layers, k and mean images: {means})" if isinstance(means, str) and not means.startswith("none") \
-        else " (same layers and k)"
+    same = f" (same k, layers chosen among and mean images: {means})" if isinstance(means, str) \
+        and not means.startswith("none") else " (same k and layers chosen among)"
     paired = [f"{key[:-len(':vs_draws')]} {_points(row[key], row[key + '_lo'], row[key + '_hi'])}"
               for key in row.index if key.endswith(":vs_draws") and not pd.isna(row[key])]
     vs_mean = f"; minus the draws' mean, paired: {', '.join(paired)}" if paired else ""
-    return f"{'beats' if row['beats_random'] else 'does not beat'} all {int(draws)} draws{same}{vs_mean}"
+    exhaustive = row.get("random_draws_exhaustive")
+    sets = f"all {int(draws)} other sets" if isinstance(exhaustive, (bool, np.bool_)) and exhaustive \
+        else f"all {int(draws)} draws"
+    return f"{'beats' if row['beats_random'] else 'does not beat'} {sets}{same}{vs_mean}"
 
 
 def _percent(value: Any, lo: Any, hi: Any) -> str:
