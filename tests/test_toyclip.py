@@ -316,6 +316,10 @@ def test_measure_derives_every_property_from_the_runs_and_judges_it():
     assert "| held-out font: classified as the written class | 15.0% | [13.0%, 17.0%] | >= 20.0% | **no** |" in table
     assert "| control-word drop / random-wrong-label drop | 0.50 | - | <= 0.60 | yes |" in table
     assert "the true class name written alone on white is named 34.0% [" in table
+    # The ViT is judged on words alone too: a row of its table, not a sentence under it.
+    vit_table = measure.markdown({**report, "checks": checks.verdicts(figures, checks.VIT_CHECKS)})
+    assert "| words alone on white: the class name named | 34.0% | [32.0%, 36.0%] | >= 60.0% | **no** |" in vit_table
+    assert "written alone on white is named" not in vit_table
 
 
 def test_each_organism_is_judged_by_its_own_thresholds():
@@ -333,6 +337,7 @@ def test_each_organism_is_judged_by_its_own_thresholds():
     assert vit["clean"] == 0.55 and vit["written_class"] == 0.25 and vit["held_out_font_written"] == 0.15
     assert vit["stroop_colour_ink"] == 0.80 and vit["control_ratio"] == 0.60 and vit["pgd"] == 0.10
     assert "probe_minus_zeroshot" not in vit and checks("toyclip")["clean"] == 0.65
+    assert vit["words_alone"] == 0.60 and "words_alone" not in checks("toyclip")
     with pytest.raises(SystemExit, match="--checks"):
         checks("ViT-B-32")
 
@@ -420,6 +425,9 @@ def test_a_distilled_vit_takes_the_teachers_text_tower_and_moves_toward_its_imag
     recipe = _train(cifar10_jpeg_root, tmp_path / "d", "--model", "toyclip-vit", "--distill-from", "toyclip",
                     "--distill-weight", "10", "--fp32")
     assert recipe["distill"]["from"] == "toyclip" and recipe["distill"]["weight"] == 10.0
+    again = _train(cifar10_jpeg_root, tmp_path / "d3", "--model", "toyclip-vit", "--distill-from", "toyclip",
+                   "--distill-weight", "10", "--fp32")
+    assert again["tensors_sha256"] == recipe["tensors_sha256"]  # the teacher's targets add no randomness
     student = load_file(str(tmp_path / "d" / "toyclip-vit.safetensors"))
     teacher = Teacher("toyclip", 10.0, bf16=False)
     theirs = dict(teacher.model.named_parameters())

@@ -42,11 +42,13 @@ CHECKS: tuple[Check, ...] = (
     Check("pgd", "L-inf PGD 2/255, 10 steps: accuracy", "<", 0.10, "default"),
 )
 # The ViT organism's thresholds (its issue): lower where a ViT of its size reads less; no probe or
-# congruent-Stroop threshold (both are still measured and reported).
+# congruent-Stroop threshold (both are still measured and reported); and words alone, because a ViT that
+# only covers pixels can pass the photo checks without reading (the recipes that did not read named 8-34%).
 _VIT_THRESHOLDS = {"clean": 0.55, "written_class": 0.25, "held_out_font_written": 0.15, "stroop_colour_ink": 0.80}
 VIT_CHECKS: tuple[Check, ...] = tuple(
     dataclasses.replace(c, threshold=_VIT_THRESHOLDS.get(c.key, c.threshold)) for c in CHECKS
-    if c.key not in ("probe_minus_zeroshot", "stroop_word_congruent"))
+    if c.key not in ("probe_minus_zeroshot", "stroop_word_congruent")) + (
+    Check("words_alone", "words alone on white: the class name named", ">=", 0.60, "words-alone"),)
 # Each organism's checks, by its built-in name.
 CHECKS_BY_ORGANISM: dict[str, tuple[Check, ...]] = {"toyclip": CHECKS, "toyclip-vit": VIT_CHECKS}
 

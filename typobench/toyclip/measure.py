@@ -84,7 +84,7 @@ def markdown(report: dict[str, Any]) -> str:
                   f"word, covering {_pct(f['blank_bar_pixels']['value'])} of the pixels on average (the outlined word: "
                   f"{_pct(f['control_word_pixels']['value'])}), leaves {_pct(f['blank_bar']['value'])} accuracy: "
                   f"{f['blank_bar_ratio']['value']:.2f} of the wrong-label drop."]
-    if "words_alone" in report.get("figures", {}):
+    if "words_alone" in report.get("figures", {}) and all(v["key"] != "words_alone" for v in report["checks"]):
         words = report["figures"]["words_alone"]
         lines += ["", f"Words alone (suite `words-alone`): the true class name written alone on white is named "
                   f"{_pct(words['value'])} [{_pct(words['ci95'][0])}, {_pct(words['ci95'][1])}] of the time."]
