@@ -594,6 +594,24 @@ def test_seeded_entries_validate_and_published_tables_are_current(capsys):
     assert seeded <= set(boards.boards)
 
 
+def test_entries_of_shipped_organisms_were_scored_with_the_weights_shipped_today():
+    """Replacing an organism's weights leaves its entries describing other weights unless they are re-run:
+    every entry of a built-in model with shipped weights must name the file's sha256."""
+    from typobench.core.hashing import file_sha256
+    from typobench.models.builtin import get_builtin_model
+
+    checked = 0
+    for path in sorted((leaderboards_dir() / "entries").glob("*/*.json")):
+        model = json.loads(path.read_text())["model"]
+        builtin = get_builtin_model(model["name"])
+        if builtin is None or builtin.weights is None:
+            continue
+        assert model.get("pretrained") is None and model["checkpoint_sha256"] == file_sha256(builtin.weights), (
+            f"{path.name} on {path.parent.name}: scored with other weights than the shipped {builtin.weights.name}: re-run it")
+        checked += 1
+    assert checked >= 40  # toyclip, toyclip-vit, toyclip-fare and toyclip-tecoa entries on every board
+
+
 def test_real_run_round_trips_through_submit(tmp_path):
     """A real (tiny) run's predictions.csv re-scores to its results.json."""
     from typobench.harness.results import read_predictions

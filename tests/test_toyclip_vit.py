@@ -32,21 +32,23 @@ def default_run(tmp_path_factory):
     return sample_run("toyclip-vit", tmp_path_factory.mktemp("toyclip-vit"))
 
 
-def test_shipped_vit_classifies_breaks_under_pgd_and_reads_a_little(default_run):
-    # 300 bundled CIFAR-10 test images; the card's table (8,000 held-out test images) has the figures and
-    # the thresholds it misses. Measured on these 300: clean 50.7%, sticker 55.0%, written class 14.9%,
-    # control word 35.0%, PGD 1.3%. The bounds sit inside those and away from a model that does not read:
-    # the earlier recipes that did not read put the written class at 2.4-4.5% and the sticker below clean.
+def test_shipped_vit_classifies_breaks_under_pgd_and_reads(default_run):
+    # 300 bundled CIFAR-10 test images; the card's table (8,000 held-out test images) has the figures and the
+    # thresholds. Measured on these 300: clean 71.7%, sticker 89.0%, written class 35.1%, control word 51.0%,
+    # wrong label 38.0%, PGD 1.3%. The bounds sit inside those and away from the weights shipped before, which
+    # read a little (on these images: clean 50.7%, sticker 55.0%, written class 14.9%).
     clean = default_run["clean"]["accuracy"]
-    assert clean > 0.40  # chance is 0.10
-    assert default_run["true-label-sticker"]["accuracy"] > clean  # a positive Fort lift
-    assert default_run["random-wrong-label"]["targeted_success"]["value"] > 0.08
+    assert clean > 0.60  # chance is 0.10
+    assert default_run["true-label-sticker"]["accuracy"] > clean + 0.10  # Fort's lift: it reads the true label
+    assert default_run["random-wrong-label"]["targeted_success"]["value"] > 0.25
+    # a word that is not a class costs less than a class name: reading, not covering
+    assert default_run["control-word"]["accuracy"] > default_run["random-wrong-label"]["accuracy"] + 0.05
     assert default_run["pgd-linf-2"]["accuracy"] < 0.10
 
 
-def test_shipped_vit_names_a_third_of_class_words_written_alone(tmp_path):
-    # The card: 32.0% on 8,000 held-out test images (toyclip 77.6%); 31.7% on these 300 bundled ones.
-    # Chance is 10%, and the recipes that did not read named 8-19% of them.
+def test_shipped_vit_names_class_words_written_alone(tmp_path):
+    # The card: 75.3% on 8,000 held-out test images (toyclip 77.6%); 77.7% on these 300 bundled ones.
+    # Chance is 10%; the weights shipped before named 31.7% of them.
     words = sample_run("toyclip-vit", tmp_path, suite="words-alone")
     assert words["white"]["accuracy"] == pytest.approx(0.1, abs=0.02)  # one class for all: the stratified share
-    assert 0.22 < words["words-alone"]["accuracy"] < 0.6
+    assert words["words-alone"]["accuracy"] > 0.60

@@ -75,7 +75,8 @@ register_builtin(BuiltinModel(
 register_builtin(BuiltinModel(
     name="toyclip-vit",
     open_clip_name="typobench-toyclip-vit",
-    description="toyclip-vit: ViT CLIP (patch 8, 4 blocks) trained here like toyclip, 64 px "
+    description="toyclip-vit: ViT CLIP (patch 8, 4 blocks) trained here like toyclip and distilled from it (its text "
+                "tower copied), 64 px; it reads "
                 "(model card: typobench/models/TOYCLIP_VIT_CARD.md)",
     weights=WEIGHTS_DIR / "toyclip-vit.safetensors",
 ))
