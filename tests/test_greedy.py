@@ -3,6 +3,7 @@ the file records what it was chosen on, and ``ablate:file=`` loads it (heads: th
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -175,4 +176,4 @@ def test_random_heads_come_from_every_block_the_selection_chose_among_and_are_ea
     drawn = unit_sets(pool, 2, 12, seed=0, label="x")
     assert len({frozenset(d) for d in drawn}) == 12 and drawn == unit_sets(pool, 2, 12, seed=0, label="x")
     assert drawn != unit_sets(pool, 2, 12, seed=1, label="x")
-    assert unit_sets(pool, 2, 15, seed=0, label="x") == [list(c) for c in __import__("itertools").combinations(pool, 2)]
+    assert unit_sets(pool, 2, 15, seed=0, label="x") == [list(c) for c in itertools.combinations(pool, 2)]
