@@ -34,7 +34,7 @@ from typobench.heads.zeroshot import ZeroShotHead, zeroshot_class_embeddings
 from typobench.models import LoadedModel
 from typobench.models.attention_heads import HEAD_KIND
 from typobench.models.classifier import ImageClassifier
-from typobench.models.units import NeuronSpace, as_pixels, edits, parse_neuron
+from typobench.models.units import NeuronSpace, as_pixels, edits
 from typobench.stages.base import Stage
 
 
@@ -120,7 +120,7 @@ def greedy_select(classifier: nn.Module, space: NeuronSpace, clean: Tensor, writ
                       "gain": best[0] - current[0], "clean_accuracy": clean_acc,
                       "runner_up": max((s for s in scored if s[1] != unit), default=(None, None))[0]})
         current = best
-    pool_layers = list(dict.fromkeys(parse_neuron(names[i])[0] for i in pool))
+    pool_layers = [layer for layer, units in space.split(pool).items() if units]
     return GreedyResult([names[i] for i in chosen], steps, base, stopped, positions, pool_layers)
 
 

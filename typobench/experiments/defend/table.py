@@ -159,9 +159,7 @@ def _baseline(row: pd.Series) -> str:
     paired = [f"{key[:-len(':vs_draws')]} {_points(row[key], row[key + '_lo'], row[key + '_hi'])}"
               for key in row.index if key.endswith(":vs_draws") and not pd.isna(row[key])]
     vs_mean = f"; minus the draws' mean, paired: {', '.join(paired)}" if paired else ""
-    exhaustive = row.get("random_draws_exhaustive")
-    sets = f"all {int(draws)} other sets" if isinstance(exhaustive, (bool, np.bool_)) and exhaustive \
-        else f"all {int(draws)} draws"
+    sets = f"all {int(draws)} other sets" if row["random_draws_exhaustive"] else f"all {int(draws)} draws"
     return f"{'beats' if row['beats_random'] else 'does not beat'} {sets}{same}{vs_mean}"
 
 
